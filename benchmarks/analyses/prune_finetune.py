@@ -1,0 +1,140 @@
+"""The paper's BERT grid: rows (method, rate) x tasks x seeds, each cell prune -> fine-tune -> evaluate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from benchmarks.analyses import CellOutcome, RunContext
+from benchmarks.config import Cell, Suite
+from benchmarks.errors import UserError
+from benchmarks.masking import apply_masks
+from benchmarks.models import resolve_model
+from benchmarks.registry import METHODS, TASKS, register_analysis
+from methods.select import check_rate
+
+DENSE = "dense"
+# Row labels follow the paper: the global method prints as "full".
+LABEL_PREFIX = {"global": "full"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One leaderboard row: a method with its rate and options, or the dense model."""
+
+    method: str
+    sparsity: float | None
+    options: tuple = ()  # sorted (key, value) pairs
+
+    @property
+    def label(self) -> str:
+        if self.method == DENSE:
+            return "full-base"
+        opts = dict(self.options)
+        if self.method == "mixed":
+            return f"upper-{opts['upper']:g}-lower-{opts['lower']:g}"
+        return f"{LABEL_PREFIX.get(self.method, self.method)}-{self.sparsity:g}"
+
+    def as_config(self) -> dict:
+        return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label}
+
+
+def parse_rows(spec: list, source: str) -> list[Row]:
+    """Expand the suite's ``rows`` field: 'dense', or {method, sparsity: x | [x, ...], **options}."""
+    rows: list[Row] = []
+    for item in spec:
+        if item == DENSE:
+            rows.append(Row(DENSE, None))
+            continue
+        if not isinstance(item, dict) or "method" not in item:
+            raise UserError(f"{source}: row {item!r} must be 'dense' or a mapping with a 'method' key")
+        item = dict(item)
+        method = item.pop("method")
+        METHODS.get(method)  # unknown method -> one-line error with close names
+        rates = item.pop("sparsity", None)
+        rates = rates if isinstance(rates, list) else [rates]
+        for key in ("upper", "lower"):
+            if key in item:
+                _rate(item[key], f"{source}: {method} {key} rate")
+        for rate in rates:
+            if rate is None and method != "mixed":
+                raise UserError(f"{source}: row for method {method!r} needs 'sparsity: <rate in [0, 1)>'")
+            if rate is not None:
+                _rate(rate, f"{source}: {method} sparsity")
+            rows.append(Row(method, None if rate is None else float(rate), tuple(sorted(item.items()))))
+    return rows
+
+
+def _rate(value, what: str) -> float:
+    try:
+        return check_rate(value)
+    except ValueError:
+        raise UserError(f"{what} {value!r} is outside [0, 1); use a rate such as 0.5") from None
+
+
+def make_pruner(row_config: dict, seed: int):
+    """A function that prunes a freshly loaded model in place and returns its masks (None when dense)."""
+    method, sparsity, options = row_config["method"], row_config["sparsity"], row_config["options"]
+
+    def prune(model: torch.nn.Module):
+        if method == DENSE:
+            return None
+        generator = torch.Generator().manual_seed(seed)
+        masks = METHODS.get(method)(model, sparsity, generator, **options)
+        apply_masks(model, masks)
+        return masks
+
+    return prune
+
+
+@register_analysis("prune-finetune")
+class PruneFinetune:
+    """Prune a pre-trained model one-shot, fine-tune with the mask fixed (or not, for MLM), evaluate."""
+
+    def validate(self, suite: Suite) -> None:
+        source = f"suite {suite.name!r}"
+        if not suite.tasks:
+            raise UserError(f"{source}: no tasks; add e.g. 'tasks: [sst2, mrpc]'")
+        for task in suite.tasks:
+            TASKS.get(task)
+        if not suite.rows:
+            raise UserError(f"{source}: no rows; add e.g. 'rows: [dense, {{method: global, sparsity: [0.5]}}]'")
+        parse_rows(list(suite.rows), source)
+        suite.resolved_recipe()
+
+    def cells(self, suite: Suite) -> list[Cell]:
+        self.validate(suite)
+        model = resolve_model(suite.model, suite.model_revision)
+        recipe = suite.resolved_recipe()
+        cells = []
+        for row in parse_rows(list(suite.rows), f"suite {suite.name!r}"):
+            for task in suite.tasks:
+                for seed in suite.seeds:
+                    config = {
+                        "kind": "prune-finetune",
+                        "model": model.identity,
+                        **row.as_config(),
+                        "task": task,
+                        "task_version": TASKS.get(task).version,
+                        "recipe": recipe,
+                        "scale": suite.scale,
+                        "seed": seed,
+                    }
+                    cells.append(Cell(config, f"{row.label} {task} seed={seed}"))
+        return cells
+
+    def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
+        cfg = cell.config
+        task = TASKS.get(cfg["task"])
+        result = task.run(ctx.model_ref, make_pruner(cfg, cfg["seed"]), cfg["recipe"], cfg["seed"], ctx)
+        sparsity = {
+            "global_before": result.sparsity_before["global"],
+            "global_after": result.sparsity_after["global"],
+            "zeros_before": result.sparsity_before["zeros"],
+            "zeros_after": result.sparsity_after["zeros"],
+            "prunable_total": result.sparsity_before["total"],
+            "per_layer_before": result.sparsity_before["per_layer"],
+            "per_layer_after": result.sparsity_after["per_layer"],
+        }
+        return CellOutcome(result.metrics, sparsity, result.data, result.notes)

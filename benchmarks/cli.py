@@ -1,0 +1,132 @@
+"""Command line: ``python -m benchmarks run|report|list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import paths
+from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
+from benchmarks.errors import UserError
+from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS
+
+LISTABLE = ("methods", "tasks", "suites", "models", "analyses")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = _Parser(prog="python -m benchmarks", description="prunebench: pruning benchmarks and leaderboards")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def suite_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--suite", help="built-in suite name (python -m benchmarks list suites)")
+        p.add_argument("--suite-file", type=Path, help="a suite YAML file instead of a built-in name")
+        p.add_argument("--model", help="hub id, local folder, or alias (python -m benchmarks list models)")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a suite field, e.g. --set scale=cpu --set seeds=[0,1] --set recipe.lr=3e-5")
+        p.add_argument("--results", type=Path, default=paths.DEFAULT_RESULTS, help="results folder (default results/)")
+
+    run = sub.add_parser("run", help="run a suite; finished cells are skipped")
+    suite_args(run)
+    run.add_argument("--data-dir", type=Path, help=f"local data mirror (default ${paths.DATA_ENV} or ../shared/data)")
+    run.add_argument("--shard", help="I/N: run only this worker's share of the grid (0-based)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
+
+    report = sub.add_parser("report", help="render a suite's leaderboard from its records")
+    suite_args(report)
+    report.add_argument("--format", choices=("md", "html"), default="md")
+    report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
+
+    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or analyses")
+    lst.add_argument("what", choices=LISTABLE)
+    return parser
+
+
+def resolve_suite(args: argparse.Namespace) -> Suite:
+    """The suite named on the command line, with --model and --set applied and validated."""
+    if bool(args.suite) == bool(args.suite_file):
+        raise UserError("name exactly one of --suite NAME or --suite-file PATH")
+    suite = load_suite(args.suite, args.suite_file)
+    overrides = list(args.overrides) + ([f"model={args.model}"] if args.model else [])
+    suite = apply_overrides(suite, overrides) if overrides else suite
+    ANALYSES.get(suite.kind)().validate(suite)
+    return suite
+
+
+def _data_dir(arg: Path | None) -> Path | None:
+    data_dir = arg if arg is not None else paths.default_data_dir()
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UserError(f"data folder {data_dir} does not exist; pass --data-dir with a mirror laid out like ../shared/data")
+    return data_dir
+
+
+def _results_dir(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--results {path} is a file; pass a folder")
+    return path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.runner import parse_shard, run_suite
+
+    suite = resolve_suite(args)
+    shard = parse_shard(args.shard)
+    data_dir = _data_dir(args.data_dir)
+    results = _results_dir(args.results)
+    summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress)
+    print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done, {summary.ran} run "
+          f"({summary.ok} ok, {len(summary.data_skipped)} skipped for missing data, {len(summary.failed)} failed)",
+          file=sys.stderr)
+    for label, error in summary.failed:
+        print(f"  failed: {label}: {error}", file=sys.stderr)
+    if not args.no_report:
+        from reports import render_suite
+
+        print(render_suite(suite, results, "md"))
+    return summary.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports import render_suite
+
+    suite = resolve_suite(args)
+    results = _results_dir(args.results)
+    if not results.is_dir():
+        raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
+    text = render_suite(suite, results, args.format, out=args.out)
+    if args.out is None:
+        print(text)
+    else:
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "suites":
+        for name in builtin_suite_names():
+            print(f"{name:24s} {load_suite(name).description}")
+        return 0
+    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "analyses": ANALYSES}[args.what]
+    for name in registry.names():
+        doc = (registry.get(name).__doc__ or "").strip().splitlines()
+        print(f"{name:24s} {doc[0] if doc else ''}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 some cell failed, 2 bad input)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

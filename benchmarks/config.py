@@ -1,0 +1,153 @@
+"""Suites and cells as frozen dataclasses; a cell's identity is the hash of its canonical config."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.errors import UserError
+
+KEY_LENGTH = 20
+
+
+def canonical_json(config: dict) -> str:
+    """Canonical text of a config: sorted keys, no whitespace, floats as Python writes them."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_key(config: dict) -> str:
+    """The identity of a cell: a short sha256 of its canonical config."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:KEY_LENGTH]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a canonical config (what is hashed) and a human label for progress output."""
+
+    config: dict
+    label: str
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named grid: model x rows (methods, sparsities) x tasks x seeds x recipe, for one analysis kind."""
+
+    name: str
+    description: str = ""
+    kind: str = "prune-finetune"
+    model: str = "bert-base-uncased"
+    model_revision: str | None = None
+    scale: str = "full"
+    seeds: tuple = (0,)
+    tasks: tuple = ()
+    rows: tuple = ()
+    recipe: dict = field(default_factory=dict)
+    scales: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    def resolved_recipe(self) -> dict:
+        """The recipe with the chosen scale's overrides applied."""
+        if self.scales and self.scale not in self.scales:
+            raise UserError(
+                f"suite {self.name!r} has no scale {self.scale!r}; choose one of "
+                f"{', '.join(sorted(self.scales))} (--set scale=...)"
+            )
+        return {**self.recipe, **self.scales.get(self.scale, {})}
+
+
+SUITE_FIELDS = {f.name: f for f in dataclasses.fields(Suite)}
+_FIELD_TYPES: dict[str, tuple] = {
+    "name": (str,), "description": (str,), "kind": (str,), "model": (str,),
+    "model_revision": (str, type(None)), "scale": (str,), "seeds": (list, tuple),
+    "tasks": (list, tuple), "rows": (list, tuple), "recipe": (dict,), "scales": (dict,),
+    "options": (dict,),
+}
+
+
+def _check_field(source: str, name: str, value: Any) -> Any:
+    if name not in SUITE_FIELDS:
+        close = difflib.get_close_matches(name, list(SUITE_FIELDS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(SUITE_FIELDS)}"
+        raise UserError(f"{source}: unknown suite field {name!r}; {hint}")
+    if not isinstance(value, _FIELD_TYPES[name]):
+        want = " or ".join(t.__name__ for t in _FIELD_TYPES[name])
+        raise UserError(f"{source}: field {name!r} must be {want}, got {type(value).__name__} {value!r}")
+    if name == "seeds" and not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise UserError(f"{source}: seeds must be a list of integers, got {value!r}")
+    if isinstance(value, list):
+        value = tuple(value)
+    return value
+
+
+def suite_from_mapping(data: Any, source: str) -> Suite:
+    """Validate a parsed YAML mapping and build a Suite; errors name ``source``."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a suite file must be a YAML mapping, got {type(data).__name__}")
+    if "name" not in data:
+        raise UserError(f"{source}: suite has no 'name' field; add 'name: my-suite'")
+    values = {k: _check_field(source, k, v) for k, v in data.items()}
+    return Suite(**values)
+
+
+def builtin_suite_names() -> list[str]:
+    """Names of the suites shipped in the ``suites`` package."""
+    return sorted(p.name[:-5] for p in resources.files("suites").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_suite(name: str | None = None, path: Path | str | None = None) -> Suite:
+    """Load a suite by built-in name or from a YAML file."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"suite file {path} does not exist; pass an existing YAML file to --suite-file")
+        text, source = path.read_text(), str(path)
+    else:
+        names = builtin_suite_names()
+        if name not in names:
+            close = difflib.get_close_matches(name or "", names, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"known: {', '.join(names)}"
+            raise UserError(f"unknown suite {name!r}; {hint}")
+        text, source = (resources.files("suites") / f"{name}.yaml").read_text(), f"suites/{name}.yaml"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise UserError(f"{source}: invalid YAML ({first}); fix the file's syntax") from None
+    return suite_from_mapping(data, source)
+
+
+def apply_overrides(suite: Suite, overrides: list[str]) -> Suite:
+    """Apply ``--set KEY=VALUE`` overrides (dotted keys reach into recipe/options/scales)."""
+    data = dataclasses.asdict(suite)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seeds=[0,1]")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: value {raw!r} is not valid YAML") from None
+        parts = key.strip().split(".")
+        if parts[0] not in SUITE_FIELDS:
+            _check_field("--set", parts[0], None)
+        target = data
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {} if part not in target or target[part] is None else target[part]
+                if not isinstance(target[part], dict):
+                    raise UserError(f"--set {item!r}: {part!r} is not a mapping")
+            target = target[part]
+        target[parts[-1]] = value
+    return suite_from_mapping(data, "--set")

@@ -1,0 +1,125 @@
+"""Dataset loading: GLUE from the hub (``nyu-mll/glue``) or from a local mirror laid out like ../shared/data."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import paths
+from benchmarks.errors import DataMissing, UserError
+from benchmarks.provenance import sha256_file
+
+GLUE_HUB_ID = "nyu-mll/glue"
+
+
+@dataclass(frozen=True)
+class GlueSpec:
+    """How to read one GLUE task: its columns in the TSV files and on the hub."""
+
+    name: str
+    tsv_columns: tuple  # (text_a, text_b or None, label)
+    hub_columns: tuple
+    label_map: dict | None = None  # string labels in TSV -> int
+    regression: bool = False
+    splits: dict = field(default_factory=lambda: {"train": "train", "dev": "dev"})
+
+
+GLUE = {
+    "mrpc": GlueSpec("mrpc", ("#1 String", "#2 String", "Quality"), ("sentence1", "sentence2", "label")),
+    "stsb": GlueSpec("stsb", ("sentence1", "sentence2", "score"), ("sentence1", "sentence2", "label"), regression=True),
+    "sst2": GlueSpec("sst2", ("sentence", None, "label"), ("sentence", None, "label")),
+    "qnli": GlueSpec("qnli", ("question", "sentence", "label"), ("question", "sentence", "label"),
+                     label_map={"entailment": 0, "not_entailment": 1}),
+    "mnli": GlueSpec("mnli", ("sentence1", "sentence2", "gold_label"), ("premise", "hypothesis", "label"),
+                     label_map={"entailment": 0, "neutral": 1, "contradiction": 2},
+                     splits={"train": "train", "dev": "dev_matched", "dev_mismatched": "dev_mismatched"}),
+}
+HUB_SPLITS = {"train": "train", "dev": "validation", "dev_matched": "validation_matched",
+              "dev_mismatched": "validation_mismatched"}
+
+
+@dataclass
+class Examples:
+    """A task split as plain columns, with where it came from."""
+
+    text_a: list[str]
+    text_b: list[str] | None
+    labels: np.ndarray
+    source: dict  # file -> sha256, or hub id -> revision
+
+    def __len__(self) -> int:
+        return len(self.text_a)
+
+    def subset(self, indices) -> "Examples":
+        """The rows at ``indices`` (same source)."""
+        idx = list(indices)
+        return Examples(
+            [self.text_a[i] for i in idx],
+            None if self.text_b is None else [self.text_b[i] for i in idx],
+            self.labels[idx],
+            self.source,
+        )
+
+
+def read_glue_tsv(path: Path, spec: GlueSpec) -> Examples:
+    """Read a GLUE TSV file: UTF-8 BOM tolerated, quoting off (bare quotes occur), columns checked."""
+    try:
+        frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, encoding="utf-8-sig",
+                            dtype=str, keep_default_na=False, on_bad_lines="error")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{path}: malformed TSV ({str(exc).splitlines()[0]}); restore the original GLUE file") from None
+    a, b, label = spec.tsv_columns
+    missing = [c for c in (a, b, label) if c and c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {missing}; header is {list(frame.columns)} (expected GLUE {spec.name} format)")
+    try:
+        if spec.regression:
+            labels = frame[label].astype(float).to_numpy(np.float32)
+        elif spec.label_map:
+            labels = frame[label].map(spec.label_map).astype(int).to_numpy()
+        else:
+            labels = frame[label].astype(int).to_numpy()
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{path}: bad value in column {label!r} ({exc}); expected GLUE {spec.name} labels") from None
+    return Examples(frame[a].tolist(), frame[b].tolist() if b else None, labels, {_rel(path): sha256_file(path)})
+
+
+def _rel(path: Path) -> str:
+    """A data file's name relative to its mirror root (paths stay out of provenance keys)."""
+    parts = Path(path).parts
+    return "/".join(parts[-3:]) if len(parts) >= 3 else str(path)
+
+
+def load_glue(task: str, split: str, data_dir: Path | None) -> Examples:
+    """Load a GLUE split from the mirror when ``data_dir`` is set, else from the hub.
+
+    Raises DataMissing when the mirror does not hold the split (the cell is then skipped).
+    """
+    spec = GLUE[task]
+    file_split = spec.splits.get(split, split)
+    if data_dir is not None:
+        path = Path(data_dir) / paths.GLUE_FILES[task].format(split=file_split)
+        if not path.is_file():
+            raise DataMissing(f"{task} {split} is not in the data mirror ({path.name} missing under {Path(data_dir).name}/)")
+        return read_glue_tsv(path, spec)
+    return _load_glue_hub(spec, split)
+
+
+def _load_glue_hub(spec: GlueSpec, split: str) -> Examples:
+    import datasets
+
+    hub_split = HUB_SPLITS[spec.splits.get(split, split) if spec.name == "mnli" else split]
+    try:
+        ds = datasets.load_dataset(GLUE_HUB_ID, spec.name, split=hub_split)
+    except Exception as exc:  # network or hub errors: the cell is skipped with the reason
+        raise DataMissing(f"{spec.name} {split} could not be loaded from the hub ({exc.__class__.__name__}); "
+                          f"pass --data-dir with a local mirror") from None
+    a, b, label = spec.hub_columns
+    labels = np.asarray(ds[label], dtype=np.float32 if spec.regression else np.int64)
+    revision = getattr(ds.info, "version", None)
+    return Examples(list(ds[a]), list(ds[b]) if b else None, labels,
+                    {f"hub:{GLUE_HUB_ID}/{spec.name}/{hub_split}": str(ds._fingerprint), "version": str(revision)})

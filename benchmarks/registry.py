@@ -1,0 +1,127 @@
+"""One generic registry for methods, tasks, models and analyses.
+
+Built-in entries register themselves with decorators when their module is imported;
+third-party packages add entries through the entry-point groups ``prunebench.methods``
+and ``prunebench.tasks`` (loaded lazily, on the first lookup that needs them).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from typing import Callable, Generic, Iterator, TypeVar
+
+from benchmarks.errors import UserError
+
+T = TypeVar("T")
+
+# Modules that define the built-in entries; imported on first use so `import benchmarks` stays cheap.
+BUILTIN_MODULES = (
+    "methods.magnitude",
+    "methods.random",
+    "benchmarks.models",
+    "benchmarks.tasks.glue",
+    "benchmarks.analyses",
+)
+
+
+class Registry(Generic[T]):
+    """A name -> object mapping with lazy entry points and 'did you mean' on a typo."""
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._items: dict[str, T] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
+        """Register ``obj`` under ``name``; used bare or as a decorator."""
+        if obj is not None:
+            self._add(name, obj)
+            return obj
+
+        def decorator(fn: T) -> T:
+            self._add(name, fn)
+            return fn
+
+        return decorator
+
+    def _add(self, name: str, obj: T) -> None:
+        if name in self._items and self._items[name] is not obj:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._items[name] = obj
+
+    def _load(self) -> None:
+        load_builtins()
+        if self._entry_points_loaded or self.entry_point_group is None:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            if ep.name in self._items:
+                continue
+            obj = ep.load()
+            # An entry point may name a module whose import registers itself, or the object.
+            if ep.name not in self._items:
+                self._add(ep.name, obj)
+
+    def get(self, name: str) -> T:
+        """Return the entry called ``name`` or raise a one-line UserError with close names."""
+        self._load()
+        if name in self._items:
+            return self._items[name]
+        close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        known = ", ".join(sorted(self._items))
+        raise UserError(f"unknown {self.kind} {name!r}; {hint or 'known: ' + known}".rstrip())
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        self._load()
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+_builtins_loaded = False
+
+
+def load_builtins() -> None:
+    """Import the modules that register built-in entries (once)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+METHODS: Registry = Registry("method", "prunebench.methods")
+TASKS: Registry = Registry("task", "prunebench.tasks")
+MODELS: Registry = Registry("model", "prunebench.models")
+ANALYSES: Registry = Registry("analysis", "prunebench.analyses")
+
+
+def register_method(name: str):
+    """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``."""
+    return METHODS.register(name)
+
+
+def register_task(name: str):
+    """Decorator: register a task class (see ``benchmarks.tasks.base.Task``)."""
+    return TASKS.register(name)
+
+
+def register_model(name: str):
+    """Decorator: register a model alias resolver ``fn() -> str`` (hub id or local folder)."""
+    return MODELS.register(name)
+
+
+def register_analysis(name: str):
+    """Decorator: register an analysis suite kind (see ``benchmarks.analyses``)."""
+    return ANALYSES.register(name)

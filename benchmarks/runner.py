@@ -1,0 +1,145 @@
+"""The runner: expand a suite, skip finished cells, run the rest, write one record per cell."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import store
+from benchmarks.analyses import CellOutcome
+from benchmarks.config import Cell, Suite, canonical_json
+from benchmarks.context import RunContext
+from benchmarks.errors import DataMissing, UserError
+from benchmarks.models import resolve_model
+from benchmarks.provenance import provenance
+from benchmarks.registry import ANALYSES
+
+
+@dataclass
+class RunSummary:
+    """Counts of what a run did."""
+
+    total: int = 0
+    ran: int = 0
+    skipped_done: int = 0
+    ok: int = 0
+    failed: list = field(default_factory=list)  # (label, error)
+    data_skipped: list = field(default_factory=list)  # (label, reason)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """Parse ``I/N`` (0-based I) for --shard."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected I/N with integers, e.g. --shard 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {text!r}: need 0 <= I < N, e.g. --shard 0/4 ... 3/4")
+    return i, n
+
+
+def expand(suite: Suite, shard: tuple[int, int] | None = None) -> list[Cell]:
+    """The suite's cells (this shard's share when sharded: every N-th cell from position I)."""
+    analysis = ANALYSES.get(suite.kind)()
+    cells = analysis.cells(suite)
+    keys = [c.key for c in cells]
+    if len(set(keys)) != len(keys):
+        raise UserError(f"suite {suite.name!r} lists the same cell twice; remove the duplicate row, task or seed")
+    if shard:
+        i, n = shard
+        cells = cells[i::n]
+    return cells
+
+
+def _make_accelerator():
+    from accelerate import Accelerator
+
+    return Accelerator()
+
+
+def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
+              progress: bool = True, accelerator=None) -> RunSummary:
+    """Run every unfinished cell of ``suite``; return what happened."""
+    analysis = ANALYSES.get(suite.kind)()
+    cells = expand(suite, shard)  # validates everything before anything is written
+    accelerator = accelerator or _make_accelerator()
+    ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
+    summary = RunSummary(total=len(cells))
+    todo = [c for c in cells if not store.is_done(results_dir, c.key)]
+    summary.skipped_done = len(cells) - len(todo)
+    bar = _progress(todo, progress and accelerator.is_main_process, summary)
+    for cell in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(cell.label)
+        record = run_cell(analysis, cell, ctx, suite)
+        summary.ran += 1
+        if record["status"] == store.OK:
+            summary.ok += 1
+        elif record["status"] == store.SKIPPED:
+            summary.data_skipped.append((cell.label, record["error"]))
+        else:
+            summary.failed.append((cell.label, record["error"]))
+        if accelerator.is_main_process:  # only the main process writes records
+            store.write_record(results_dir, record)
+        accelerator.wait_for_everyone()
+    return summary
+
+
+def _progress(cells: list[Cell], show: bool, summary: RunSummary):
+    if not show:
+        return cells
+    from tqdm.auto import tqdm
+
+    desc = f"cells ({summary.skipped_done} already done)" if summary.skipped_done else "cells"
+    return tqdm(cells, desc=desc, unit="cell", dynamic_ncols=True)
+
+
+def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
+    """Run one cell and build its record; errors become a failed record, missing data a skipped one."""
+    started = time.time()
+    outcome, status, error = None, store.OK, None
+    try:
+        outcome = analysis.run(cell, ctx)
+    except DataMissing as exc:
+        status, error = store.SKIPPED, str(exc)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a failed cell is recorded and retried next run; the others still run
+        status = store.FAILED
+        error = f"{exc.__class__.__name__}: {exc}"
+        tb = traceback.format_exc(limit=-4)
+    outcome = outcome or CellOutcome(metrics={})
+    record = {
+        "key": cell.key,
+        "suite": suite.name,
+        "label": cell.label,
+        "status": status,
+        "error": error,
+        "config": cell.config,
+        "config_canonical": canonical_json(cell.config),
+        "metrics": outcome.metrics,
+        "sparsity": outcome.sparsity,
+        "notes": outcome.notes,
+        "artifacts": outcome.artifacts,
+        "timings": {
+            "seconds": round(time.time() - started, 3),
+            "started": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
+        },
+        "provenance": {
+            **provenance(outcome.data),
+            "model_location_is_local": ctx.model_ref.is_local,
+            "num_processes": getattr(ctx.accelerator, "num_processes", 1),
+        },
+    }
+    if status == store.FAILED:
+        record["traceback"] = tb
+    return record

@@ -1,0 +1,210 @@
+"""GLUE tasks: prune the pre-trained model, fine-tune with the mask held fixed, evaluate on dev."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import stats
+from sklearn.metrics import f1_score
+from torch.utils.data import DataLoader
+
+from benchmarks.data import GLUE, Examples, load_glue
+from benchmarks.errors import DataMissing
+from benchmarks.masking import MaskKeeper, measure_sparsity
+from benchmarks.models import ModelRef
+from benchmarks.registry import register_task
+from benchmarks.context import RunContext
+from benchmarks.tasks.base import Pruner, TaskResult
+
+# Subset selection uses its own fixed seed so every row and seed of a suite sees the same examples.
+SUBSET_SEED = 1234
+# QNLI offline: the mirror has dev only; train on one half of dev, evaluate on the other (flagged).
+DEV_SPLIT_NOTE = "dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), evaluated on the other half"
+
+
+def classification_metrics(preds: np.ndarray, labels: np.ndarray, f1: bool = False) -> dict:
+    """Accuracy (and binary F1 when asked) by GLUE convention."""
+    out = {"accuracy": float((preds == labels).mean())}
+    if f1:
+        out["f1"] = float(f1_score(labels, preds))
+    return out
+
+
+def regression_metrics(preds: np.ndarray, labels: np.ndarray) -> dict:
+    """Pearson and Spearman correlation, as GLUE reports STS-B (nan-safe for constant predictions)."""
+    if np.std(preds) == 0:
+        return {"pearson": 0.0, "spearman": 0.0, "constant_predictions": True}
+    return {"pearson": float(stats.pearsonr(preds, labels)[0]), "spearman": float(stats.spearmanr(preds, labels)[0])}
+
+
+@dataclass
+class GlueTask:
+    """One GLUE task; ``eval_splits`` maps a metric prefix to a split (MNLI has two)."""
+
+    name: str
+    headline: str
+    num_labels: int
+    f1: bool = False
+    eval_splits: tuple = (("", "dev"),)
+    dev_fallback: bool = False  # may train on half of dev when the mirror lacks train
+    version: str = "1"
+    higher_is_better: bool = True
+
+    @property
+    def regression(self) -> bool:
+        return GLUE[self.name].regression
+
+    def metrics(self, preds: np.ndarray, labels: np.ndarray) -> dict:
+        if self.regression:
+            return regression_metrics(preds, labels)
+        return classification_metrics(preds, labels, self.f1)
+
+    # -- data -----------------------------------------------------------------------------------
+    def splits(self, ctx: RunContext, recipe: dict) -> tuple[Examples, list[tuple[str, Examples]], dict]:
+        """Train examples, [(metric prefix, eval examples)], notes; subsets per the recipe's limits."""
+        notes: dict = {}
+        try:
+            train = load_glue(self.name, "train", ctx.data_dir)
+            evals = [(prefix, load_glue(self.name, split, ctx.data_dir)) for prefix, split in self.eval_splits]
+        except DataMissing:
+            if not self.dev_fallback:
+                raise
+            dev = load_glue(self.name, "dev", ctx.data_dir)
+            order = np.random.default_rng(SUBSET_SEED).permutation(len(dev))
+            half = len(dev) // 2
+            train, evals = dev.subset(order[:half]), [("", dev.subset(np.sort(order[half:])))]
+            notes["data_split"] = DEV_SPLIT_NOTE
+        train = _limit(train, recipe.get("train_limit"))
+        evals = [(prefix, _limit(ex, recipe.get("eval_limit"))) for prefix, ex in evals]
+        return train, evals, notes
+
+    # -- the cell ---------------------------------------------------------------------------------
+    def run(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext) -> TaskResult:
+        """Prune with ``pruner``, fine-tune with the mask held fixed on train, evaluate on dev."""
+        from accelerate.utils import set_seed
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        train, evals, notes = self.splits(ctx, recipe)
+        tokenizer = AutoTokenizer.from_pretrained(model_ref.location)
+        set_seed(seed)  # the classifier head's initialisation and dropout depend on the seed
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_ref.location, num_labels=self.num_labels, revision=model_ref.identity.get("revision"))
+        masks = pruner(model)
+        before = measure_sparsity(model)
+        finetune(model, tokenizer, train, recipe, seed, masks, ctx.accelerator, self.regression)
+        metrics: dict = {}
+        for prefix, examples in evals:
+            preds = predict(model, tokenizer, examples, recipe, ctx.accelerator, self.regression)
+            metrics.update({f"{prefix}{k}": v for k, v in self.metrics(preds, examples.labels).items()})
+        metrics["train_examples"] = len(train)
+        metrics["eval_examples"] = sum(len(ex) for _, ex in evals)
+        data = {**train.source, **{k: v for _, ex in evals for k, v in ex.source.items()}}
+        return TaskResult(metrics, before, measure_sparsity(model), data, notes)
+
+
+def _limit(examples: Examples, limit: int | None) -> Examples:
+    """A fixed random subset of ``limit`` rows (the same for every cell), or all rows."""
+    if not limit or limit >= len(examples):
+        return examples
+    order = np.random.default_rng(SUBSET_SEED).permutation(len(examples))[:limit]
+    return examples.subset(np.sort(order))
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(self, encodings: dict, labels: np.ndarray) -> None:
+        self.encodings, self.labels = encodings, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {k: v[i] for k, v in self.encodings.items()}
+        item["labels"] = self.labels[i]
+        return item
+
+
+def _encode(tokenizer, examples: Examples, max_length: int) -> _Encoded:
+    enc = tokenizer(examples.text_a, examples.text_b, truncation=True, max_length=max_length)
+    return _Encoded(dict(enc), examples.labels)
+
+
+def _collator(tokenizer, regression: bool):
+    from transformers import DataCollatorWithPadding
+
+    pad = DataCollatorWithPadding(tokenizer)
+
+    def collate(items: list[dict]) -> dict:
+        labels = [item.pop("labels") for item in items]
+        batch = pad(items)
+        batch["labels"] = torch.tensor(np.asarray(labels), dtype=torch.float32 if regression else torch.long)
+        return batch
+
+    return collate
+
+
+def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, accelerator, regression: bool) -> None:
+    """AdamW + linear warm-up/decay, masks re-applied after every step; runs through ``accelerator``."""
+    from transformers import get_linear_schedule_with_warmup
+
+    epochs = float(recipe.get("epochs", 3))
+    if epochs <= 0:
+        return
+    batch_size = int(recipe.get("batch_size", 32))
+    dataset = _encode(tokenizer, train, int(recipe.get("max_length", 128)))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=_collator(tokenizer, regression),
+                        generator=torch.Generator().manual_seed(seed))
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+         "weight_decay": float(recipe.get("weight_decay", 0.01))},
+        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=float(recipe.get("lr", 2e-5)))
+    keeper = MaskKeeper(model, masks).attach(optimizer) if masks else None
+    steps = max(1, math.ceil(len(loader) * epochs / accelerator.num_processes))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(float(recipe.get("warmup_ratio", 0.1)) * steps), steps)
+    pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
+    pmodel.train()
+    done = 0
+    while done < steps:
+        for batch in ploader:
+            loss = pmodel(**batch).loss
+            accelerator.backward(loss)
+            poptim.step()
+            psched.step()
+            poptim.zero_grad()
+            done += 1
+            if done >= steps:
+                break
+    pmodel.eval()
+    if keeper:
+        keeper.detach()
+        keeper.reapply()
+    accelerator.free_memory()
+
+
+@torch.no_grad()
+def predict(model, tokenizer, examples: Examples, recipe: dict, accelerator, regression: bool) -> np.ndarray:
+    """Predictions on ``examples`` in their original order (batched by length for speed)."""
+    dataset = _encode(tokenizer, examples, int(recipe.get("max_length", 128)))
+    loader = DataLoader(dataset, batch_size=int(recipe.get("eval_batch_size", 64)), shuffle=False,
+                        collate_fn=_collator(tokenizer, regression))
+    model.to(accelerator.device).eval()
+    outputs = []
+    for batch in accelerator.prepare_data_loader(loader):
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        outputs.append(accelerator.gather_for_metrics(logits).float().cpu())
+    logits = torch.cat(outputs)
+    preds = logits.squeeze(-1) if regression else logits.argmax(-1)
+    return preds.numpy()
+
+
+register_task("mrpc")(GlueTask("mrpc", headline="accuracy", num_labels=2, f1=True))
+register_task("stsb")(GlueTask("stsb", headline="pearson", num_labels=1))
+register_task("sst2")(GlueTask("sst2", headline="accuracy", num_labels=2))
+register_task("qnli")(GlueTask("qnli", headline="accuracy", num_labels=2, dev_fallback=True))
+register_task("mnli")(GlueTask("mnli", headline="accuracy", num_labels=3,
+                               eval_splits=(("", "dev_matched"), ("mismatched_", "dev_mismatched"))))

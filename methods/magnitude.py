@@ -1,0 +1,72 @@
+"""Magnitude pruning over the whole encoder (`global`), one half of it (`lower`, `upper`), or both halves at separate rates (`mixed`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmarks.registry import register_method
+from methods.prunable import PrunableWeight, layer_halves, prunable_weights
+from methods.select import Masks, check_rate, exact_magnitude_masks
+
+
+def _as_dict(weights: list[PrunableWeight]) -> dict[str, torch.Tensor]:
+    return {w.name: w.weight for w in weights}
+
+
+def _rate_within(group: list[PrunableWeight], total: int, sparsity: float, global_target: bool) -> float:
+    """Rate inside ``group``: ``sparsity`` itself, or the rate that yields ``sparsity`` over all weights."""
+    check_rate(sparsity)
+    if not global_target:
+        return sparsity
+    size = sum(w.weight.numel() for w in group)
+    rate = sparsity * total / size
+    if rate >= 1.0:
+        raise ValueError(
+            f"global sparsity {sparsity} needs rate {rate:.3f} >= 1 inside one half; "
+            f"use a global sparsity below {size / total:.3f} or the 'mixed' method"
+        )
+    return rate
+
+
+@register_method("global")
+def global_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None, **options) -> Masks:
+    """Prune the smallest-magnitude weights across all encoder matrices together."""
+    return exact_magnitude_masks(_as_dict(prunable_weights(model)), sparsity)
+
+
+def _half(model: nn.Module, sparsity: float, which: str, global_target: bool) -> Masks:
+    weights = prunable_weights(model)
+    lower, upper = layer_halves(weights)
+    group, other = (lower, upper) if which == "lower" else (upper, lower)
+    total = sum(w.weight.numel() for w in weights)
+    masks = exact_magnitude_masks(_as_dict(group), _rate_within(group, total, sparsity, global_target))
+    masks.update({w.name: torch.ones_like(w.weight, dtype=torch.bool) for w in other})
+    return masks
+
+
+@register_method("lower")
+def lower_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
+                    global_target: bool = False, **options) -> Masks:
+    """Magnitude-prune only layers [0, L/2); ``sparsity`` is the rate inside that half
+    (or, with ``global_target``, the overall rate, which must stay below 0.5)."""
+    return _half(model, sparsity, "lower", global_target)
+
+
+@register_method("upper")
+def upper_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
+                    global_target: bool = False, **options) -> Masks:
+    """Magnitude-prune only layers [L/2, L); ``sparsity`` as for ``lower``."""
+    return _half(model, sparsity, "upper", global_target)
+
+
+@register_method("mixed")
+def mixed_magnitude(model: nn.Module, sparsity: float | None = None, generator: torch.Generator | None = None,
+                    upper: float | None = None, lower: float | None = None, **options) -> Masks:
+    """Magnitude-prune the upper half at rate ``upper`` and the lower half at rate ``lower``."""
+    if upper is None or lower is None:
+        raise ValueError("mixed needs both rates, e.g. {method: mixed, upper: 0.6, lower: 0.8}")
+    lo, up = layer_halves(prunable_weights(model))
+    masks = exact_magnitude_masks(_as_dict(lo), check_rate(lower, "lower rate"))
+    masks.update(exact_magnitude_masks(_as_dict(up), check_rate(upper, "upper rate")))
+    return masks
