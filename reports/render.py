@@ -8,6 +8,8 @@ from benchmarks import store
 from benchmarks.config import Suite
 
 RENDERERS: dict = {}
+# Modules whose import registers a renderer for a suite kind (one per kind family).
+RENDERER_MODULES = ("reports.leaderboard",)
 
 
 def register_renderer(kind: str):
@@ -30,8 +32,10 @@ def suite_frame(suite: Suite, results_dir: Path):
 
 def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None) -> str:
     """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given."""
-    from reports import leaderboard  # noqa: F401  (registers the prune-finetune renderer)
+    import importlib
 
+    for module in RENDERER_MODULES:
+        importlib.import_module(module)
     frame = suite_frame(suite, results_dir)
     renderer = RENDERERS.get(suite.kind)
     if renderer is None:
@@ -40,3 +44,16 @@ def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | N
     if out is not None:
         store.write_text_atomic(Path(out), text)
     return text
+
+
+def html_document(title: str, body_html: str) -> str:
+    """Wrap an HTML fragment in one self-contained HTML5 page (inline CSS, no network fetches)."""
+    import html
+
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(title)}</title>\n"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}</style>\n"
+        f"</head>\n<body>\n{body_html}\n</body>\n</html>\n"
+    )
