@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -20,6 +22,57 @@ def prune_count(rate: float, n: int) -> int:
     return int(round(rate * n))
 
 
+def _flat_magnitudes(weights: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
+    """|w| of all ``weights`` in one float32 CPU vector, written in one pass (no per-weight temporaries)."""
+    n = sum(weights[name].numel() for name in names)
+    flat = torch.empty(n, dtype=torch.float32)
+    offset = 0
+    with torch.no_grad():
+        for name in names:
+            w = weights[name].detach().reshape(-1)
+            size = w.numel()
+            if w.dtype == torch.float32 and w.device.type == "cpu":
+                torch.abs(w, out=flat[offset:offset + size])
+            else:
+                flat[offset:offset + size] = w.abs().float().cpu()
+            offset += size
+    return flat
+
+
+# Below this many values a plain partition is fast enough; above it the sampled bracket pays off.
+_BRACKET_MIN = 1 << 20
+_SAMPLE = 1 << 16
+_CHUNK = 1 << 18  # values per pass step: keeps the temporaries in cache
+
+
+def kth_smallest(values: torch.Tensor, k: int) -> float:
+    """The k-th smallest (0-based) of a 1-D float tensor, exactly, by selection (no sort).
+
+    Large inputs: a fixed-seed sample brackets the answer, one cache-friendly chunked pass counts
+    the values below the bracket and gathers those inside it, and numpy's introselect partitions
+    only those few. The sample only affects speed: the result is always the exact k-th value.
+    """
+    x = values.numpy()
+    n = x.size
+    if n <= _BRACKET_MIN:
+        return float(np.partition(x, k)[k])
+    sample = x[np.random.default_rng(0).integers(0, n, _SAMPLE)]
+    q = (k + 0.5) / n
+    margin = 5.0 * math.sqrt(q * (1 - q) / _SAMPLE) + 2.0 / _SAMPLE  # ~5 sigma of the sample quantile
+    lo, hi = np.quantile(sample, [max(0.0, q - margin), min(1.0, q + margin)]).astype(x.dtype)
+    below, inside = 0, []
+    for start in range(0, n, _CHUNK):
+        chunk = x[start:start + _CHUNK]
+        is_below = chunk < lo
+        below += int(np.count_nonzero(is_below))
+        inside.append(chunk[~is_below & (chunk <= hi)])
+    candidates = np.concatenate(inside)
+    rank = k - below
+    if 0 <= rank < candidates.size:
+        return float(np.partition(candidates, rank)[rank])
+    return float(np.partition(x, k)[k])  # the bracket missed (rare): select over everything
+
+
 def exact_magnitude_masks(weights: dict[str, torch.Tensor], rate: float) -> Masks:
     """Keep-masks that prune exactly round(rate*n) of the smallest |w| over all ``weights`` together.
 
@@ -29,40 +82,20 @@ def exact_magnitude_masks(weights: dict[str, torch.Tensor], rate: float) -> Mask
     """
     rate = check_rate(rate)
     names = list(weights)
-    n = sum(weights[name].numel() for name in names)
-    k = prune_count(rate, n)
+    sizes = [weights[name].numel() for name in names]
+    k = prune_count(rate, sum(sizes))
     if k == 0:
         return {name: torch.ones_like(weights[name], dtype=torch.bool) for name in names}
-    with torch.no_grad():
-        flat = torch.cat([weights[name].detach().reshape(-1).abs().float().cpu() for name in names])
-    buf = flat.numpy()
-    buf.partition(k - 1)  # in place: ``flat`` is our own copy
-    return _threshold_masks(weights, names, float(buf[k - 1]), k)
-
-
-def _threshold_masks(weights: dict[str, torch.Tensor], names: list[str], threshold: float, k: int) -> Masks:
-    masks: Masks = {}
-    pruned = 0
-    for name in names:
-        masks[name] = weights[name].detach().abs().float() > threshold
-        pruned += masks[name].numel() - int(masks[name].sum())
-    if pruned == k:  # no surplus ties at the threshold: the common case
-        return masks
-    # Weights equal to the threshold: prune the earliest (parameter order, then flat index).
-    ties_to_prune = k - (pruned - sum(int((weights[n].detach().abs().float() == threshold).sum()) for n in names))
-    for name in names:
-        mag = weights[name].detach().abs().float()
-        tie = (mag == threshold).reshape(-1)
-        n_tie = int(tie.sum())
-        if n_tie == 0:
-            continue
-        keep = masks[name].reshape(-1).clone()
-        tie_idx = tie.nonzero().squeeze(1)
-        take = min(ties_to_prune, n_tie)
-        keep[tie_idx[take:]] = True  # ties beyond the quota are kept
-        ties_to_prune -= take
-        masks[name] = keep.reshape(mag.shape)
-    return masks
+    flat = _flat_magnitudes(weights, names)
+    threshold = kth_smallest(flat, k - 1)
+    keep = flat > threshold  # prunes every weight <= threshold: k of them, or more when ties straddle it
+    extra = keep.numel() - int(np.count_nonzero(keep.numpy())) - k
+    if extra > 0:
+        # Ties at the threshold: prune the earliest ones in (parameter order, flat index) order.
+        tie_idx = (flat == threshold).nonzero().squeeze(1)
+        keep[tie_idx[tie_idx.numel() - extra:]] = True
+    parts = torch.split(keep, sizes)
+    return {name: part.view(weights[name].shape).to(weights[name].device) for name, part in zip(names, parts)}
 
 
 def exact_random_masks(weights: dict[str, torch.Tensor], rate: float, generator: torch.Generator) -> Masks:
