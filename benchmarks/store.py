@@ -14,6 +14,7 @@ from benchmarks import paths
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 STATUSES = (OK, FAILED, SKIPPED)
+MISSING, CORRUPT = "missing", "corrupt"  # record states that are not statuses
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -88,15 +89,20 @@ def write_record(results_dir: Path, record: dict) -> Path:
     return path
 
 
-def is_done(results_dir: Path, key: str) -> bool:
-    """True when the cell has a readable record whose status is final (ok or skipped)."""
+def record_state(results_dir: Path, key: str) -> str:
+    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable)."""
     path = paths.record_path(results_dir, key)
     if not path.exists():
-        return False
+        return MISSING
     try:
-        return read_record(path)["status"] in (OK, SKIPPED)
-    except ValueError:
-        return False
+        return read_record(path)["status"]
+    except (ValueError, OSError):
+        return CORRUPT
+
+
+def is_done(results_dir: Path, key: str) -> bool:
+    """True when the cell has a readable ok record (failed and skipped cells run again)."""
+    return record_state(results_dir, key) == OK
 
 
 def _flatten(record: dict) -> dict:

@@ -113,3 +113,49 @@ def _quiet_env(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+class FakeGrid:
+    """A suite kind for runner/store tests: each row is {id, do: ok|fail|skip|bad-input}; no model, no data."""
+
+    runs: dict = {}  # cell id -> how many times it ran (in this process)
+
+    def validate(self, suite) -> None:
+        pass
+
+    def cells(self, suite):
+        from benchmarks.config import Cell
+
+        return [Cell({"kind": "fake-grid", "id": row["id"], "do": row["do"]}, f"fake {row['id']}") for row in suite.rows]
+
+    def run(self, cell, ctx):
+        from benchmarks.analyses import CellOutcome
+        from benchmarks.errors import DataMissing, UserError
+
+        FakeGrid.runs[cell.config["id"]] = FakeGrid.runs.get(cell.config["id"], 0) + 1
+        action = cell.config["do"]
+        if action == "fail":
+            raise RuntimeError(f"cell {cell.config['id']} broke")
+        if action == "skip":
+            raise DataMissing("no data here")
+        if action == "bad-input":
+            raise UserError("this cell's input is bad; fix it")
+        return CellOutcome(metrics={"score": float(cell.config["id"])}, sparsity={"global_before": 0.0,
+                                                                                 "global_after": 0.0})
+
+
+@pytest.fixture
+def fake_kind():
+    """Register the FakeGrid suite kind for one test; yields a builder of suites of that kind."""
+    from benchmarks.config import Suite
+    from benchmarks.registry import ANALYSES
+
+    ANALYSES.register("fake-grid", FakeGrid)
+    FakeGrid.runs = {}
+
+    def make(rows: list[tuple[int, str]], name: str = "fake") -> Suite:
+        return Suite(name=name, kind="fake-grid", model="fake/model",
+                     rows=tuple({"id": i, "do": do} for i, do in rows))
+
+    yield make
+    ANALYSES.unregister("fake-grid")
