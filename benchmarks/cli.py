@@ -75,10 +75,19 @@ def _results_dir(path: Path) -> Path:
     return path
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr for our progress bar and summary: no per-cell load reports or download bars."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.runner import parse_shard, run_suite
 
     suite = resolve_suite(args)
+    _quiet_libraries()
     shard = parse_shard(args.shard)
     data_dir = _data_dir(args.data_dir)
     results = _results_dir(args.results)

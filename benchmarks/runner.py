@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 import time
 import traceback
@@ -88,6 +89,9 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
         print(f"warning: {len(summary.corrupt)} unreadable record(s) ignored and rerun: "
               f"{', '.join(summary.corrupt)} (under {paths.records_dir(results_dir)})", file=sys.stderr)
     bar = _progress(todo, progress and accelerator.is_main_process, summary)
+    # Everything imported so far lives for the whole run: move it out of the collector's sight so the
+    # gc.collect() that accelerate's free_memory() runs after each cell scans only the cell's objects.
+    gc.freeze()
     for cell in todo:
         if bar is not None:
             bar.set_postfix_str(cell.label, refresh=False)

@@ -67,3 +67,15 @@ def test_finetune_keeps_sparsity_exact(method, tiny_bert, tiny_mirror_session):
         assert bool((params[name][~keep] == 0).all()), name
     changed = sum(int((params[n][masks[n]] != snapshot[n][masks[n]]).sum()) for n in masks)
     assert changed > 0  # training really updated the kept weights
+
+
+def test_binary_f1_matches_sklearn():
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        preds, labels = rng.integers(0, 2, 50), rng.integers(0, 2, 50)
+        assert glue.binary_f1(preds, labels) == pytest.approx(f1_score(labels, preds))
+    zeros = np.zeros(5, dtype=int)
+    assert glue.binary_f1(zeros, zeros) == pytest.approx(f1_score(zeros, zeros, zero_division=0.0))

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 
 from benchmarks.data import GLUE, Examples, load_glue
@@ -28,8 +27,18 @@ def classification_metrics(preds: np.ndarray, labels: np.ndarray, f1: bool = Fal
     """Accuracy (and binary F1 when asked) by GLUE convention."""
     out = {"accuracy": float((preds == labels).mean())}
     if f1:
-        out["f1"] = float(f1_score(labels, preds))
+        out["f1"] = binary_f1(preds, labels)
     return out
+
+
+def binary_f1(preds: np.ndarray, labels: np.ndarray) -> float:
+    """F1 of the positive class (label 1), as sklearn's f1_score; 0.0 when undefined (no positives at all).
+
+    Written out because importing sklearn costs seconds per process; tests check it against sklearn.
+    """
+    tp = int(np.sum((preds == 1) & (labels == 1)))
+    predicted, actual = int(np.sum(preds == 1)), int(np.sum(labels == 1))
+    return 0.0 if predicted + actual == 0 else 2 * tp / (predicted + actual)
 
 
 def regression_metrics(preds: np.ndarray, labels: np.ndarray) -> dict:
