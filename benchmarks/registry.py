@@ -124,7 +124,7 @@ ANALYSES: Registry = Registry("analysis", "prunebench.analyses")
 
 
 def register_method(name: str, *, example_options: dict | None = None, example_sparsity: float | None = 0.3,
-                    groups: Callable | None = None, rate_options: tuple = ()):
+                    groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None):
     """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
 
     ``example_options``/``example_sparsity``: a valid call for generic tests and ``list methods``
@@ -132,9 +132,11 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
     ``groups(weights, sparsity, options) -> {group: (param names, rate)}`` says which weights the
     method prunes at which exact rate; the default is one group, all prunable weights at ``sparsity``.
     ``rate_options``: option names that are rates in [0, 1) (checked like ``sparsity``).
+    ``validate(sparsity, options)``: raises ValueError on arguments the method will refuse, so a
+    run stops with exit status 2 before any cell instead of failing cells.
     """
     return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
-                            groups=groups, rate_options=tuple(rate_options))
+                            groups=groups, rate_options=tuple(rate_options), validate=validate)
 
 
 def register_task(name: str):

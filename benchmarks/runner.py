@@ -17,7 +17,7 @@ from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
-from benchmarks.registry import ANALYSES, TASKS
+from benchmarks.registry import ANALYSES, METHODS, TASKS
 
 
 @dataclass
@@ -79,6 +79,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     """
     analysis = ANALYSES.get(suite.kind)()
     cells = expand(suite, shard)  # validates everything before anything is written
+    check_methods(cells)
     check_data(suite, analysis, data_dir)  # a malformed data file is bad input: exit 2 before any cell runs
     accelerator = accelerator or _make_accelerator()
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
@@ -124,6 +125,24 @@ def _unfinished(cells: list[Cell], results_dir: Path) -> tuple[list[Cell], list[
             corrupt.append(paths.record_path(results_dir, cell.key).name)
         todo.append(cell)
     return todo, corrupt
+
+
+def check_methods(cells: list[Cell]) -> None:
+    """Ask each method's ``validate(sparsity, options)`` metadata about its cells' arguments (bad input: exit 2)."""
+    seen = set()
+    for cell in cells:
+        method = cell.config.get("method")
+        if not isinstance(method, str) or method not in METHODS:
+            continue
+        args = (method, cell.config.get("sparsity"), canonical_json(cell.config.get("options") or {}))
+        validate = METHODS.meta(method).get("validate")
+        if validate is None or args in seen:
+            continue
+        seen.add(args)
+        try:
+            validate(cell.config.get("sparsity"), dict(cell.config.get("options") or {}))
+        except ValueError as exc:
+            raise UserError(f"row {cell.config.get('label', method)!r}: {exc}") from None
 
 
 def check_data(suite: Suite, analysis, data_dir: Path | None) -> None:

@@ -47,6 +47,14 @@ def _half_groups(which: str):
     return groups
 
 
+def _check_half(sparsity: float, options: dict) -> None:
+    """``upper``/``lower`` arguments: a rate in [0, 1); with ``global_target`` below 0.5 (half the weights)."""
+    check_rate(sparsity)
+    if options.get("global_target") and sparsity >= 0.5:
+        raise ValueError(f"global sparsity {sparsity} cannot come from one half of the layers; "
+                         f"use a global sparsity below 0.5 or the 'mixed' method")
+
+
 def _mixed_groups(weights: list[PrunableWeight], sparsity, options: dict) -> dict:
     lower, upper = layer_halves(weights)
     return {"lower": ([w.name for w in lower], options["lower"]), "upper": ([w.name for w in upper], options["upper"])}
@@ -62,7 +70,7 @@ def _half(model: nn.Module, sparsity: float, which: str, global_target: bool) ->
     return masks
 
 
-@register_method("lower", groups=_half_groups("lower"))
+@register_method("lower", groups=_half_groups("lower"), validate=_check_half)
 def lower_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                     global_target: bool = False, **options) -> Masks:
     """Magnitude-prune only layers [0, L/2); ``sparsity`` is the rate inside that half
@@ -70,7 +78,7 @@ def lower_magnitude(model: nn.Module, sparsity: float, generator: torch.Generato
     return _half(model, sparsity, "lower", global_target)
 
 
-@register_method("upper", groups=_half_groups("upper"))
+@register_method("upper", groups=_half_groups("upper"), validate=_check_half)
 def upper_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                     global_target: bool = False, **options) -> Masks:
     """Magnitude-prune only layers [L/2, L); ``sparsity`` as for ``lower``."""

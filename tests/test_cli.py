@@ -51,6 +51,8 @@ CASES = [
     ("rate-1.5", lambda e: _run_args(e, "--set", "rows=[{method: global, sparsity: 1.5}]"), "outside [0, 1)", None),
     ("negative-rate", lambda e: _run_args(e, "--set", "rows=[{method: random, sparsity: -0.1}]"), "outside [0, 1)", None),
     ("mixed-rate", lambda e: _run_args(e, "--set", "rows=[{method: mixed, upper: 0.6, lower: 1.2}]"), "lower rate", None),
+    ("upper-global-above-half", lambda e: _run_args(e, "--set", "rows=[{method: upper, sparsity: 0.6, global_target: true}]"),
+     "below 0.5", None),
     ("bad-shard", lambda e: _run_args(e, "--shard", "3/2"), "--shard", None),
     ("shard-syntax", lambda e: _run_args(e, "--shard", "one"), "--shard", None),
     ("data-dir-missing", lambda e: _run_args(e, "--data-dir", str(e["tmp"] / "nodata")), "--data-dir", None),
