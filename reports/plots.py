@@ -1,0 +1,94 @@
+"""Plots of a leaderboard: each column's metric against achieved sparsity, one line per method (Agg, PNG + SVG)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports.leaderboard import Board, Column
+
+METHOD_NAMES = {"global": "full (global magnitude)", "random": "random", "upper": "upper half",
+                "lower": "lower half", "mixed": "mixed (upper/lower)"}
+# Fixed so that the same board gives byte-identical SVG files (matplotlib salts its ids otherwise).
+RC = {"svg.hashsalt": "prunebench", "svg.fonttype": "path", "font.size": 10}
+SIZE_IN, DPI = (6.4, 4.0), 100
+
+
+@dataclass(frozen=True)
+class PlotFile:
+    """One column's plot on disk."""
+
+    column: Column
+    png: Path
+    svg: Path
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a column title: 'MLM ppl. (fitted head)' -> 'mlm-ppl-fitted-head'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "column"
+
+
+def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
+    """Per method [(x, mean, std)] sorted by x, and dense's (mean, std) or None; only rows with values."""
+    lines: dict[str, list] = {}
+    dense = None
+    for row in board.rows:
+        entry = row.entries[column]
+        if not entry.values:
+            continue
+        if row.dense:
+            dense = (entry.mean, entry.std)
+            continue
+        x = row.achieved if row.achieved is not None else row.nominal
+        lines.setdefault(row.method, []).append((x, entry.mean, entry.std))
+    return {m: sorted(points) for m, points in lines.items()}, dense
+
+
+def column_figure(board: Board, column: Column):
+    """A matplotlib Figure for one column, or None when it has no numbers."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    lines, dense = series(board, column)
+    if not lines and dense is None:
+        return None
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        if dense is not None:
+            mean, std = dense
+            ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
+            if std:
+                ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0, label="dense ± 1 std")
+        for method, points in lines.items():
+            xs, ys, sds = zip(*points)
+            yerr = [s or 0.0 for s in sds] if any(s for s in sds) else None
+            ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5,
+                        label=METHOD_NAMES.get(method, method))
+        arrow = "higher is better" if column.higher_is_better else "lower is better"
+        ax.set_title(f"{board.title}: {column.title}")
+        ax.set_xlabel("achieved global sparsity")
+        ax.set_ylabel(f"{column.metric} ({arrow})")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def write_plots(board: Board, folder: Path) -> list[PlotFile]:
+    """Write one PNG and one SVG per column with numbers into ``folder``; return them in column order."""
+    import matplotlib
+
+    folder = Path(folder)
+    written = []
+    for column in board.columns:
+        fig = column_figure(board, column)
+        if fig is None:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        png, svg = folder / f"{slug(column.title)}.png", folder / f"{slug(column.title)}.svg"
+        with matplotlib.rc_context(RC):
+            fig.savefig(png, format="png", metadata={"Software": None})
+            fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+        written.append(PlotFile(column, png, svg))
+    return written
