@@ -30,19 +30,21 @@ def slug(text: str) -> str:
 
 
 def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
-    """Per method [(x, mean, std)] sorted by x, and dense's (mean, std) or None; only rows with values."""
+    """Per method [(x, mean, std)] sorted by x, and dense's (x, mean, std) or None; only rows with values.
+
+    Every method's line starts at the dense point: sparsity 0 is where all pruning methods begin."""
     lines: dict[str, list] = {}
     dense = None
     for row in board.rows:
         entry = row.entries[column]
         if not entry.values:
             continue
-        if row.dense:
-            dense = (entry.mean, entry.std)
-            continue
         x = row.achieved if row.achieved is not None else row.nominal
+        if row.dense:
+            dense = (x, entry.mean, entry.std)
+            continue
         lines.setdefault(row.method, []).append((x, entry.mean, entry.std))
-    return {m: sorted(points) for m, points in lines.items()}, dense
+    return {m: sorted(points + ([dense] if dense else []), key=lambda p: p[0]) for m, points in lines.items()}, dense
 
 
 def column_figure(board: Board, column: Column):
@@ -57,7 +59,7 @@ def column_figure(board: Board, column: Column):
         fig = Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         if dense is not None:
-            mean, std = dense
+            _, mean, std = dense
             ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
             if std:
                 ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0, label="dense ± 1 std")
