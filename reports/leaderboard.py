@@ -356,7 +356,10 @@ def _count(cells: list[Cell], records: dict, corrupt: dict) -> dict:
 
 def board_from_frame(suite, frame) -> Board:
     """The board of a suite from ``reports.render.suite_frame``'s DataFrame (cells and records in ``attrs``)."""
-    return build_board(suite.name, frame.attrs["cells"], frame.attrs.get("records", {}), frame.attrs.get("corrupt"),
+    records = frame.attrs.get("records", {})
+    # a bare records_frame has no expected cells: then the records themselves define the grid
+    cells = frame.attrs.get("cells") or [Cell(r["config"], r.get("label", "")) for r in records.values()]
+    return build_board(suite.name, cells, records, frame.attrs.get("corrupt"),
                        description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds))
 
 

@@ -47,6 +47,20 @@ def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
     return {m: sorted(points + ([dense] if dense else []), key=lambda p: p[0]) for m, points in lines.items()}, dense
 
 
+def paper_series(board: Board, column: Column) -> dict:
+    """Per method [(x, published value)] for rows that have one (boards on the paper's model only)."""
+    lines: dict[str, list] = {}
+    dense = next((r for r in board.rows if r.dense and r.entries[column].paper is not None), None)
+    for row in board.rows:
+        entry = row.entries[column]
+        if row.dense or entry.paper is None:
+            continue
+        x = row.achieved if row.achieved is not None else row.nominal
+        lines.setdefault(row.method, []).append((x, entry.paper))
+    start = [(0.0, dense.entries[column].paper)] if dense else []
+    return {m: sorted(start + points) for m, points in lines.items()}
+
+
 def column_figure(board: Board, column: Column):
     """A matplotlib Figure for one column, or None when it has no numbers."""
     import matplotlib
@@ -63,17 +77,22 @@ def column_figure(board: Board, column: Column):
             ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
             if std:
                 ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0, label="dense ± 1 std")
+        published = paper_series(board, column)
         for method, points in lines.items():
             xs, ys, sds = zip(*points)
             yerr = [s or 0.0 for s in sds] if any(s for s in sds) else None
-            ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5,
-                        label=METHOD_NAMES.get(method, method))
+            bars = ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5,
+                               label=METHOD_NAMES.get(method, method))
+            if published.get(method):
+                px, py = zip(*published[method])
+                ax.plot(px, py, linestyle=":", marker="x", color=bars.lines[0].get_color(), linewidth=1,
+                        label=f"{METHOD_NAMES.get(method, method)}, paper")
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         ax.set_title(f"{board.title}: {column.title}")
         ax.set_xlabel("achieved global sparsity")
         ax.set_ylabel(f"{column.metric} ({arrow})")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncols=2 if len(ax.get_legend_handles_labels()[1]) > 6 else 1)
     return fig
 
 
