@@ -29,7 +29,7 @@ KNOWN_COLUMNS = {
 # note key -> {note value: column title suffix}; a value not listed keeps the plain title.
 VARIANT_NOTES = {"mlm_head": {"fitted": "fitted head"}, "data_split": None}
 VARIANT_SUFFIX_DEFAULT = {"data_split": "dev split"}
-STATUS_WORD = {"missing": "missing", "skipped": "skipped", "failed": "failed", "corrupt": "unreadable"}
+STATUS_WORD = {"missing": "missing", "skipped": "skipped", "failed": "failed", "corrupt": "unreadable", "na": "n/a"}
 DENSE = "dense"
 BUCKET_DIGITS = 6  # nominal rates equal to 1e-6 share a bucket
 
@@ -227,47 +227,60 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
     corrupt = corrupt or {}
     columns = build_columns(cells, records)
     footnotes: list[str] = [c.note for c in columns if c.note]
+    rows = _fill_rows(cells, records, corrupt, columns, footnotes)
+    buckets = _bucketize(list(rows.values()))
+    _mark_best(buckets, columns)
+    _mark_matching(buckets, columns)
+    identity = next((c.config.get("model") for c in cells if isinstance(c.config.get("model"), dict)), {}) or {}
+    inline = paper.paper_applies(identity)
+    if inline:
+        _attach_paper(rows.values())
+    apart = [] if inline else _paper_rows_for(list(rows))
+    return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
+                 inline, apart, _count(cells, records))
+
+
+def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Column],
+               footnotes: list[str]) -> dict[str, Row]:
+    """One Row per label with an Entry per column: the seeds' values, or marks with footnoted reasons."""
     rows: dict[str, Row] = {}
     problems: dict[tuple, list] = {}
     for cell in cells:
         cfg = cell.config
         row = rows.setdefault(cfg["label"], Row(cfg["label"], cfg["method"], 0.0, nominal_sparsity(cfg)))
         record = records.get(cell.key)
+        ok = record is not None and record["status"] == "ok"
         for metric, _ in task_columns(cfg["task"]).values():
             column = column_for(columns, cfg["task"], metric, record)
             entry = row.entries.setdefault(column, Entry("ok"))
             entry.expected += 1
-            value = (record or {}).get("metrics", {}).get(metric) if record and record["status"] == "ok" else None
+            value = record["metrics"].get(metric) if ok else None
             if isinstance(value, (int, float)) and math.isfinite(value):
                 entry.values.append(float(value))
-            elif record is not None and record["status"] == "ok":
-                problems.setdefault((row.label, column), []).append(
-                    (cfg.get("seed"), "failed", f"metric {metric!r} is missing or not finite in the record"))
-            else:
-                problems.setdefault((row.label, column), []).append((cfg.get("seed"), *_problem(cell, record, corrupt)))
-        if record and record["status"] == "ok" and (record.get("sparsity") or {}).get("global_after") is not None:
+                continue
+            why = ("failed", f"metric {metric!r} is missing or not finite in the record") if ok \
+                else _problem(cell, record, corrupt)
+            problems.setdefault((row.label, column), []).append((cfg.get("seed"), *why))
+        if ok and (record.get("sparsity") or {}).get("global_after") is not None:
             row.sparsity.append(record["sparsity"]["global_after"])
-    # every row gets every column; a column the row's grid never asked for says so
+    for (label, column), items in problems.items():
+        _mark_problems(rows[label].entries[column], items, footnotes)
+    # a row whose records all went to a task's other variant column gets a mark there, not a blank
     for row in rows.values():
         for column in columns:
             if column not in row.entries:
-                row.entries[column] = Entry("missing", notes=[_footnote(footnotes, "not in this suite's grid")])
-    for (label, column), items in problems.items():
-        _mark_problems(rows[label].entries[column], items, footnotes)
-    buckets = _bucketize(list(rows.values()))
-    _mark_best(buckets, columns)
-    _mark_matching(buckets, columns, footnotes)
-    identity = next((c.config.get("model") for c in cells if isinstance(c.config.get("model"), dict)), {}) or {}
-    inline = paper.paper_applies(identity)
-    if inline:
-        for row in rows.values():
-            for column, entry in row.entries.items():
-                if column.paper_comparable:
-                    entry.paper = paper.paper_value(row.label, column.task, column.metric)
-    apart = [] if inline else _paper_rows_for(list(rows))
-    counts = _count(cells, records, corrupt)
-    return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
-                 inline, apart, counts)
+                row.entries[column] = Entry("na", notes=[_footnote(
+                    footnotes, "not applicable: this row's results for the task are in its other column "
+                               "(the column notes say why the columns are kept apart)")])
+    return rows
+
+
+def _attach_paper(rows) -> None:
+    """Published values beside ours, where the column is comparable with the paper."""
+    for row in rows:
+        for column, entry in row.entries.items():
+            if column.paper_comparable:
+                entry.paper = paper.paper_value(row.label, column.task, column.metric)
 
 
 def _mark_problems(entry: Entry, items: list, footnotes: list[str]) -> None:
@@ -323,7 +336,8 @@ def is_matching(entry: Entry, dense: Entry, higher_is_better: bool) -> bool:
     return entry.mean <= dense.mean + dense.std
 
 
-def _mark_matching(buckets: list, columns: list[Column], footnotes: list[str]) -> None:
+def _mark_matching(buckets: list, columns: list[Column]) -> None:
+    """Mark entries that match dense (see ``is_matching``)."""
     dense = next((r for _, rows in buckets for r in rows if r.dense), None)
     if dense is None:
         return
@@ -345,7 +359,8 @@ def _paper_rows_for(labels: list[str]) -> list[dict]:
     return [by_label[label] for label in (wanted or ["full-base"])]
 
 
-def _count(cells: list[Cell], records: dict, corrupt: dict) -> dict:
+def _count(cells: list[Cell], records: dict) -> dict:
+    """Cells per status ('missing' = no readable record)."""
     counts = {"cells": len(cells), "ok": 0, "failed": 0, "skipped": 0, "missing": 0}
     for cell in cells:
         record = records.get(cell.key)

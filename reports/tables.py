@@ -48,8 +48,10 @@ def legend(board: Board) -> str:
     if len(board.seeds) > 1:
         parts.append(f"{MATCH_MARK} matching (lottery-ticket criterion): the row's mean is no worse than the dense "
                      "row's mean minus one standard deviation of the dense row over seeds.")
+    na = any(e.status == "na" for r in board.rows for e in r.entries.values())
     parts.append("Marks: missing (no record yet), skipped (data unavailable), failed (the cell raised), "
-                 "unreadable (corrupt record); see the numbered notes.")
+                 "unreadable (corrupt record)" + (", n/a (results in the task's other column)" if na else "")
+                 + "; see the numbered notes.")
     if board.paper_inline:
         parts.append(f"paper: published value ({paper.PAPER_CITATION}); Δ = ours minus paper.")
     return " ".join(parts)
