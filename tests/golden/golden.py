@@ -15,7 +15,6 @@ The test (tests/test_reports_golden.py) renders the records and compares with te
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import sys
