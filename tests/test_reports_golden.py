@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 
+import html5lib
 import pytest
 
 from benchmarks import store
@@ -18,6 +19,10 @@ from tests.golden import golden
 def test_report_matches_saved_output(case, fmt):
     expected = golden.expected_path(case, fmt).read_text()
     actual = golden.render_case(case, fmt)
+    if fmt == "html":
+        parser = html5lib.HTMLParser()
+        parser.parse(actual)
+        assert parser.errors == [], "the page is not conforming HTML5"
     if actual != expected:
         diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), "saved", "now", n=1))
         pytest.fail(f"{case}.{fmt} differs from {golden.expected_path(case, fmt)}; if intended, run "
