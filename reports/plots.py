@@ -10,6 +10,8 @@ from reports.leaderboard import Board, Column
 
 METHOD_NAMES = {"global": "full (global magnitude)", "random": "random", "upper": "upper half",
                 "lower": "lower half", "mixed": "mixed (upper/lower)"}
+# One colour per method in every plot (matplotlib's default cycle, in the paper's row order).
+METHOD_COLORS = {"global": "C0", "random": "C1", "upper": "C2", "lower": "C3", "mixed": "C4"}
 # Fixed so that the same board gives byte-identical SVG files (matplotlib salts its ids otherwise).
 RC = {"svg.hashsalt": "prunebench", "svg.fonttype": "path", "font.size": 10}
 SIZE_IN, DPI = (6.4, 4.0), 100
@@ -73,20 +75,8 @@ def column_figure(board: Board, column: Column):
         fig = Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         if dense is not None:
-            _, mean, std = dense
-            ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
-            if std:
-                ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0, label="dense ± 1 std")
-        published = paper_series(board, column)
-        for method, points in lines.items():
-            xs, ys, sds = zip(*points)
-            yerr = [s or 0.0 for s in sds] if any(s for s in sds) else None
-            bars = ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5,
-                               label=METHOD_NAMES.get(method, method))
-            if published.get(method):
-                px, py = zip(*published[method])
-                ax.plot(px, py, linestyle=":", marker="x", color=bars.lines[0].get_color(), linewidth=1,
-                        label=f"{METHOD_NAMES.get(method, method)}, paper")
+            _draw_dense(ax, dense)
+        _draw_methods(ax, lines, paper_series(board, column))
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         ax.set_title(f"{board.title}: {column.title}")
         ax.set_xlabel("achieved global sparsity")
@@ -94,6 +84,28 @@ def column_figure(board: Board, column: Column):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, ncols=2 if len(ax.get_legend_handles_labels()[1]) > 6 else 1)
     return fig
+
+
+def _draw_dense(ax, dense: tuple) -> None:
+    """Dense as a dashed level, with a band of one std over seeds when there are several."""
+    _, mean, std = dense
+    ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
+    if std:
+        ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0, label="dense ± 1 std")
+
+
+def _draw_methods(ax, lines: dict, published: dict) -> None:
+    """One line per method (error bars = std over seeds) and, if any, the paper's values dotted beside it."""
+    order = list(METHOD_COLORS) + sorted(set(lines) - set(METHOD_COLORS))
+    for i, method in enumerate(m for m in order if m in lines):
+        xs, ys, sds = zip(*lines[method])
+        yerr = [s or 0.0 for s in sds] if any(s for s in sds) else None
+        color = METHOD_COLORS.get(method, f"C{5 + i % 5}")
+        name = METHOD_NAMES.get(method, method)
+        ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5, color=color, label=name)
+        if published.get(method):
+            px, py = zip(*published[method])
+            ax.plot(px, py, linestyle=":", marker="x", color=color, linewidth=1, label=f"{name}, paper")
 
 
 def write_plots(board: Board, folder: Path) -> list[PlotFile]:
