@@ -12,7 +12,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.config import Cell
+from typing import Iterable
+
+import pandas as pd
+
+from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.registry import TASKS
 from reports import paper
@@ -275,7 +279,7 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
     return rows
 
 
-def _attach_paper(rows) -> None:
+def _attach_paper(rows: Iterable[Row]) -> None:
     """Published values beside ours, where the column is comparable with the paper."""
     for row in rows:
         for column, entry in row.entries.items():
@@ -369,7 +373,7 @@ def _count(cells: list[Cell], records: dict) -> dict:
     return counts
 
 
-def board_from_frame(suite, frame) -> Board:
+def board_from_frame(suite: Suite, frame: pd.DataFrame) -> Board:
     """The board of a suite from ``reports.render.suite_frame``'s DataFrame (cells and records in ``attrs``)."""
     records = frame.attrs.get("records", {})
     # a bare records_frame has no expected cells: then the records themselves define the grid
@@ -378,7 +382,7 @@ def board_from_frame(suite, frame) -> Board:
                        description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds))
 
 
-def render_board(board: Board, fmt: str, out=None) -> str:
+def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
     """Markdown or a full HTML page for a board; with ``out``, plots are written beside it and shown."""
     from benchmarks.paths import report_paths
     from reports import plots, tables
@@ -396,6 +400,6 @@ def render_board(board: Board, fmt: str, out=None) -> str:
 
 
 @register_renderer("prune-finetune")
-def render_prune_finetune(suite, frame, fmt: str, out=None) -> str:
+def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
     """Render the Fig 6/7 style leaderboard of a prune-finetune suite."""
     return render_board(board_from_frame(suite, frame), fmt, out)

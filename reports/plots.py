@@ -6,7 +6,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from reports.leaderboard import Board, Column
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METHOD_NAMES = {"global": "full (global magnitude)", "random": "random", "upper": "upper half",
                 "lower": "lower half", "mixed": "mixed (upper/lower)"}
@@ -63,7 +68,7 @@ def paper_series(board: Board, column: Column) -> dict:
     return {m: sorted(start + points) for m, points in lines.items()}
 
 
-def column_figure(board: Board, column: Column):
+def column_figure(board: Board, column: Column) -> "Figure | None":
     """A matplotlib Figure for one column, or None when it has no numbers."""
     import matplotlib
     from matplotlib.figure import Figure

@@ -6,27 +6,34 @@ import base64
 import functools
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from benchmarks import store
 from benchmarks.config import Suite
 from benchmarks.errors import UserError
 
-RENDERERS: dict = {}
+if TYPE_CHECKING:
+    import jinja2
+    import pandas as pd
+
+# fn(suite, frame, fmt, out) -> the report text
+Renderer = Callable[..., str]
+RENDERERS: dict[str, Renderer] = {}
 # Modules whose import registers a renderer for a suite kind (one per kind family).
 RENDERER_MODULES = ("reports.leaderboard",)
 FORMATS = ("md", "html")
 
 
-def register_renderer(kind: str):
+def register_renderer(kind: str) -> Callable[[Renderer], Renderer]:
     """Decorator: ``fn(suite, frame, fmt, out) -> str`` renders records of suite kind ``kind``."""
-    def decorator(fn):
+    def decorator(fn: Renderer) -> Renderer:
         RENDERERS[kind] = fn
         return fn
     return decorator
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():
+def _environment() -> "jinja2.Environment":
     import jinja2
 
     return jinja2.Environment(
@@ -36,7 +43,7 @@ def _environment():
     )
 
 
-def template(name: str):
+def template(name: str) -> "jinja2.Template":
     """A jinja2 template from reports/templates (autoescaped; missing variables are errors)."""
     return _environment().get_template(name)
 
@@ -53,7 +60,7 @@ def data_uri(path: Path, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def suite_frame(suite: Suite, results_dir: Path):
+def suite_frame(suite: Suite, results_dir: Path) -> "pd.DataFrame":
     """The suite's records as a DataFrame, in grid order, with the expected cells in ``attrs``."""
     from benchmarks.runner import expand
 
