@@ -11,7 +11,6 @@ import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Iterable
 
 import pandas as pd
