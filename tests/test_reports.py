@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import html5lib
 import pytest
@@ -342,3 +343,13 @@ def test_report_on_a_missing_results_folder_exits_2(suite_results, tmp_path, cap
     path, _ = suite_results
     assert main(["report", "--suite-file", str(path), "--results", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_committed_example_is_valid_and_complete():
+    """docs/examples/smoke: valid self-contained HTML, and every plot the Markdown links exists (PNG and SVG)."""
+    folder = Path(__file__).resolve().parents[1] / "docs" / "examples" / "smoke"
+    page = (folder / "smoke.html").read_text()
+    assert html_errors(page) == [] and not re.search(r'(src|href)="(https?:)?//', page)
+    links = re.findall(r"\]\((smoke_plots/[^)]+\.png)\)", (folder / "smoke.md").read_text())
+    assert links and all((folder / link).is_file() and (folder / link).with_suffix(".svg").is_file() for link in links)
+    assert page.count("data:image/png;base64,") == len(links)
