@@ -28,6 +28,7 @@ regenerates the CI reference, and times the analysis on bert-base-sized weights.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -43,10 +44,12 @@ from methods.select import exact_magnitude_masks
 # Bump when a definition changes, so records of the old definition are not reused.
 ANALYSIS_VERSION = 1
 DEFAULT_RATE = 0.5
+# Intra-op threads for the analysis (see analyze_layers): one thread is fastest on a loaded CPU.
+ANALYSIS_THREADS = 1
 STATS = ("nonzero_count", "mean_abs", "positive_count", "mean")
 MEAN_STATS = ("mean_abs", "mean")
 # Fig 5 axis -> the dimension a per-row / per-column statistic reduces over ([out, in] weights).
-AXES = {"rows": 1, "columns": 0}
+AXES = {"rows": -1, "columns": -2}
 PAIRS = {"QK": ("query", "key"), "QV": ("query", "value"), "KV": ("key", "value")}
 # Role -> parameter name suffix inside one encoder layer (Hugging Face BERT naming).
 ROLES = {
@@ -89,110 +92,166 @@ def prune_per_matrix(layers: list[Layer], rate: float) -> tuple[list[Layer], lis
     for layer in layers:
         keep = {role: exact_magnitude_masks({role: w}, rate)[role] for role, w in layer.items()}
         masks.append(keep)
-        # float64 once here, so every statistic below reduces exactly the same numbers.
-        pruned.append({role: w.double() * keep[role] for role, w in layer.items()})
+        pruned.append({role: w * keep[role] for role, w in layer.items()})
     return pruned, masks
 
 
 def vector_stats(w: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
-    """The four statistics of each vector of ``w`` along ``dim`` (dim=1: per row, dim=0: per column)."""
-    w = w.double()
-    nonzero = (w != 0).sum(dim).double()
+    """The four statistics of each vector of ``w`` along ``dim`` (-1: per row, -2: per column), in float64.
+
+    Leading dimensions are batch dimensions (a stack of layers). Sums accumulate in float64.
+    """
+    f64 = torch.float64
+    nonzero = (w != 0).sum(dim, dtype=f64)
     divisor = nonzero.clamp(min=1)  # a vector with no nonzero weight gets NaN means below
     undefined = torch.full_like(nonzero, math.nan)
     return {
         "nonzero_count": nonzero,
-        "mean_abs": torch.where(nonzero > 0, w.abs().sum(dim) / divisor, undefined),
-        "positive_count": (w > 0).sum(dim).double(),
-        "mean": torch.where(nonzero > 0, w.sum(dim) / divisor, undefined),
+        "mean_abs": torch.where(nonzero > 0, w.abs().sum(dim, dtype=f64) / divisor, undefined),
+        "positive_count": (w > 0).sum(dim, dtype=f64),
+        "mean": torch.where(nonzero > 0, w.sum(dim, dtype=f64) / divisor, undefined),
     }
+
+
+def pearson_batched(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pearson r along the last dimension, over positions where both are finite; NaN where undefined.
+
+    Undefined: fewer than 2 valid positions, or one side constant over them (as scipy, which warns).
+    """
+    x, y = x.double(), y.double()
+    valid = torch.isfinite(x) & torch.isfinite(y)
+    n = valid.sum(-1, keepdim=True)
+    x, y = torch.where(valid, x, 0.0), torch.where(valid, y, 0.0)
+    xc = torch.where(valid, x - x.sum(-1, keepdim=True) / n.clamp(min=1), 0.0)
+    yc = torch.where(valid, y - y.sum(-1, keepdim=True) / n.clamp(min=1), 0.0)
+    r = (xc * yc).sum(-1) / torch.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
+    inf = math.inf
+    constant = ((torch.where(valid, x, -inf).amax(-1) == torch.where(valid, x, inf).amin(-1))
+                | (torch.where(valid, y, -inf).amax(-1) == torch.where(valid, y, inf).amin(-1)))
+    return torch.where((n.squeeze(-1) >= 2) & ~constant, r, math.nan)
 
 
 def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
     """Pearson r of two equal-length vectors over positions where both are finite; NaN if undefined."""
-    x, y = x.reshape(-1).double(), y.reshape(-1).double()
-    valid = torch.isfinite(x) & torch.isfinite(y)
-    if not bool(valid.all()):
-        x, y = x[valid], y[valid]
-    if x.numel() < 2:
-        return math.nan
-    xc, yc = x - x.mean(), y - y.mean()
-    denominator = math.sqrt(float((xc * xc).sum()) * float((yc * yc).sum()))
-    if denominator == 0.0:  # a constant vector: r is undefined
-        return math.nan
-    return float((xc * yc).sum()) / denominator
+    return float(pearson_batched(x.reshape(-1), y.reshape(-1)))
 
 
-def node_correlations(w_in: torch.Tensor, w_out: torch.Tensor) -> tuple[dict[str, float], int]:
+def _stack_stats(stats: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """[len(stats) * 4, ..., n]: the four statistics of each entry, in STATS order (one batched pearson)."""
+    return torch.stack([d[s] for d in stats for s in STATS])
+
+
+def node_correlations(w_in: torch.Tensor, w_out: torch.Tensor) -> tuple[dict, int | list]:
     """Fig 3 for one node set: r(input stat, output stat) per statistic, and the nodes left out of the means.
 
-    Node j's inputs are row j of ``w_in`` [nodes, fan_in]; its outputs are column j of ``w_out`` [fan_out, nodes].
+    Node j's inputs are row j of ``w_in`` [..., nodes, fan_in]; its outputs are column j of ``w_out``
+    [..., fan_out, nodes]. Leading dimensions (layers) give lists instead of numbers.
     """
-    if w_in.shape[0] != w_out.shape[1]:
-        raise ValueError(f"node count mismatch: w_in has {w_in.shape[0]} rows, w_out {w_out.shape[1]} columns")
-    inputs, outputs = vector_stats(w_in, 1), vector_stats(w_out, 0)
-    excluded = int(((inputs["nonzero_count"] == 0) | (outputs["nonzero_count"] == 0)).sum())
-    return {s: pearson(inputs[s], outputs[s]) for s in STATS}, excluded
+    if w_in.shape[-2] != w_out.shape[-1]:
+        raise ValueError(f"node count mismatch: w_in has {w_in.shape[-2]} rows, w_out {w_out.shape[-1]} columns")
+    inputs, outputs = vector_stats(w_in, -1), vector_stats(w_out, -2)
+    excluded = ((inputs["nonzero_count"] == 0) | (outputs["nonzero_count"] == 0)).sum(-1)
+    r = pearson_batched(_stack_stats([inputs]), _stack_stats([outputs]))
+    return dict(zip(STATS, r.tolist())), excluded.tolist()
+
+
+def pairwise_pearson(vectors: dict[str, torch.Tensor], pairs: dict[str, tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """Pearson r along the last dimension for each named pair of equally shaped finite tensors.
+
+    Each tensor is centred once in float64 and shared by the pairs it is in; NaN where a side is constant.
+    """
+    centred, norms, constant = {}, {}, {}
+    for name, x in vectors.items():
+        x = x.double()
+        constant[name] = x.amax(-1) == x.amin(-1)
+        centred[name] = x - x.mean(-1, keepdim=True)
+        norms[name] = torch.linalg.vector_norm(centred[name], dim=-1)
+    out = {}
+    for pair, (a, b) in pairs.items():
+        r = torch.linalg.vecdot(centred[a], centred[b]) / (norms[a] * norms[b])
+        out[pair] = torch.where(constant[a] | constant[b], math.nan, r)
+    return out
 
 
 def elementwise_correlations(a: torch.Tensor, b: torch.Tensor, keep_a: torch.Tensor,
-                             keep_b: torch.Tensor) -> dict[str, float]:
-    """Fig 4 for one pair: r over all positions of the pruned |a| vs |b|, and of the keep-masks."""
-    return {"abs": pearson(a.abs(), b.abs()), "mask": pearson(keep_a.double(), keep_b.double())}
+                             keep_b: torch.Tensor) -> dict:
+    """Fig 4 for one pair: r over all positions of the pruned |a| vs |b|, and of the keep-masks.
+
+    Inputs [..., out, in]; leading dimensions (layers) give lists instead of numbers.
+    """
+    pair = {"ab": ("a", "b")}
+    absolute = pairwise_pearson({"a": a.abs().flatten(-2), "b": b.abs().flatten(-2)}, pair)["ab"]
+    mask = pairwise_pearson({"a": keep_a.flatten(-2), "b": keep_b.flatten(-2)}, pair)["ab"]
+    return {"abs": absolute.tolist(), "mask": mask.tolist()}
 
 
 def row_column_correlations(a: torch.Tensor, b: torch.Tensor, stats_a: dict | None = None,
-                            stats_b: dict | None = None) -> dict[str, dict[str, float]]:
+                            stats_b: dict | None = None) -> dict:
     """Fig 5 for one pair: {"rows"|"columns": {stat: r}} between the per-row (per-column) stats of a and b.
 
     ``stats_a``/``stats_b`` may carry precomputed {axis: vector_stats} so each matrix is reduced once.
     """
     stats_a = stats_a or {axis: vector_stats(a, dim) for axis, dim in AXES.items()}
     stats_b = stats_b or {axis: vector_stats(b, dim) for axis, dim in AXES.items()}
-    return {axis: {s: pearson(stats_a[axis][s], stats_b[axis][s]) for s in STATS} for axis in AXES}
+    out = {}
+    for axis in AXES:  # rows and columns differ in length unless the matrices are square
+        r = pearson_batched(_stack_stats([stats_a[axis]]), _stack_stats([stats_b[axis]]))
+        out[axis] = dict(zip(STATS, r.tolist()))
+    return out
 
 
-def _empty_result(num_layers: int, rate: float) -> dict:
-    return {
-        "version": ANALYSIS_VERSION,
-        "prune_rate": rate,
-        "num_layers": num_layers,
-        "fig3": {ns: {s: [] for s in STATS} for ns in NODE_SETS},
-        "fig3_nodes": {ns: {"nodes": None, "excluded_from_means": []} for ns in NODE_SETS},
-        "fig4": {kind: {p: [] for p in PAIRS} for kind in ("abs", "mask")},
-        "fig5": {axis: {s: {p: [] for p in PAIRS} for s in STATS} for axis in AXES},
-        "sparsity": [],
-    }
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """Run torch CPU ops with ``n`` intra-op threads inside the block, then restore the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
-def analyze_layers(layers: list[Layer], rate: float = DEFAULT_RATE) -> dict:
-    """Prune each matrix by magnitude at ``rate``, then compute Figs 3-5 per layer (JSON-ready lists)."""
+def analyze_layers(layers: list[Layer], rate: float = DEFAULT_RATE, threads: int = ANALYSIS_THREADS) -> dict:
+    """Prune each matrix by magnitude at ``rate``, then compute Figs 3-5 per layer (JSON-ready lists).
+
+    The layers are stacked so every statistic and correlation is one batched torch call over all
+    layers. The ops are memory-bound reductions; on a shared, oversubscribed CPU, OpenMP threads
+    waiting on each other made the bert-base analysis 2-4x slower than one thread (docs), so the
+    analysis runs with ``threads`` (default ANALYSIS_THREADS) intra-op threads; the numbers do not depend on it.
+    """
+    with intra_op_threads(threads):
+        return _analyze_layers(layers, rate)
+
+
+def _analyze_layers(layers: list[Layer], rate: float) -> dict:
     pruned, masks = prune_per_matrix(layers, rate)
-    result = _empty_result(len(layers), rate)
-    for w, keep in zip(pruned, masks):
-        for node_set, (src, dst) in NODE_SETS.items():
-            values, excluded = node_correlations(w[src], w[dst])
-            for stat in STATS:
-                result["fig3"][node_set][stat].append(values[stat])
-            result["fig3_nodes"][node_set]["nodes"] = int(w[src].shape[0])
-            result["fig3_nodes"][node_set]["excluded_from_means"].append(excluded)
-        attention_stats = {role: {axis: vector_stats(w[role], dim) for axis, dim in AXES.items()}
-                           for role in ("query", "key", "value")}
-        for pair, (a, b) in PAIRS.items():
-            for kind, value in elementwise_correlations(w[a], w[b], keep[a], keep[b]).items():
-                result["fig4"][kind][pair].append(value)
-            for axis, values in row_column_correlations(w[a], w[b], attention_stats[a], attention_stats[b]).items():
-                for stat in STATS:
-                    result["fig5"][axis][stat][pair].append(values[stat])
-        zeros = sum(int((m == 0).sum()) for m in w.values())
-        result["sparsity"].append(zeros / sum(m.numel() for m in w.values()))
+    w = {role: torch.stack([layer[role] for layer in pruned]) for role in ROLES}  # [L, out, in]
+    keep = {role: torch.stack([layer[role] for layer in masks]) for role in ROLES}
+    del pruned, masks
+    result: dict = {"version": ANALYSIS_VERSION, "prune_rate": rate, "num_layers": len(layers),
+                    "fig3": {}, "fig3_nodes": {}, "fig4": {"abs": {}, "mask": {}},
+                    "fig5": {axis: {s: {} for s in STATS} for axis in AXES}}
+    for node_set, (src, dst) in NODE_SETS.items():
+        result["fig3"][node_set], excluded = node_correlations(w[src], w[dst])
+        result["fig3_nodes"][node_set] = {"nodes": int(w[src].shape[-2]), "excluded_from_means": excluded}
+    attention = ("query", "key", "value")
+    attention_stats = {role: {axis: vector_stats(w[role], dim) for axis, dim in AXES.items()} for role in attention}
+    for kind, source in (("abs", {r: w[r].abs().flatten(1) for r in attention}),
+                         ("mask", {r: keep[r].flatten(1) for r in attention})):
+        result["fig4"][kind] = {pair: r.tolist() for pair, r in pairwise_pearson(source, PAIRS).items()}
+    for pair, (a, b) in PAIRS.items():
+        for axis, by_stat in row_column_correlations(w[a], w[b], attention_stats[a], attention_stats[b]).items():
+            for stat, values in by_stat.items():
+                result["fig5"][axis][stat][pair] = values
+    zeros = sum((m == 0).flatten(1).sum(1, dtype=torch.float64) for m in w.values())
+    result["sparsity"] = (zeros / sum(m[0].numel() for m in w.values())).tolist()
     return json_ready(result)
 
 
-def analyze_model(model: nn.Module, rate: float = DEFAULT_RATE) -> dict:
+def analyze_model(model: nn.Module, rate: float = DEFAULT_RATE, threads: int = ANALYSIS_THREADS) -> dict:
     """Figs 3-5 for a BERT-style model (the model itself is not modified)."""
     with torch.no_grad():
-        return analyze_layers(layer_matrices(model), rate)
+        return analyze_layers(layer_matrices(model), rate, threads)
 
 
 def json_ready(value):
@@ -257,15 +316,15 @@ def bert_base_random(seed: int = 0) -> nn.Module:
     return BertModel(BertConfig())
 
 
-def time_bert_base(repeats: int = 1) -> dict:
+def time_bert_base(repeats: int = 1, threads: int = ANALYSIS_THREADS) -> dict:
     """Seconds for the whole analysis (prune + Figs 3-5) on random bert-base weights."""
     model = bert_base_random()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        analyze_model(model, DEFAULT_RATE)
+        analyze_model(model, DEFAULT_RATE, threads)
         times.append(time.perf_counter() - start)
-    return {"model": "BertModel(BertConfig()) random init", "threads": torch.get_num_threads(),
+    return {"model": "BertModel(BertConfig()) random init", "analysis_threads": threads,
             "seconds": times, "best": min(times)}
 
 
@@ -277,12 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-reference", metavar="PATH", help="write the CI reference JSON here")
     parser.add_argument("--time-bert-base", action="store_true", help="time the analysis on random bert-base weights")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (default 3)")
+    parser.add_argument("--threads", type=int, default=ANALYSIS_THREADS,
+                        help=f"intra-op threads for the analysis (default {ANALYSIS_THREADS})")
     args = parser.parse_args(argv)
     if args.time_bert_base:
-        print(json.dumps(time_bert_base(args.repeats), indent=1))
+        print(json.dumps(time_bert_base(args.repeats, args.threads), indent=1))
         return 0
     model, identity = _load_model(args.model)
-    result = analyze_model(model, args.rate)
+    result = analyze_model(model, args.rate, args.threads)
     if args.write_reference:
         from benchmarks.store import write_json_atomic
 

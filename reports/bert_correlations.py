@@ -218,8 +218,11 @@ def _relative(path: Path, out: Path) -> str:
 def _cell_section(suite: Suite, cell, record: dict | None, fmt: str, out: Path | None) -> str:
     heading = f"{suite.model}, prune rate {cell.config['prune_rate']:g}"
     if record is None or record["status"] != "ok":
-        why = "not run yet" if record is None else f"{record['status']}: {record.get('error')}"
-        text = f"{why}; run `python -m benchmarks run --suite {suite.name} --model {suite.model}`"
+        command = f"`python -m benchmarks run --suite {suite.name} --model {suite.model}`"
+        if record is None:
+            text = f"not run yet; run {command}"
+        else:
+            text = f"{record['status']}: {record.get('error')} (after fixing it, rerun {command})"
         return f"## {heading}\n\n{text}\n" if fmt == "md" else f"<h2>{html.escape(heading)}</h2>\n<p>{html.escape(text)}</p>\n"
     result = record["artifacts"][ARTIFACT]
     sparsity = record.get("sparsity", {}).get("global_after")
