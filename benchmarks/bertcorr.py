@@ -8,7 +8,7 @@ output feature i, column j the weights that read input feature j.
   ``intermediate`` (the d_ff neurons: rows of ``intermediate.dense`` vs columns of ``output.dense``) and
   ``attention_output`` (the d_model nodes after the attention block: rows of
   ``attention.output.dense`` vs columns of ``intermediate.dense``; the residual add and LayerNorm
-  between them are ignored, as the paper's node view does).
+  between the two matrices are not part of this weights-only view).
 * Fig 4 (self-attention, element by element): Pearson r between two of W_Q, W_K, W_V over all
   d x d positions, of the pruned absolute values (0 where pruned) and of the keep-masks (1 kept, 0 pruned).
 * Fig 5 (self-attention rows and columns): the four statistics of every row (and every column) of
@@ -20,8 +20,8 @@ nonzero weight has undefined means (NaN); such nodes are left out of the mean-ba
 (counted in ``excluded``). A correlation whose inputs are constant, or have fewer than 2 valid points,
 is NaN (stored as null).
 
-Every statistic is computed with whole-tensor torch reductions in float64 (a Python loop runs over
-layers, never over nodes). ``python -m benchmarks.bertcorr --help`` prints the values for a model,
+The layers are stacked and every statistic is a whole-tensor torch reduction accumulated in float64
+(no Python loop over nodes or layers; only the per-matrix pruning loops over the matrices). ``python -m benchmarks.bertcorr --help`` prints the values for a model,
 regenerates the CI reference, and times the analysis on bert-base-sized weights.
 """
 
