@@ -291,3 +291,11 @@ def test_bert_base_sized_analysis_speed(benchmark):
     benchmark.extra_info.update(seconds=seconds, prune_seconds=prune_seconds)
     # The statistics add a bounded multiple of one pass over the weights (pruning reads each once).
     assert seconds / prune_seconds < 15, f"analysis {seconds:.1f}s is {seconds / prune_seconds:.1f}x the pruning"
+
+
+def test_report_without_records_says_what_to_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["report", "--suite", "bert-correlations", "--model", "minilm-l6",
+                     "--results", str(tmp_path / "empty")]) == 0
+    out = capsys.readouterr().out
+    assert "not run yet; run `python -m benchmarks run --suite bert-correlations --model minilm-l6`" in out
