@@ -23,11 +23,23 @@ def test_write_json_atomic_interrupted_mid_write(tmp_path, monkeypatch):
     target = tmp_path / "rec.json"
     store.write_json_atomic(target, {"v": 1})
 
-    def half_dump(obj, fh, **kw):
-        fh.write('{"v": 2, "trunc')  # a partial write, then the process "dies"
-        raise OSError("disk full")
+    real_fdopen = store.os.fdopen
 
-    monkeypatch.setattr(store.json, "dump", half_dump)
+    class HalfWritten:  # the temporary file receives part of the text, then the disk "fills"
+        def __init__(self, fd, mode):
+            self.fh = real_fdopen(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, text):
+            self.fh.write(text[: len(text) // 2])
+            raise OSError("disk full")
+
+    monkeypatch.setattr(store.os, "fdopen", HalfWritten)
     with pytest.raises(OSError):
         store.write_json_atomic(target, {"v": 2})
     assert json.loads(target.read_text()) == {"v": 1}  # the old record is intact
