@@ -9,7 +9,7 @@ from benchmarks.config import Suite
 
 RENDERERS: dict = {}
 # Modules whose import registers a renderer for a suite kind (one per kind family).
-RENDERER_MODULES = ("reports.leaderboard",)
+RENDERER_MODULES = ("reports.leaderboard", "reports.mnist")
 
 
 def register_renderer(kind: str):
