@@ -239,6 +239,12 @@ class _threads:
 def train_one_reference(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, steps: int,
                         init_params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Train a single model the ordinary way (nn.Sequential + its own optimizer): the batched trainer's baseline."""
+    with _threads(recipe.threads):
+        return _train_one(seed, x, y, recipe, steps, init_params)
+
+
+def _train_one(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, steps: int,
+               init_params: list[torch.Tensor] | None) -> list[torch.Tensor]:
     params = init_params or init_model(seed, recipe.init)
     act = torch.nn.ReLU() if recipe.activation == "relu" else torch.nn.Tanh()
     layers = [torch.nn.Linear(i, o, dtype=params[0].dtype) for i, o in zip(SIZES[:-1], SIZES[1:])]
