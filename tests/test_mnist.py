@@ -196,3 +196,17 @@ def test_bad_recipe_and_options_are_one_line_errors():
     init = load_suite("mnist-init")
     with pytest.raises(UserError, match="factors"):
         ANALYSES.get("mnist-init")().validate(apply_overrides(init, ["options.factors=[1.1]", "rows=[{label: x}]"]))
+
+
+def test_shared_order_option_trains_every_model_on_the_first_models_order():
+    """data_order=shared: the first layer is one wide product and every model sees seed[0]'s order."""
+    split = load_split("train", _mnist_dir())
+    x = scale_images(split.images[:1000], "unit").double()
+    y = split.labels[:1000]
+    recipe = Recipe(optimizer="sgd", lr=0.1, batch_size=10, threads=1, data_order="shared")
+    seeds = [3, 4]
+    inits = [[p.double() for p in init_model(s, recipe.init)] for s in seeds]
+    batched = train_models(seeds, x, y, recipe, steps=120, init_params=inits)
+    own = Recipe(optimizer="sgd", lr=0.1, batch_size=10, threads=1)
+    ref = train_one_reference(seeds[0], x, y, own, 120, inits[1])  # model 2's init, model 1's order
+    assert max(float((a - b).abs().max()) for a, b in zip(batched[1], ref)) < 1e-5
