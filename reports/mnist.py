@@ -57,6 +57,13 @@ def _f(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
+def _p(p) -> str:
+    """A p-value: three decimals, or scientific notation below 0.001."""
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
 def _table(rows: list, headers: list, fmt: str) -> str:
     return tabulate(rows, headers=headers, tablefmt="github" if fmt == "md" else "html", disable_numparse=True)
 
@@ -285,18 +292,18 @@ def render_init(suite, frame, fmt: str, out: Path | None) -> str:
     factors = sorted({row["f"] for rec in recs for row in rec["artifacts"]["rows"]})
     headers = ["f"]
     for rec in recs:
-        headers += [f"{rec['label']}: mean acc", "p (f > 1.0)", "paper"]
+        headers += [f"{rec['config']['label']}: mean acc", "p (f > 1.0)", "paper"]
     rows = []
     for f in factors:
         row = [f"{f:g}" + (" (baseline)" if f == 1.0 else "")]
         for rec in recs:
             hit = next((r for r in rec["artifacts"]["rows"] if r["f"] == f), None)
-            col = paper["columns"].get(rec["label"])
+            col = paper["columns"].get(rec["config"]["label"])
             pv = col[paper["factors"].index(f)] if col and f in paper["factors"] else None
-            row += [_f(hit["mean"]) if hit else "-", _f(hit.get("p_value")) if hit and "p_value" in hit else "-",
+            row += [_f(hit["mean"]) if hit else "-", _p(hit.get("p_value")) if hit and "p_value" in hit else "-",
                     _f(pv) if pv is not None else "-"]
         rows.append(row)
-    details = [[rec["label"], "paired t (ttest_rel)" if rec["config"]["controlled"] else "Welch t (ttest_ind)",
+    details = [[rec["config"]["label"], "paired t (ttest_rel)" if rec["config"]["controlled"] else "Welch t (ttest_ind)",
                 rec["config"]["models"], _recipe_text(rec["config"]["recipe"]),
                 f"{rec['notes'].get('timing', {}).get('wall_s', float('nan')):.0f}"] for rec in recs]
     parts = [_para(f"Suite {suite.name}: {suite.description}", fmt),
