@@ -65,7 +65,8 @@ def _p(p) -> str:
 
 
 def _table(rows: list, headers: list, fmt: str) -> str:
-    return tabulate(rows, headers=headers, tablefmt="github" if fmt == "md" else "html", disable_numparse=True)
+    text = tabulate(rows, headers=headers, tablefmt="github" if fmt == "md" else "html", disable_numparse=True)
+    return f"\n{text}\n\n" if fmt == "md" else text  # Markdown tables need blank lines around them
 
 
 def _heading(text: str, fmt: str, level: int = 2) -> str:
