@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Renderer = Callable[..., str]
 RENDERERS: dict[str, Renderer] = {}
 # Modules whose import registers a renderer for a suite kind (one per kind family).
-RENDERER_MODULES = ("reports.leaderboard", "reports.bert_correlations")
+RENDERER_MODULES = ("reports.leaderboard", "reports.bert_correlations", "reports.mnist")
 FORMATS = ("md", "html")
 
 

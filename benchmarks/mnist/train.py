@@ -1,0 +1,270 @@
+"""Train K LeNet-300-100 models at once with stacked weights, each with its own seed, init and data order.
+
+Weights are stacked as ``W[k]`` of shape [in, out] (so a layer is ``x @ W``). The loss is the sum over
+models of each model's mean cross-entropy, so every model's gradient is exactly its own; the optimizers
+(SGD, Adam, Adadelta) are elementwise, so one torch.optim instance over the stacked tensors keeps the
+same per-model state as K independent optimizers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.errors import UserError
+from benchmarks.mnist.data import SCALINGS
+
+SIZES = (784, 300, 100, 10)
+INITS = ("torch-default", "kaiming-uniform", "kaiming-normal", "glorot-normal")
+OPTIMIZERS = ("sgd", "adam", "adadelta")
+ACTIVATIONS = ("relu", "tanh")
+ORDERS = ("own", "shared")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the models are trained; every field may be set from a suite's ``recipe``."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    batch_size: int = 60
+    epochs: float = 10.0
+    init: str = "torch-default"
+    input_scaling: str = "normalize"
+    activation: str = "relu"
+    data_order: str = "own"  # "own": each model its own permutation; "shared": one order for all
+    chunk: int = 100  # models trained together in one pass (memory bound; results do not depend on it)
+    threads: int = 0  # torch threads for the run; 0 keeps torch's default
+
+    @classmethod
+    def from_mapping(cls, data: dict, source: str = "recipe") -> "Recipe":
+        """Validate a suite's recipe mapping; unknown keys and values raise a one-line UserError."""
+        known = {f.name: f for f in fields(cls)}
+        extra = sorted(set(data) - set(known))
+        if extra:
+            raise UserError(f"{source}: unknown recipe key(s) {', '.join(extra)}; known: {', '.join(known)}")
+        values = {}
+        for name, value in data.items():
+            typ = {"float": float, "int": int, "str": str}[known[name].type]
+            if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, typ) or isinstance(value, bool):
+                raise UserError(f"{source}: recipe.{name} must be {typ.__name__}, got {value!r}")
+            values[name] = value
+        recipe = cls(**values)
+        recipe.check(source)
+        return recipe
+
+    def check(self, source: str = "recipe") -> None:
+        """Raise UserError on a value outside the supported choices."""
+        for name, allowed in (("optimizer", OPTIMIZERS), ("init", INITS), ("input_scaling", SCALINGS),
+                              ("activation", ACTIVATIONS), ("data_order", ORDERS)):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"{source}: recipe.{name}={getattr(self, name)!r}; use one of {', '.join(allowed)}")
+        if self.lr <= 0 or self.batch_size < 1 or self.epochs <= 0 or self.chunk < 1:
+            raise UserError(f"{source}: recipe needs lr > 0, batch_size >= 1, epochs > 0, chunk >= 1")
+
+    def as_dict(self) -> dict:
+        """Plain dict (what goes into a cell's config)."""
+        return asdict(self)
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    """Independent RNG streams per model: init (0), data order (1), correlated-init factors (2)."""
+    return torch.Generator().manual_seed(1_000_003 * int(seed) + stream)
+
+
+def init_model(seed: int, init: str) -> list[torch.Tensor]:
+    """One model's initial [W1, b1, W2, b2, W3, b3] (W as [in, out]) drawn from its own generator."""
+    gen = _generator(seed, 0)
+    params = []
+    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+        w = torch.empty(fan_out, fan_in)  # drawn in nn.Linear's [out, in] order, then transposed
+        if init == "torch-default":  # nn.Linear: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
+            bound = 1.0 / math.sqrt(fan_in)
+            w.uniform_(-bound, bound, generator=gen)
+        elif init == "kaiming-uniform":  # ReLU gain: U(+-sqrt(6/fan_in))
+            bound = math.sqrt(6.0 / fan_in)
+            w.uniform_(-bound, bound, generator=gen)
+        elif init == "kaiming-normal":
+            w.normal_(0.0, math.sqrt(2.0 / fan_in), generator=gen)
+        elif init == "glorot-normal":
+            w.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)), generator=gen)
+        else:
+            raise UserError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
+        b = torch.empty(fan_out).uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), generator=gen)
+        if init != "torch-default":
+            b.zero_()
+        params += [w.t().contiguous(), b]
+    return params
+
+
+def data_order(seed: int, n: int, epoch: int) -> torch.Tensor:
+    """The permutation of the ``n`` training examples that model ``seed`` sees in ``epoch``."""
+    return torch.randperm(n, generator=_generator(seed + 7919 * epoch, 1))
+
+
+@dataclass
+class Stack:
+    """K models' parameters stacked along dim 0 (leaf tensors requiring grad)."""
+
+    params: list[torch.Tensor]
+    activation: str = "relu"
+    masks: list[torch.Tensor | None] = field(default_factory=lambda: [None] * 3)
+
+    @property
+    def k(self) -> int:
+        return self.params[0].shape[0]
+
+    def weights(self) -> list[torch.Tensor]:
+        """[W1, W2, W3], each [K, in, out]."""
+        return self.params[0::2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [K, B, 10] for a batch per model [K, B, 784] or one batch shared by all [B, 784]."""
+        act = torch.relu if self.activation == "relu" else torch.tanh
+        w1, b1, w2, b2, w3, b3 = self.params
+        if x.dim() == 2:  # shared batch: the first layer is one wide product [B,784] @ [784, K*300]
+            h = (x @ w1.permute(1, 0, 2).reshape(784, -1)).view(x.shape[0], self.k, -1).transpose(0, 1)
+        else:
+            h = torch.bmm(x, w1)
+        h = act(h + b1[:, None, :])
+        h = act(torch.baddbmm(b2[:, None, :], h, w2))
+        return torch.baddbmm(b3[:, None, :], h, w3)
+
+
+def stack_models(models: list[list[torch.Tensor]], activation: str) -> Stack:
+    """Stack per-model parameter lists into one Stack."""
+    params = [torch.stack([m[i] for m in models]).requires_grad_(True) for i in range(6)]
+    return Stack(params, activation)
+
+
+def make_optimizer(params: list[torch.Tensor], recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's torch.optim optimizer over (stacked or single-model) parameters."""
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, foreach=True)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, foreach=True)
+    return torch.optim.Adadelta(params, lr=recipe.lr, foreach=True)
+
+
+def steps_per_run(n_train: int, recipe: Recipe) -> int:
+    """Number of optimizer steps: full batches over ``epochs`` passes (a fraction counts steps)."""
+    per_epoch = n_train // recipe.batch_size
+    return max(1, int(round(per_epoch * recipe.epochs)))
+
+
+class OrderCache:
+    """Per-model permutations of the current epoch, computed once per epoch."""
+
+    def __init__(self, seeds: list[int], n: int, recipe: Recipe):
+        self.seeds, self.n, self.recipe, self.epoch, self.perms = seeds, n, recipe, -1, None
+
+    def batch(self, step: int) -> torch.Tensor:
+        """Indices [K, B] (own order) or [B] (shared) for ``step``."""
+        per_epoch = self.n // self.recipe.batch_size
+        epoch, pos = divmod(step, per_epoch)
+        if epoch != self.epoch:
+            seeds = self.seeds[:1] if self.recipe.data_order == "shared" else self.seeds
+            self.perms = torch.stack([data_order(s, self.n, epoch) for s in seeds])
+            self.epoch = epoch
+        sl = slice(pos * self.recipe.batch_size, (pos + 1) * self.recipe.batch_size)
+        out = self.perms[:, sl]
+        return out[0] if self.recipe.data_order == "shared" else out
+
+
+def train_stack(stack: Stack, order_seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                steps: int | None = None) -> Stack:
+    """Train the stacked models in place; model k draws its batches from permutations of ``order_seeds[k]``."""
+    opt = make_optimizer(stack.params, recipe)
+    orders = OrderCache(order_seeds, x.shape[0], recipe)
+    steps = steps_per_run(x.shape[0], recipe) if steps is None else steps
+    b = recipe.batch_size
+    for step in range(steps):
+        idx = orders.batch(step)
+        logits = stack.forward(x[idx])
+        target = y[idx] if idx.dim() == 2 else y[idx].expand(stack.k, b)
+        # Sum over models of each model's mean loss: model k's gradient is its own.
+        loss = F.cross_entropy(logits.reshape(-1, 10), target.reshape(-1), reduction="sum") / b
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return stack
+
+
+@torch.no_grad()
+def accuracy(stack: Stack, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
+    """Test accuracy of each model, [K] float64."""
+    correct = torch.zeros(stack.k, dtype=torch.float64)
+    for start in range(0, x.shape[0], chunk):
+        logits = stack.forward(x[start:start + chunk])
+        correct += (logits.argmax(-1) == y[start:start + chunk]).sum(1).double()
+    return correct / x.shape[0]
+
+
+def train_models(seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                 steps: int | None = None, init_params: list[list[torch.Tensor]] | None = None,
+                 order_seeds: list[int] | None = None) -> list[list[torch.Tensor]]:
+    """Train one model per seed (in chunks of ``recipe.chunk``); return each model's final parameters."""
+    out: list[list[torch.Tensor]] = []
+    order_seeds = seeds if order_seeds is None else order_seeds
+    with _threads(recipe.threads):
+        for start in range(0, len(seeds), recipe.chunk):
+            part = slice(start, start + recipe.chunk)
+            inits = init_params[part] if init_params is not None else [init_model(s, recipe.init) for s in seeds[part]]
+            stack = stack_models(inits, recipe.activation)
+            train_stack(stack, order_seeds[part], x, y, recipe, steps)
+            out += [[p[k].detach().clone() for p in stack.params] for k in range(stack.k)]
+    return out
+
+
+class _threads:
+    """Context manager: run with ``n`` torch threads (0 = leave as is)."""
+
+    def __init__(self, n: int):
+        self.n, self.old = n, torch.get_num_threads()
+
+    def __enter__(self):
+        if self.n:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)
+
+
+def train_one_reference(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, steps: int,
+                        init_params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Train a single model the ordinary way (nn.Sequential + its own optimizer): the batched trainer's baseline."""
+    with _threads(recipe.threads):
+        return _train_one(seed, x, y, recipe, steps, init_params)
+
+
+def _train_one(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, steps: int,
+               init_params: list[torch.Tensor] | None) -> list[torch.Tensor]:
+    params = init_params or init_model(seed, recipe.init)
+    act = torch.nn.ReLU() if recipe.activation == "relu" else torch.nn.Tanh()
+    layers = [torch.nn.Linear(i, o, dtype=params[0].dtype) for i, o in zip(SIZES[:-1], SIZES[1:])]
+    with torch.no_grad():
+        for layer, w, b in zip(layers, params[0::2], params[1::2]):
+            layer.weight.copy_(w.t())
+            layer.bias.copy_(b)
+    model = torch.nn.Sequential(layers[0], act, layers[1], act, layers[2])
+    opt = make_optimizer(list(model.parameters()), recipe)
+    per_epoch = x.shape[0] // recipe.batch_size
+    for step in range(steps):
+        epoch, pos = divmod(step, per_epoch)
+        if pos == 0 or step == 0:
+            perm = data_order(seed, x.shape[0], epoch)
+        idx = perm[pos * recipe.batch_size:(pos + 1) * recipe.batch_size]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    out = []
+    for layer in layers:
+        out += [layer.weight.detach().t().contiguous(), layer.bias.detach().clone()]
+    return out

@@ -1,0 +1,212 @@
+"""MNIST study: IDX parsing, closed-form Table 1 vs explicit pair tables, pruning, node statistics,
+batched training == one-at-a-time training, correlated init, suite validation."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from benchmarks.config import apply_overrides, load_suite
+from benchmarks.errors import UserError
+from benchmarks.mnist import analysis
+from benchmarks.mnist.data import load_split, parse_idx, scale_images
+from benchmarks.mnist.experiments import correlate_init, correlated_scales
+from benchmarks.mnist.train import Recipe, init_model, train_models, train_one_reference
+from benchmarks.paths import default_data_dir
+from benchmarks.registry import ANALYSES
+
+
+def _mnist_dir():
+    d = default_data_dir()
+    if d is None or not (d / "mnist").is_dir():
+        pytest.skip("MNIST mirror not found (set PRUNEBENCH_DATA_DIR)")
+    return d
+
+
+def _pruned(rng, shape, rate):
+    w = rng.normal(size=shape)
+    thresh = np.quantile(np.abs(w), rate)
+    w[np.abs(w) <= thresh] = 0.0
+    return w
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+def test_parse_idx_roundtrip_and_bad_magic():
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    data = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+    assert np.array_equal(parse_idx(data), arr)
+    assert np.array_equal(parse_idx(gzip.decompress(gzip.compress(data))), arr)
+    with pytest.raises(UserError, match="magic"):
+        parse_idx(b"\x01\x02\x03\x04")
+    with pytest.raises(UserError, match="truncated"):
+        parse_idx(data[:-1])
+
+
+def test_mirror_split_shapes_and_scaling():
+    split = load_split("test", _mnist_dir())
+    assert split.images.shape == (10000, 784) and split.labels.shape == (10000,)
+    assert int(split.labels.max()) == 9
+    x = scale_images(split.images[:100], "normalize")
+    assert abs(float(scale_images(split.images, "normalize").mean())) < 0.05  # near zero mean
+    assert float(scale_images(split.images[:100], "unit").max()) <= 1.0
+    assert x.dtype == torch.float32
+    with pytest.raises(UserError, match="scaling"):
+        scale_images(split.images[:2], "zscore")
+
+
+# ---- Table 1: closed form == explicit pair table ----------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shared_node_corr_matches_explicit_pairs(seed):
+    rng = np.random.default_rng(seed)
+    w = _pruned(rng, (17, 11), 0.6)
+    w[:, 3] = 0.0  # a fully pruned output node contributes no pairs
+    w[5, :] = 0.0
+    for share in ("output", "input"):
+        table = analysis.explicit_shared_pairs(w, share)
+        assert np.allclose(table[:, 0].mean(), table[:, 1].mean())  # both orders: same marginals
+        ref = stats.pearsonr(table[:, 0], table[:, 1]).statistic
+        assert abs(analysis.shared_node_corr(w, share) - ref) < 1e-9
+        assert abs(np.corrcoef(table.T)[0, 1] - ref) < 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_node_io_corr_matches_explicit_pairs(seed):
+    rng = np.random.default_rng(seed)
+    w_in, w_out = _pruned(rng, (13, 9), 0.7), _pruned(rng, (9, 5), 0.5)
+    w_in[:, 2] = 0.0  # node 2 has no inputs left: no pairs through it
+    table = analysis.explicit_node_pairs(w_in, w_out)
+    ref = stats.pearsonr(table[:, 0], table[:, 1]).statistic
+    assert abs(analysis.node_io_corr(w_in, w_out) - ref) < 1e-9
+
+
+def test_table1_rows_and_degenerate_case():
+    rng = np.random.default_rng(3)
+    ws = [_pruned(rng, s, 0.5) for s in ((20, 12), (12, 6), (6, 3))]
+    t1 = analysis.table1(ws)
+    assert list(t1) == list(analysis.TABLE1_ROWS)
+    assert all(-1 <= v <= 1 for v in t1.values())
+    assert np.isnan(analysis.shared_node_corr(np.eye(3), "output"))  # one weight per node: no pairs
+
+
+# ---- pruning ----------------------------------------------------------------------------------
+
+def test_magnitude_masks_per_model_exact_count_and_ties():
+    w = torch.randn(3, 10, 8)
+    w[1] = 0.5  # all tied: the stable order keeps the last positions, deterministically
+    mask = analysis.magnitude_masks(w, 0.75)
+    assert mask.shape == w.shape
+    assert mask.reshape(3, -1).sum(1).tolist() == [20, 20, 20]
+    for k in (0, 2):
+        assert w[k][mask[k]].abs().min() >= w[k][~mask[k]].abs().max()
+    assert torch.equal(mask, analysis.magnitude_masks(w, 0.75))
+    with pytest.raises(UserError, match="fraction"):
+        analysis.check_rates({"fc1": 1.5})
+    with pytest.raises(UserError, match="unknown layer"):
+        analysis.check_rates({"fc4": 0.5})
+
+
+# ---- Table 2 ----------------------------------------------------------------------------------
+
+def test_table2_node_properties_hand_example():
+    w_in = np.array([[1.0, 0.0, 0.0, -2.0], [2.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 3.0, 1.0]])  # 3 in, 4 nodes
+    w_out = np.array([[2.0, -1.0], [0.0, 0.0], [0.0, 4.0], [1.0, 0.0]])  # 4 nodes, 2 out
+    p = analysis.node_properties(w_in, w_out)
+    assert p["in_count"].tolist() == [3, 0, 1, 2] and p["out_count"].tolist() == [2, 0, 1, 1]
+    assert np.allclose(p["in_mean"][[0, 2, 3]], [2 / 3, 3, -0.5]) and np.isnan(p["in_mean"][1])
+    assert np.allclose(p["in_abs_mean"][[0, 2, 3]], [4 / 3, 3, 1.5])
+    assert np.allclose(p["out_frac_positive"][[0, 2, 3]], [0.5, 1, 1])
+    col = analysis.table2_layer(p)
+    assert col["dead_nodes"] == 1 and col["nodes"] == 4
+    assert abs(col["count"] - np.corrcoef([3, 0, 1, 2], [2, 0, 1, 1])[0, 1]) < 1e-12
+    assert abs(col["count_excl_dead"] - np.corrcoef([3, 1, 2], [2, 1, 1])[0, 1]) < 1e-12
+
+
+# ---- batched training == one at a time --------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer,lr", [("sgd", 0.1), ("adam", 1.2e-3), ("adadelta", 1.0)])
+def test_batched_training_equals_one_by_one(optimizer, lr):
+    """Stacked models (own init, own data order, one optimizer over stacked tensors) == independent training.
+
+    float64 so that the comparison isolates the method from float32 kernel rounding (bmm vs addmm), which
+    Adam/Adadelta would amplify; batch 10 on 2,000 images keeps it fast, and 300 steps cross an epoch
+    boundary (200 steps per epoch here), so the per-model reshuffle is covered too.
+    """
+    split = load_split("train", _mnist_dir())
+    x = scale_images(split.images[:2000], "normalize").double()
+    y = split.labels[:2000]
+    recipe = Recipe(optimizer=optimizer, lr=lr, batch_size=10, threads=1)
+    seeds = [11, 12]
+    inits = [[p.double() for p in init_model(s, recipe.init)] for s in seeds]
+    batched = train_models(seeds, x, y, recipe, steps=300, init_params=inits)
+    for seed, init, got in zip(seeds, inits, batched):
+        ref = train_one_reference(seed, x, y, recipe, 300, init)
+        moved = max(float((r - i).abs().max()) for r, i in zip(ref, init))
+        assert moved > 1e-3  # the models did train
+        assert max(float((a - b).abs().max()) for a, b in zip(got, ref)) < 1e-5
+
+
+def test_models_get_their_own_init_and_order():
+    a, b = init_model(0, "torch-default"), init_model(1, "torch-default")
+    assert not torch.equal(a[0], b[0])
+    assert torch.equal(a[0], init_model(0, "torch-default")[0])
+    from benchmarks.mnist.train import data_order
+
+    assert not torch.equal(data_order(0, 100, 0), data_order(1, 100, 0))
+    assert not torch.equal(data_order(0, 100, 0), data_order(0, 100, 1))
+
+
+# ---- correlated init (Table 3) ----------------------------------------------------------------
+
+def test_correlated_init_scales_every_weight_touching_a_node():
+    s1, s2 = correlated_scales(5, 2.0)
+    assert ((s1 >= 0.5) & (s1 <= 2.0)).all() and (s1 < 1).any() and (s1 > 1).any()
+    params = init_model(0, "torch-default")
+    new = correlate_init(params, s1, s2)
+    assert torch.allclose(new[0], params[0] * s1[None, :])
+    assert torch.allclose(new[2], params[2] * s1[:, None] * s2[None, :])
+    assert torch.allclose(new[4], params[4] * s2[:, None])
+    ones = correlated_scales(5, 1.0)
+    assert all(torch.equal(p, q) for p, q in zip(correlate_init(params, *ones), params))
+
+
+# ---- suites and recipes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["mnist-correlations", "mnist-recipes", "mnist-init", "mnist-ci"])
+def test_builtin_suites_expand(name):
+    suite = load_suite(name)
+    cells = ANALYSES.get(suite.kind)().cells(suite)
+    assert cells and len({c.key for c in cells}) == len(cells)
+
+
+def test_bad_recipe_and_options_are_one_line_errors():
+    suite = load_suite("mnist-ci")
+    kind = ANALYSES.get(suite.kind)()
+    with pytest.raises(UserError, match="optimizer"):
+        kind.validate(apply_overrides(suite, ["recipe.optimizer=rmsprop"]))
+    with pytest.raises(UserError, match="unknown recipe key"):
+        kind.validate(apply_overrides(suite, ["recipe.learning_rate=0.1"]))
+    with pytest.raises(UserError, match="unknown option"):
+        kind.validate(apply_overrides(suite, ["options.modles=3"]))
+    init = load_suite("mnist-init")
+    with pytest.raises(UserError, match="factors"):
+        ANALYSES.get("mnist-init")().validate(apply_overrides(init, ["options.factors=[1.1]", "rows=[{label: x}]"]))
+
+
+def test_shared_order_option_trains_every_model_on_the_first_models_order():
+    """data_order=shared: the first layer is one wide product and every model sees seed[0]'s order."""
+    split = load_split("train", _mnist_dir())
+    x = scale_images(split.images[:1000], "unit").double()
+    y = split.labels[:1000]
+    recipe = Recipe(optimizer="sgd", lr=0.1, batch_size=10, threads=1, data_order="shared")
+    seeds = [3, 4]
+    inits = [[p.double() for p in init_model(s, recipe.init)] for s in seeds]
+    batched = train_models(seeds, x, y, recipe, steps=120, init_params=inits)
+    own = Recipe(optimizer="sgd", lr=0.1, batch_size=10, threads=1)
+    ref = train_one_reference(seeds[0], x, y, own, 120, inits[1])  # model 2's init, model 1's order
+    assert max(float((a - b).abs().max()) for a, b in zip(batched[1], ref)) < 1e-5
