@@ -164,8 +164,12 @@ def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, 
     ]
     optimizer = torch.optim.AdamW(groups, lr=float(recipe.get("lr", 2e-5)))
     keeper = MaskKeeper(model, masks).attach(optimizer) if masks else None
-    steps = max(1, math.ceil(len(loader) * epochs / accelerator.num_processes))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(float(recipe.get("warmup_ratio", 0.1)) * steps), steps)
+    # accelerate steps a prepared scheduler num_processes times per optimizer step (each process sees
+    # its own batch), so the schedule spans the one-process step count; the loop runs 1/N of it.
+    schedule_steps = max(1, math.ceil(len(loader) * epochs))
+    steps = max(1, math.ceil(schedule_steps / accelerator.num_processes))
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(float(recipe.get("warmup_ratio", 0.1)) * schedule_steps), schedule_steps)
     pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
     pmodel.train()
     done = 0
