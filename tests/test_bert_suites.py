@@ -86,3 +86,31 @@ def test_every_row_achieves_its_global_sparsity(tmp_path, name):
         assert achieved == pytest.approx(EXPECTED_GLOBAL[label], abs=1e-4), label  # rounding to whole weights
     if name == "bert-lowsparsity":
         assert seen["upper-0.95"] == pytest.approx(0.475, abs=1e-4)
+
+
+def test_lowsparsity_mlm_end_to_end_records_and_leaderboard(tmp_path, monkeypatch):
+    """All 17 Fig-6 rows on a tiny BertForMaskedLM: records keep their sparsity, the table shows it."""
+    if bert_tiny.real_mirror() is None:
+        pytest.skip("needs the data mirror ../shared/data")
+    from benchmarks import store
+    from benchmarks.runner import run_suite
+    from reports import render_suite
+
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    mirror = bert_tiny.make_mirror(tmp_path / "mirror")
+    folder = bert_tiny.make_model(tmp_path / "tiny", mlm_head=True)
+    suite = apply_overrides(load_suite("bert-lowsparsity"), [f"model={folder}", "scale=smoke", "tasks=[mlm, mnli]"])
+    summary = run_suite(suite, tmp_path / "results", mirror, progress=False)
+    assert summary.ok == 17 and len(summary.data_skipped) == 17 and not summary.failed
+    records = store.load_records(tmp_path / "results").records.values()
+    for record in records:
+        if record["status"] == "ok":
+            assert record["sparsity"]["zeros_after"] == record["sparsity"]["zeros_before"]
+            assert record["notes"]["mlm_head"] == "pretrained"
+        else:
+            assert record["status"] == "skipped" and "mnli" in record["error"]
+    table = render_suite(suite, tmp_path / "results", "md")
+    line = next(row for row in table.splitlines() if row.startswith("| upper-0.95 "))
+    assert line.rstrip(" |").endswith("0.4750")
+    assert "MLM Accuracy" in table and "MLM ppl." in table
+    assert "skipped: mnli train is not in the data mirror" in table
