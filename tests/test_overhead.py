@@ -1,6 +1,6 @@
 """The harness's evaluation adds at most 5% to a bare Hugging Face forward over the same batches.
 
-Both sides tokenize the same examples, pad each batch of 64 dynamically and run the same model;
+Both sides tokenize the same examples, pad each batch of 32 dynamically and run the same model;
 the harness side is ``benchmarks.tasks.glue.predict`` (dataset, collator, accelerate data loader,
 gather_for_metrics). The ratio of the two pytest-benchmark minima is taken in one process.
 """
@@ -20,7 +20,7 @@ from benchmarks.data import load_glue  # noqa: E402
 from benchmarks.models import resolve_model  # noqa: E402
 from benchmarks.tasks.glue import predict  # noqa: E402
 
-RECIPE = {"max_length": 64, "eval_batch_size": 64}
+RECIPE = {"max_length": 64, "eval_batch_size": 32}
 MAX_OVERHEAD = 1.05
 _TIMES: dict[str, float] = {}
 
@@ -36,7 +36,7 @@ def setup():
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=2).eval()
     tokenizer = AutoTokenizer.from_pretrained(location)
-    examples = load_glue("sst2", "dev", bert_tiny.real_mirror()).subset(range(128))
+    examples = load_glue("sst2", "dev", bert_tiny.real_mirror()).subset(range(96))
     return model, tokenizer, examples, Accelerator(cpu=True)
 
 

@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 
 from benchmarks.data import GLUE, Examples, load_glue
-from benchmarks.errors import DataMissing
+from benchmarks.errors import DataMissing, UserError
 from benchmarks.masking import MaskKeeper, measure_sparsity
 from benchmarks.models import ModelRef
 from benchmarks.registry import register_task
@@ -152,7 +152,8 @@ def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, 
     epochs = float(recipe.get("epochs", 3))
     if epochs <= 0:
         return
-    batch_size = int(recipe.get("batch_size", 32))
+    processes = accelerator.num_processes
+    batch_size = _per_process_batch(int(recipe.get("batch_size", 32)), processes)
     dataset = _encode(tokenizer, train, int(recipe.get("max_length", 128)))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=_collator(tokenizer, regression),
                         generator=torch.Generator().manual_seed(seed))
@@ -164,12 +165,11 @@ def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, 
     ]
     optimizer = torch.optim.AdamW(groups, lr=float(recipe.get("lr", 2e-5)))
     keeper = MaskKeeper(model, masks).attach(optimizer) if masks else None
-    # accelerate steps a prepared scheduler num_processes times per optimizer step (each process sees
-    # its own batch), so the schedule spans the one-process step count; the loop runs 1/N of it.
-    schedule_steps = max(1, math.ceil(len(loader) * epochs))
-    steps = max(1, math.ceil(schedule_steps / accelerator.num_processes))
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(float(recipe.get("warmup_ratio", 0.1)) * schedule_steps), schedule_steps)
+    # Optimizer steps as on one process; accelerate steps a prepared scheduler once per process per
+    # optimizer step, so the schedule is laid out N times longer and lands on the one-process values.
+    steps = max(1, math.ceil(len(loader) * epochs / processes))
+    warmup = int(float(recipe.get("warmup_ratio", 0.1)) * steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup * processes, steps * processes)
     pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
     pmodel.train()
     done = 0
@@ -188,6 +188,15 @@ def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, 
         keeper.detach()
         keeper.reapply()
     accelerator.free_memory()
+
+
+def _per_process_batch(batch_size: int, processes: int) -> int:
+    """The recipe's batch size is the global batch: each of N processes takes 1/N of it per step,
+    so a cell's numbers do not depend on how many processes ran it."""
+    if batch_size % processes:
+        raise UserError(f"recipe batch_size {batch_size} does not split evenly over {processes} processes; "
+                        f"launch a divisor of {batch_size} processes")
+    return batch_size // processes
 
 
 @torch.no_grad()
