@@ -114,3 +114,25 @@ def test_lowsparsity_mlm_end_to_end_records_and_leaderboard(tmp_path, monkeypatc
     assert line.rstrip(" |").endswith("0.4750")
     assert "MLM Accuracy" in table and "MLM ppl." in table
     assert "skipped: mnli train is not in the data mirror" in table
+
+
+@pytest.mark.parametrize("row", [{"method": "random", "sparsity": 0.45, "options": {}},
+                                 {"method": "upper", "sparsity": 0.95, "options": {}}])
+def test_fine_tuning_keeps_sparsity_to_the_weight(tmp_path, row):
+    """After fine-tuning with the mask held fixed, the same weights are zero as before."""
+    if bert_tiny.real_mirror() is None:
+        pytest.skip("needs the data mirror ../shared/data")
+    from accelerate import Accelerator
+
+    from benchmarks.context import RunContext
+    from benchmarks.models import resolve_model
+    from benchmarks.registry import TASKS as TASK_REGISTRY
+
+    mirror = bert_tiny.make_mirror(tmp_path / "mirror")
+    folder = bert_tiny.make_model(tmp_path / "tiny", mlm_head=False)
+    ctx = RunContext(mirror, tmp_path / "results", Accelerator(cpu=True), resolve_model(str(folder)))
+    recipe = {"lr": 1e-2, "batch_size": 8, "epochs": 1, "max_length": 32, "train_limit": 32, "eval_limit": 16}
+    result = TASK_REGISTRY.get("stsb").run(ctx.model_ref, make_pruner(row, 0), recipe, 0, ctx)
+    assert result.sparsity_before["zeros"] > 0
+    assert result.sparsity_after["zeros"] == result.sparsity_before["zeros"]
+    assert result.sparsity_after["per_layer"] == result.sparsity_before["per_layer"]
