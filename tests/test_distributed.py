@@ -96,6 +96,7 @@ def test_two_cpu_processes_agree_with_one(tmp_path):
         assert rec["metrics"]["eval_examples" if "eval_examples" in rec["metrics"] else "masked_tokens"] == \
             other["metrics"]["eval_examples" if "eval_examples" in rec["metrics"] else "masked_tokens"]
         for metric, value in rec["metrics"].items():
+            print(f"{label} {metric}: 1 process {value!r}, 2 processes {other['metrics'][metric]!r}")
             assert other["metrics"][metric] == pytest.approx(value, abs=TOLERANCE), (label, metric)
         assert other["sparsity"]["zeros_after"] == other["sparsity"]["zeros_before"]
     # The fine-tuning really moved the STS-B model (a trained head correlates with the gold scores).
