@@ -75,10 +75,19 @@ def _results_dir(path: Path) -> Path:
     return path
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr for our progress bar and summary: no per-cell load reports or download bars."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.runner import parse_shard, run_suite
 
     suite = resolve_suite(args)
+    _quiet_libraries()
     shard = parse_shard(args.shard)
     data_dir = _data_dir(args.data_dir)
     results = _results_dir(args.results)
@@ -95,6 +104,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _warn_corrupt(results: Path) -> None:
+    """One stderr line naming unreadable record files (they are left out of the report)."""
+    from benchmarks.store import load_records
+
+    corrupt = load_records(results).corrupt
+    if corrupt:
+        print(f"warning: {len(corrupt)} unreadable record(s) left out: {', '.join(sorted(corrupt))} "
+              f"(rerun the suite to redo those cells)", file=sys.stderr)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
 
@@ -102,6 +121,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
+    _warn_corrupt(results)
     text = render_suite(suite, results, args.format, out=args.out)
     if args.out is None:
         print(text)

@@ -16,6 +16,7 @@ import yaml
 from benchmarks.errors import UserError
 
 KEY_LENGTH = 20
+FULL_SCALE = "full"  # the scale that applies no overrides
 
 
 def canonical_json(config: dict) -> str:
@@ -58,11 +59,11 @@ class Suite:
     options: dict = field(default_factory=dict)
 
     def resolved_recipe(self) -> dict:
-        """The recipe with the chosen scale's overrides applied."""
-        if self.scales and self.scale not in self.scales:
+        """The recipe with the chosen scale's overrides applied ("full" is the recipe as written)."""
+        if self.scale != FULL_SCALE and self.scale not in self.scales:
             raise UserError(
                 f"suite {self.name!r} has no scale {self.scale!r}; choose one of "
-                f"{', '.join(sorted(self.scales))} (--set scale=...)"
+                f"{', '.join(sorted({FULL_SCALE, *self.scales}))} (--set scale=...)"
             )
         return {**self.recipe, **self.scales.get(self.scale, {})}
 

@@ -34,24 +34,40 @@ class Registry(Generic[T]):
         self.kind = kind
         self.entry_point_group = entry_point_group
         self._items: dict[str, T] = {}
+        self._meta: dict[str, dict] = {}
         self._entry_points_loaded = False
 
-    def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
-        """Register ``obj`` under ``name``; used bare or as a decorator."""
+    def register(self, name: str, obj: T | None = None, **meta) -> Callable[[T], T] | T:
+        """Register ``obj`` under ``name`` with optional metadata; used bare or as a decorator."""
         if obj is not None:
-            self._add(name, obj)
+            self._add(name, obj, meta)
             return obj
 
         def decorator(fn: T) -> T:
-            self._add(name, fn)
+            self._add(name, fn, meta)
             return fn
 
         return decorator
 
-    def _add(self, name: str, obj: T) -> None:
+    def _add(self, name: str, obj: T, meta: dict | None = None) -> None:
         if name in self._items and self._items[name] is not obj:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = obj
+        self._meta[name] = dict(meta or {})
+
+    def meta(self, name: str) -> dict:
+        """Metadata given at registration (e.g. a method's example options); {} when none."""
+        self.get(name)
+        return dict(self._meta.get(name, {}))
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests and plugin reloads)."""
+        self._items.pop(name, None)
+        self._meta.pop(name, None)
+
+    def reload_entry_points(self) -> None:
+        """Forget which entry points were loaded so the next lookup scans the group again."""
+        self._entry_points_loaded = False
 
     def _load(self) -> None:
         load_builtins()
@@ -108,9 +124,20 @@ MODELS: Registry = Registry("model", "prunebench.models")
 ANALYSES: Registry = Registry("analysis", "prunebench.analyses")
 
 
-def register_method(name: str):
-    """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``."""
-    return METHODS.register(name)
+def register_method(name: str, *, example_options: dict | None = None, example_sparsity: float | None = 0.3,
+                    groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None):
+    """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
+
+    ``example_options``/``example_sparsity``: a valid call for generic tests and ``list methods``
+    (``example_sparsity=None`` for methods whose rates live in the options, like ``mixed``).
+    ``groups(weights, sparsity, options) -> {group: (param names, rate)}`` says which weights the
+    method prunes at which exact rate; the default is one group, all prunable weights at ``sparsity``.
+    ``rate_options``: option names that are rates in [0, 1) (checked like ``sparsity``).
+    ``validate(sparsity, options)``: raises ValueError on arguments the method will refuse, so a
+    run stops with exit status 2 before any cell instead of failing cells.
+    """
+    return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
+                            groups=groups, rate_options=tuple(rate_options), validate=validate)
 
 
 def register_task(name: str):

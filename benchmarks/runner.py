@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import store
+from benchmarks import paths, store
 from benchmarks.analyses import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
-from benchmarks.registry import ANALYSES
+from benchmarks.registry import ANALYSES, METHODS, TASKS
 
 
 @dataclass
@@ -28,6 +30,7 @@ class RunSummary:
     ok: int = 0
     failed: list = field(default_factory=list)  # (label, error)
     data_skipped: list = field(default_factory=list)  # (label, reason)
+    corrupt: list = field(default_factory=list)  # record file names that were unreadable and are rerun
 
     @property
     def exit_code(self) -> int:
@@ -68,18 +71,31 @@ def _make_accelerator():
 
 def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
               progress: bool = True, accelerator=None) -> RunSummary:
-    """Run every unfinished cell of ``suite``; return what happened."""
+    """Run every unfinished cell of ``suite``; return what happened.
+
+    A cell is finished when it has a readable ``ok`` record. Failed and skipped cells run again
+    (skipped ones cost nothing when their data is still missing); unreadable records are named
+    in a warning on stderr and their cells rerun, the new record replacing the file atomically.
+    """
     analysis = ANALYSES.get(suite.kind)()
     cells = expand(suite, shard)  # validates everything before anything is written
+    check_methods(cells)
+    check_data(suite, analysis, data_dir)  # a malformed data file is bad input: exit 2 before any cell runs
     accelerator = accelerator or _make_accelerator()
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
     summary = RunSummary(total=len(cells))
-    todo = [c for c in cells if not store.is_done(results_dir, c.key)]
+    todo, summary.corrupt = _unfinished(cells, results_dir)
     summary.skipped_done = len(cells) - len(todo)
+    if summary.corrupt and accelerator.is_main_process:
+        print(f"warning: {len(summary.corrupt)} unreadable record(s) ignored and rerun: "
+              f"{', '.join(summary.corrupt)} (under {paths.records_dir(results_dir)})", file=sys.stderr)
     bar = _progress(todo, progress and accelerator.is_main_process, summary)
-    for cell in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(cell.label)
+    # Everything imported so far lives for the whole run: move it out of the collector's sight so the
+    # gc.collect() that accelerate's free_memory() runs after each cell scans only the cell's objects.
+    gc.freeze()
+    for cell in todo:
+        if bar is not None:
+            bar.set_postfix_str(cell.label, refresh=False)
         record = run_cell(analysis, cell, ctx, suite)
         summary.ran += 1
         if record["status"] == store.OK:
@@ -91,16 +107,70 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
         if accelerator.is_main_process:  # only the main process writes records
             store.write_record(results_dir, record)
         accelerator.wait_for_everyone()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return summary
 
 
+def _unfinished(cells: list[Cell], results_dir: Path) -> tuple[list[Cell], list[str]]:
+    """Cells without a readable ok record, and the names of unreadable record files among them."""
+    todo, corrupt = [], []
+    for cell in cells:
+        state = store.record_state(results_dir, cell.key)
+        if state == store.OK:
+            continue
+        if state == store.CORRUPT:
+            corrupt.append(paths.record_path(results_dir, cell.key).name)
+        todo.append(cell)
+    return todo, corrupt
+
+
+def check_methods(cells: list[Cell]) -> None:
+    """Ask each method's ``validate(sparsity, options)`` metadata about its cells' arguments (bad input: exit 2)."""
+    seen = set()
+    for cell in cells:
+        method = cell.config.get("method")
+        if not isinstance(method, str) or method not in METHODS:
+            continue
+        args = (method, cell.config.get("sparsity"), canonical_json(cell.config.get("options") or {}))
+        validate = METHODS.meta(method).get("validate")
+        if validate is None or args in seen:
+            continue
+        seen.add(args)
+        try:
+            validate(cell.config.get("sparsity"), dict(cell.config.get("options") or {}))
+        except ValueError as exc:
+            raise UserError(f"row {cell.config.get('label', method)!r}: {exc}") from None
+
+
+def check_data(suite: Suite, analysis, data_dir: Path | None) -> None:
+    """Read the suite's local data files up front; a malformed one raises UserError naming it.
+
+    A suite kind may define ``check_data(suite, data_dir)``; otherwise every task of the suite
+    that has ``check_data(data_dir)`` is asked.
+    """
+    check = getattr(analysis, "check_data", None)
+    if check is not None:
+        check(suite, data_dir)
+        return
+    for name in suite.tasks:
+        if isinstance(name, str) and name in TASKS:
+            task_check = getattr(TASKS.get(name), "check_data", None)
+            if task_check is not None:
+                task_check(data_dir)
+
+
 def _progress(cells: list[Cell], show: bool, summary: RunSummary):
-    if not show:
-        return cells
-    from tqdm.auto import tqdm
+    """A tqdm bar on stderr: cell i of n (n counts cells already done), rate and time left."""
+    if not show or not cells:
+        return None
+    from tqdm import tqdm
 
     desc = f"cells ({summary.skipped_done} already done)" if summary.skipped_done else "cells"
-    return tqdm(cells, desc=desc, unit="cell", dynamic_ncols=True)
+    return tqdm(total=summary.total, initial=summary.skipped_done, desc=desc, unit="cell", file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5)
 
 
 def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
@@ -111,8 +181,8 @@ def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
         outcome = analysis.run(cell, ctx)
     except DataMissing as exc:
         status, error = store.SKIPPED, str(exc)
-    except (KeyboardInterrupt, SystemExit):
-        raise
+    except (KeyboardInterrupt, SystemExit, UserError):
+        raise  # bad input is not a failed cell: the CLI exits 2
     except Exception as exc:  # a failed cell is recorded and retried next run; the others still run
         status = store.FAILED
         error = f"{exc.__class__.__name__}: {exc}"

@@ -14,32 +14,31 @@ from benchmarks import paths
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 STATUSES = (OK, FAILED, SKIPPED)
+MISSING, CORRUPT = "missing", "corrupt"  # record states that are not statuses
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to a temporary file in the same folder, fsync it, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically (see ``write_text_atomic``)."""
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True, default=str))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write text atomically (temporary file, then rename)."""
+    """Write to a temporary file in the same folder, fsync it, then rename over ``path``.
+
+    A reader (or a rerun after SIGKILL) sees the old file or the whole new one, never a part.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; results and reports are meant to be shared (0644 less umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -88,15 +87,20 @@ def write_record(results_dir: Path, record: dict) -> Path:
     return path
 
 
-def is_done(results_dir: Path, key: str) -> bool:
-    """True when the cell has a readable record whose status is final (ok or skipped)."""
+def record_state(results_dir: Path, key: str) -> str:
+    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable)."""
     path = paths.record_path(results_dir, key)
     if not path.exists():
-        return False
+        return MISSING
     try:
-        return read_record(path)["status"] in (OK, SKIPPED)
-    except ValueError:
-        return False
+        return read_record(path)["status"]
+    except (ValueError, OSError):
+        return CORRUPT
+
+
+def is_done(results_dir: Path, key: str) -> bool:
+    """True when the cell has a readable ok record (failed and skipped cells run again)."""
+    return record_state(results_dir, key) == OK
 
 
 def _flatten(record: dict) -> dict:

@@ -35,6 +35,31 @@ def global_magnitude(model: nn.Module, sparsity: float, generator: torch.Generat
     return exact_magnitude_masks(_as_dict(prunable_weights(model)), sparsity)
 
 
+def _half_groups(which: str):
+    """The ``groups`` metadata of ``lower``/``upper``: one half at its rate, the other half untouched."""
+    def groups(weights: list[PrunableWeight], sparsity: float, options: dict) -> dict:
+        lower, upper = layer_halves(weights)
+        group = lower if which == "lower" else upper
+        total = sum(w.weight.numel() for w in weights)
+        rate = _rate_within(group, total, sparsity, bool(options.get("global_target")))
+        return {which: ([w.name for w in group], rate)}
+
+    return groups
+
+
+def _check_half(sparsity: float, options: dict) -> None:
+    """``upper``/``lower`` arguments: a rate in [0, 1); with ``global_target`` below 0.5 (half the weights)."""
+    check_rate(sparsity)
+    if options.get("global_target") and sparsity >= 0.5:
+        raise ValueError(f"global sparsity {sparsity} cannot come from one half of the layers; "
+                         f"use a global sparsity below 0.5 or the 'mixed' method")
+
+
+def _mixed_groups(weights: list[PrunableWeight], sparsity, options: dict) -> dict:
+    lower, upper = layer_halves(weights)
+    return {"lower": ([w.name for w in lower], options["lower"]), "upper": ([w.name for w in upper], options["upper"])}
+
+
 def _half(model: nn.Module, sparsity: float, which: str, global_target: bool) -> Masks:
     weights = prunable_weights(model)
     lower, upper = layer_halves(weights)
@@ -45,7 +70,7 @@ def _half(model: nn.Module, sparsity: float, which: str, global_target: bool) ->
     return masks
 
 
-@register_method("lower")
+@register_method("lower", groups=_half_groups("lower"), validate=_check_half)
 def lower_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                     global_target: bool = False, **options) -> Masks:
     """Magnitude-prune only layers [0, L/2); ``sparsity`` is the rate inside that half
@@ -53,19 +78,22 @@ def lower_magnitude(model: nn.Module, sparsity: float, generator: torch.Generato
     return _half(model, sparsity, "lower", global_target)
 
 
-@register_method("upper")
+@register_method("upper", groups=_half_groups("upper"), validate=_check_half)
 def upper_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                     global_target: bool = False, **options) -> Masks:
     """Magnitude-prune only layers [L/2, L); ``sparsity`` as for ``lower``."""
     return _half(model, sparsity, "upper", global_target)
 
 
-@register_method("mixed")
+@register_method("mixed", example_options={"upper": 0.6, "lower": 0.8}, example_sparsity=None,
+                 groups=_mixed_groups, rate_options=("upper", "lower"))
 def mixed_magnitude(model: nn.Module, sparsity: float | None = None, generator: torch.Generator | None = None,
                     upper: float | None = None, lower: float | None = None, **options) -> Masks:
     """Magnitude-prune the upper half at rate ``upper`` and the lower half at rate ``lower``."""
     if upper is None or lower is None:
         raise ValueError("mixed needs both rates, e.g. {method: mixed, upper: 0.6, lower: 0.8}")
+    if sparsity is not None:
+        raise ValueError("mixed takes its rates from 'upper' and 'lower', not 'sparsity'; drop 'sparsity'")
     lo, up = layer_halves(prunable_weights(model))
     masks = exact_magnitude_masks(_as_dict(lo), check_rate(lower, "lower rate"))
     masks.update(exact_magnitude_masks(_as_dict(up), check_rate(upper, "upper rate")))

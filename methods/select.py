@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -20,49 +22,102 @@ def prune_count(rate: float, n: int) -> int:
     return int(round(rate * n))
 
 
+# Below this many values a plain partition is fast enough; above it the sampled bracket pays off.
+_BRACKET_MIN = 1 << 20
+_SAMPLE = 1 << 16
+_CHUNK = 1 << 16  # values per pass step: keeps the temporaries in cache
+
+
+def _chunks(arrays: list[np.ndarray]):
+    """(array index, start, chunk) over all arrays in order, ``_CHUNK`` values at a time."""
+    for i, arr in enumerate(arrays):
+        for start in range(0, arr.size, _CHUNK):
+            yield i, start, arr[start:start + _CHUNK]
+
+
+def _kth_abs(arrays: list[np.ndarray], k: int) -> float:
+    """The k-th smallest (0-based) |value| over 1-D float32 ``arrays`` taken as one, exactly, by selection.
+
+    A fixed-seed sample brackets the answer; one cache-friendly chunked pass counts the values below
+    the bracket and gathers those inside it; numpy's introselect partitions only those. The sample
+    affects speed only: the result is always the exact k-th value.
+    """
+    sizes = np.array([a.size for a in arrays])
+    n = int(sizes.sum())
+    if n <= _BRACKET_MIN:
+        return float(np.partition(np.abs(np.concatenate(arrays)), k)[k])
+    picks = np.sort(np.random.default_rng(0).integers(0, n, _SAMPLE))
+    owner = np.searchsorted(np.cumsum(sizes), picks, side="right")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    sample = np.abs(np.concatenate([arrays[i][picks[owner == i] - starts[i]] for i in range(len(arrays))]))
+    q = (k + 0.5) / n
+    margin = 5.0 * math.sqrt(q * (1 - q) / _SAMPLE) + 2.0 / _SAMPLE  # ~5 sigma of the sample quantile
+    lo, hi = np.quantile(sample, [max(0.0, q - margin), min(1.0, q + margin)]).astype(np.float32)
+    buf = np.empty(_CHUNK, dtype=np.float32)
+    below, inside = 0, []
+    for _, _, chunk in _chunks(arrays):
+        mag = np.abs(chunk, out=buf[:chunk.size])
+        is_below = mag < lo
+        below += int(np.count_nonzero(is_below))
+        inside.append(mag[~is_below & (mag <= hi)])
+    candidates = np.concatenate(inside)
+    rank = k - below
+    if 0 <= rank < candidates.size:
+        return float(np.partition(candidates, rank)[rank])
+    return float(np.partition(np.abs(np.concatenate(arrays)), k)[k])  # the bracket missed (rare)
+
+
+def kth_smallest(values: torch.Tensor, k: int) -> float:
+    """The k-th smallest (0-based) of a 1-D tensor of non-negative floats, exactly, by selection (no sort)."""
+    return _kth_abs([values.detach().float().cpu().numpy().reshape(-1)], k)
+
+
+def _as_flat_numpy(weight: torch.Tensor) -> np.ndarray:
+    """The weight as a 1-D float32 CPU numpy array (a view when it already is one)."""
+    w = weight.detach()
+    if w.dtype != torch.float32 or w.device.type != "cpu":
+        w = w.float().cpu()
+    return w.reshape(-1).numpy()
+
+
 def exact_magnitude_masks(weights: dict[str, torch.Tensor], rate: float) -> Masks:
     """Keep-masks that prune exactly round(rate*n) of the smallest |w| over all ``weights`` together.
 
-    The threshold is the k-th smallest magnitude found with numpy's introselect (a partition,
-    not a sort). Weights equal to the threshold are pruned in parameter order, then in
-    flat index order, so ties are broken deterministically.
+    The threshold is the k-th smallest magnitude found by selection (``_kth_abs``: a sampled
+    bracket and numpy's introselect, never a sort). Weights equal to the threshold are pruned
+    in parameter order, then in flat index order, so ties are broken deterministically.
+    Works chunk by chunk on the weights themselves: no copy of all magnitudes is ever built.
     """
     rate = check_rate(rate)
     names = list(weights)
-    n = sum(weights[name].numel() for name in names)
-    k = prune_count(rate, n)
+    arrays = [_as_flat_numpy(weights[name]) for name in names]
+    k = prune_count(rate, sum(a.size for a in arrays))
     if k == 0:
         return {name: torch.ones_like(weights[name], dtype=torch.bool) for name in names}
-    with torch.no_grad():
-        flat = torch.cat([weights[name].detach().reshape(-1).abs().float().cpu() for name in names])
-    buf = flat.numpy()
-    buf.partition(k - 1)  # in place: ``flat`` is our own copy
-    return _threshold_masks(weights, names, float(buf[k - 1]), k)
+    threshold = np.float32(_kth_abs(arrays, k - 1))
+    keeps = [np.empty(a.size, dtype=bool) for a in arrays]
+    buf = np.empty(_CHUNK, dtype=np.float32)
+    kept = 0
+    for i, start, chunk in _chunks(arrays):
+        out = keeps[i][start:start + chunk.size]
+        np.greater(np.abs(chunk, out=buf[:chunk.size]), threshold, out=out)
+        kept += int(np.count_nonzero(out))
+    extra = sum(a.size for a in arrays) - kept - k  # ties at the threshold pruned beyond k
+    if extra > 0:
+        _restore_last_ties(arrays, keeps, threshold, extra)
+    return {name: torch.from_numpy(keep).view(weights[name].shape).to(weights[name].device)
+            for name, keep in zip(names, keeps)}
 
 
-def _threshold_masks(weights: dict[str, torch.Tensor], names: list[str], threshold: float, k: int) -> Masks:
-    masks: Masks = {}
-    pruned = 0
-    for name in names:
-        masks[name] = weights[name].detach().abs().float() > threshold
-        pruned += masks[name].numel() - int(masks[name].sum())
-    if pruned == k:  # no surplus ties at the threshold: the common case
-        return masks
-    # Weights equal to the threshold: prune the earliest (parameter order, then flat index).
-    ties_to_prune = k - (pruned - sum(int((weights[n].detach().abs().float() == threshold).sum()) for n in names))
-    for name in names:
-        mag = weights[name].detach().abs().float()
-        tie = (mag == threshold).reshape(-1)
-        n_tie = int(tie.sum())
-        if n_tie == 0:
-            continue
-        keep = masks[name].reshape(-1).clone()
-        tie_idx = tie.nonzero().squeeze(1)
-        take = min(ties_to_prune, n_tie)
-        keep[tie_idx[take:]] = True  # ties beyond the quota are kept
-        ties_to_prune -= take
-        masks[name] = keep.reshape(mag.shape)
-    return masks
+def _restore_last_ties(arrays: list[np.ndarray], keeps: list[np.ndarray], threshold, extra: int) -> None:
+    """Keep the last ``extra`` weights equal to the threshold, so the earliest ties are the ones pruned."""
+    for arr, keep in zip(reversed(arrays), reversed(keeps)):
+        ties = np.flatnonzero(np.abs(arr) == threshold)
+        take = ties[max(0, ties.size - extra):]
+        keep[take] = True
+        extra -= take.size
+        if extra == 0:
+            return
 
 
 def exact_random_masks(weights: dict[str, torch.Tensor], rate: float, generator: torch.Generator) -> Masks:

@@ -1,26 +1,203 @@
-"""The Fig 6 / Fig 7 leaderboard: rows are method labels grouped by sparsity bucket, columns tasks."""
+"""The Fig 6 / Fig 7 leaderboard as data: rows are method labels grouped by sparsity bucket, columns metrics.
+
+``build_board`` is a pure function from a suite's expected cells and their records to a ``Board``;
+``reports.tables`` turns a board into Markdown or HTML and ``reports.plots`` into figures.
+"""
 
 from __future__ import annotations
 
 import math
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
-from tabulate import tabulate
 
-from benchmarks.config import Suite
+from benchmarks.config import Cell, Suite
+from benchmarks.errors import UserError
 from benchmarks.registry import TASKS
+from reports import paper
 from reports.render import register_renderer
 
-# Column titles in the paper's order.
-TASK_TITLES = {"mrpc": "MRPC", "stsb": "STSB", "qnli": "QNLI", "mnli": "MNLI", "sst2": "SST2",
-               "mlm_accuracy": "MLM Accuracy", "mlm_ppl": "MLM ppl."}
-STATUS_MARK = {"missing": "—", "skipped": "n/a", "failed": "✗"}
+# Leaderboard column order: the paper's, then anything else in the suite's task order.
+TASK_ORDER = ("mrpc", "stsb", "qnli", "mnli", "sst2", "mlm")
+# Columns of tasks that may not be registered in this checkout (the MLM task is a separate module);
+# a registered task's own ``columns`` attribute wins.
+KNOWN_COLUMNS = {
+    "mlm": {"MLM Accuracy": ("mlm_accuracy", True), "MLM ppl.": ("mlm_ppl", False)},
+}
+# Record notes that make numbers incomparable: cells with a different value go to a separate column.
+# note key -> {note value: column title suffix}; a value not listed keeps the plain title.
+VARIANT_NOTES = {"mlm_head": {"fitted": "fitted head"}, "data_split": None}
+VARIANT_SUFFIX_DEFAULT = {"data_split": "dev split"}
+STATUS_WORD = {"missing": "missing", "skipped": "skipped", "failed": "failed", "corrupt": "unreadable", "na": "n/a"}
+DENSE = "dense"
+BUCKET_DIGITS = 6  # nominal rates equal to 1e-6 share a bucket
 
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: a metric of a task, in one comparable variant (e.g. fitted MLM head)."""
+
+    title: str
+    task: str
+    metric: str
+    higher_is_better: bool
+    variant: tuple = ()  # sorted (note key, value) pairs shared by every record in the column
+    note: str | None = None  # footnote text for the column header (dev split, fitted head)
+
+    @property
+    def paper_comparable(self) -> bool:
+        """Published values apply unless the head was fitted here (the paper used BERT's own MLM head)."""
+        return dict(self.variant).get("mlm_head") != "fitted"
+
+
+@dataclass
+class Entry:
+    """One table cell: the values over seeds, or why there are none."""
+
+    status: str  # ok | partial | missing | skipped | failed | corrupt
+    values: list = field(default_factory=list)
+    expected: int = 0  # seeds the suite asks for
+    notes: list = field(default_factory=list)  # footnote numbers
+    best: bool = False
+    matching: bool = False
+    paper: float | None = None
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds (n-1), None with fewer than two seeds."""
+        return statistics.stdev(self.values) if len(self.values) >= 2 else None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.paper is None or self.mean is None else self.mean - self.paper
+
+
+@dataclass
+class Row:
+    """One method label: its bucket, achieved sparsity and one entry per column."""
+
+    label: str
+    method: str
+    bucket: float
+    nominal: float
+    sparsity: list = field(default_factory=list)  # achieved global sparsity of each ok record
+    entries: dict = field(default_factory=dict)  # Column -> Entry
+
+    @property
+    def achieved(self) -> float | None:
+        return statistics.fmean(self.sparsity) if self.sparsity else None
+
+    @property
+    def dense(self) -> bool:
+        return self.method == DENSE
+
+
+@dataclass
+class Board:
+    """Everything a leaderboard shows, in display order."""
+
+    title: str
+    description: str
+    model: str
+    model_identity: dict
+    scale: str
+    seeds: list
+    columns: list
+    buckets: list  # [(bucket value, [Row, ...])], dense bucket first
+    footnotes: list  # texts; footnote n is footnotes[n - 1]
+    paper_inline: bool  # published values sit beside ours (same model as the paper)
+    paper_apart: list  # published rows listed separately (other models): [dict from paper.paper_rows]
+    counts: dict  # status -> number of cells
+
+    @property
+    def rows(self) -> list:
+        return [row for _, rows in self.buckets for row in rows]
+
+
+# -- columns ---------------------------------------------------------------------------------------
+
+def task_columns(task: str) -> dict[str, tuple[str, bool]]:
+    """Title -> (metric, higher_is_better) for a task: its ``columns`` attribute, else its headline."""
+    if task in TASKS:
+        spec = TASKS.get(task)
+        columns = getattr(spec, "columns", None)
+        if columns:
+            return dict(columns)
+        if task not in KNOWN_COLUMNS:
+            return {task.upper(): (spec.headline, spec.higher_is_better)}
+    if task in KNOWN_COLUMNS:
+        return KNOWN_COLUMNS[task]
+    raise UserError(f"task {task!r} in the records is not registered; install the plugin that provides it "
+                    f"(python -m benchmarks list tasks)")
+
+
+def variant_of(record: dict | None) -> tuple:
+    """The notes of a record that decide which column variant its numbers belong to."""
+    notes = (record or {}).get("notes") or {}
+    return tuple(sorted((k, str(notes[k])) for k in VARIANT_NOTES if k in notes))
+
+
+def _variant_suffix(variant: tuple) -> str:
+    parts = []
+    for key, value in variant:
+        names = VARIANT_NOTES.get(key)
+        suffix = names.get(value) if names else VARIANT_SUFFIX_DEFAULT.get(key)
+        if suffix:
+            parts.append(suffix)
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _variant_note(task: str, variant: tuple) -> str | None:
+    notes = dict(variant)
+    texts = []
+    if notes.get("mlm_head") == "fitted":
+        texts.append(f"{task}: the model has no pre-trained MLM head; the head was fitted here, so these numbers "
+                     "are not ranked against pre-trained-head numbers nor compared with the paper")
+    if "data_split" in notes:
+        texts.append(f"{task}: {notes['data_split']}")
+    return "; ".join(texts) or None
+
+
+def build_columns(cells: list[Cell], records: dict) -> list[Column]:
+    """Columns for the suite's tasks in paper order, one per (title, variant) present in the records."""
+    grid = list(dict.fromkeys(c.config["task"] for c in cells))
+    tasks = sorted(grid, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), grid.index(t)))
+    columns = []
+    for task in tasks:
+        variants = list(dict.fromkeys(variant_of(records.get(c.key)) for c in cells
+                                      if c.config["task"] == task and c.key in records))
+        for title, (metric, higher) in task_columns(task).items():
+            for variant in variants or [()]:
+                columns.append(Column(title + _variant_suffix(variant), task, metric, higher, variant,
+                                      _variant_note(title, variant)))
+    return columns
+
+
+def column_for(columns: list[Column], task: str, metric: str, record: dict | None) -> Column:
+    """The column a record's metric lands in (records without notes, e.g. missing ones, go to the first)."""
+    candidates = [c for c in columns if c.task == task and c.metric == metric]
+    variant = variant_of(record) if record else None
+    return next((c for c in candidates if c.variant == variant), candidates[0])
+
+
+# -- rows and buckets ------------------------------------------------------------------------------
 
 def nominal_sparsity(cfg: dict) -> float:
-    """The global sparsity a row aims at (upper/lower rates cover half the layers)."""
+    """The global sparsity a row aims at: upper/lower rates cover half the layers, mixed averages its two."""
     method, rate, opts = cfg["method"], cfg.get("sparsity"), cfg.get("options") or {}
-    if method == "dense":
+    if method == DENSE:
         return 0.0
     if method == "mixed":
         return (opts["upper"] + opts["lower"]) / 2
@@ -29,117 +206,199 @@ def nominal_sparsity(cfg: dict) -> float:
     return rate
 
 
-def bucket_of(value: float, buckets: list[float]) -> float:
-    """The nearest bucket (the suite's global/random rates) to a row's nominal sparsity."""
-    return min(buckets, key=lambda b: (abs(b - value), b)) if buckets else value
+def _footnote(footnotes: list[str], text: str) -> int:
+    """The number of ``text``'s footnote, adding it when new (numbers follow first use)."""
+    if text not in footnotes:
+        footnotes.append(text)
+    return footnotes.index(text) + 1
 
 
-def task_columns(task_name: str) -> list[tuple[str, str, bool]]:
-    """(title, metric, higher is better) of each column a task fills; a task may declare several (MLM)."""
-    task = TASKS.get(task_name)
-    declared = getattr(task, "columns", None)
-    if declared:
-        return [tuple(c) for c in declared]
-    return [(TASK_TITLES.get(task_name, task_name), task.headline, task.higher_is_better)]
+def _problem(cell: Cell, record: dict | None, corrupt: dict) -> tuple[str, str]:
+    """(status, reason) for a cell without usable numbers."""
+    name = f"{cell.key}.json"
+    if record is None and name in corrupt:
+        return "corrupt", f"record {name} is unreadable ({corrupt[name]}); rerun the suite to redo the cell"
+    if record is None:
+        return "missing", "not run yet (no record); run the suite to fill it"
+    reason = (record.get("error") or "no reason recorded").strip().splitlines()[0]
+    return record["status"], reason[:240]
 
 
-def record_note(record: dict) -> str | None:
-    """A footnote for an ok record whose numbers need a caveat (QNLI dev split, fitted MLM head)."""
-    notes = record.get("notes") or {}
-    task = record["config"]["task"]
-    if notes.get("data_split"):
-        return f"{task}: {notes['data_split']}"
-    if notes.get("mlm_head") == "fitted":
-        return ("MLM head fitted on the dense model with the encoder frozen (the checkpoint has none): a "
-                "relative-degradation check, not comparable with pretrained-head MLM numbers")
-    return None
+def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | None = None, *,
+                description: str = "", model: str = "", scale: str = "", seeds: list | None = None) -> Board:
+    """Group the cells' records into the leaderboard: entries, bold bests, matching marks, paper values."""
+    corrupt = corrupt or {}
+    columns = build_columns(cells, records)
+    footnotes: list[str] = [c.note for c in columns if c.note]
+    rows = _fill_rows(cells, records, corrupt, columns, footnotes)
+    buckets = _bucketize(list(rows.values()))
+    _mark_best(buckets, columns)
+    _mark_matching(buckets, columns)
+    identity = next((c.config.get("model") for c in cells if isinstance(c.config.get("model"), dict)), {}) or {}
+    inline = paper.paper_applies(identity)
+    if inline:
+        _attach_paper(rows.values())
+    apart = [] if inline else _paper_rows_for(list(rows))
+    return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
+                 inline, apart, _count(cells, records))
 
 
-def leaderboard_rows(suite: Suite, frame: pd.DataFrame) -> tuple[list[dict], list[tuple], list[str]]:
-    """Rows (label, bucket, sparsity, per-column cell values) in grid order, the columns
-    (title, task, metric, higher is better), footnotes."""
-    cells = frame.attrs["cells"]
-    records = frame.attrs.get("records", {})
-    tasks = list(dict.fromkeys(c.config["task"] for c in cells))
-    columns = [(title, task, metric, higher) for task in tasks for title, metric, higher in task_columns(task)]
-    rows: dict[str, dict] = {}
-    footnotes: list[str] = []
+def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Column],
+               footnotes: list[str]) -> dict[str, Row]:
+    """One Row per label with an Entry per column: the seeds' values, or marks with footnoted reasons."""
+    rows: dict[str, Row] = {}
+    problems: dict[tuple, list] = {}
     for cell in cells:
         cfg = cell.config
-        row = rows.setdefault(cfg["label"], {"label": cfg["label"], "cfg": cfg, "values": {}, "sparsity": []})
+        row = rows.setdefault(cfg["label"], Row(cfg["label"], cfg["method"], 0.0, nominal_sparsity(cfg)))
         record = records.get(cell.key)
-        for title, task, metric, _ in columns:
-            if task != cfg["task"]:
+        ok = record is not None and record["status"] == "ok"
+        for metric, _ in task_columns(cfg["task"]).values():
+            column = column_for(columns, cfg["task"], metric, record)
+            entry = row.entries.setdefault(column, Entry("ok"))
+            entry.expected += 1
+            value = record["metrics"].get(metric) if ok else None
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                entry.values.append(float(value))
                 continue
-            values = row["values"].setdefault(title, [])
-            if record is None:
-                values.append(("missing", "not run yet", None))
-            elif record["status"] != "ok":
-                values.append((record["status"], record.get("error") or "", None))
-            else:
-                values.append(("ok", record["metrics"].get(metric), record_note(record)))
-        if record and record["status"] == "ok" and record.get("sparsity", {}).get("global_after") is not None:
-            row["sparsity"].append(record["sparsity"]["global_after"])
-    buckets = sorted({nominal_sparsity(r["cfg"]) for r in rows.values() if r["cfg"]["method"] in ("global", "random")})
+            why = ("failed", f"metric {metric!r} is missing or not finite in the record") if ok \
+                else _problem(cell, record, corrupt)
+            problems.setdefault((row.label, column), []).append((cfg.get("seed"), *why))
+        if ok and (record.get("sparsity") or {}).get("global_after") is not None:
+            row.sparsity.append(record["sparsity"]["global_after"])
+    for (label, column), items in problems.items():
+        _mark_problems(rows[label].entries[column], items, footnotes)
+    # a row whose records all went to a task's other variant column gets a mark there, not a blank
     for row in rows.values():
-        row["bucket"] = 0.0 if row["cfg"]["method"] == "dense" else bucket_of(nominal_sparsity(row["cfg"]), buckets)
-    ordered = sorted(rows.values(), key=lambda r: r["bucket"])  # stable: grid order inside a bucket
-    return ordered, columns, footnotes
+        for column in columns:
+            if column not in row.entries:
+                row.entries[column] = Entry("na", notes=[_footnote(
+                    footnotes, "not applicable: this row's results for the task are in its other column "
+                               "(the column notes say why the columns are kept apart)")])
+    return rows
 
 
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var)
-
-
-def fig_table(suite: Suite, frame: pd.DataFrame, fmt: str) -> str:
-    """The leaderboard as GitHub Markdown (fmt='md') or an HTML table fragment."""
-    rows, columns, _ = leaderboard_rows(suite, frame)
-    higher = {title: h for title, _, _, h in columns}
-    notes: dict[str, int] = {}
-    body = []
-    best: dict[tuple, float] = {}
+def _attach_paper(rows: Iterable[Row]) -> None:
+    """Published values beside ours, where the column is comparable with the paper."""
     for row in rows:
-        for title, values in row["values"].items():
-            oks = [v for status, v, _ in values if status == "ok" and v is not None]
-            if oks and len(oks) == len(values):
-                mean = _mean_std(oks)[0]
-                sign = 1 if higher[title] else -1
-                key = (row["bucket"], title)
-                best[key] = max(best.get(key, -math.inf), sign * mean)
-    bold = (lambda s: f"**{s}**") if fmt == "md" else (lambda s: f"<b>{s}</b>")
+        for column, entry in row.entries.items():
+            if column.paper_comparable:
+                entry.paper = paper.paper_value(row.label, column.task, column.metric)
+
+
+def _mark_problems(entry: Entry, items: list, footnotes: list[str]) -> None:
+    """Set a cell's status from its failed/missing seeds; one footnote per distinct (status, reason)."""
+    statuses = {status for _, status, _ in items}
+    if entry.values:
+        entry.status = "partial"
+        entry.notes.append(_footnote(footnotes, f"mean over {len(entry.values)} of {entry.expected} seeds; "
+                                                "not ranked and not marked as matching"))
+    else:
+        # the most serious status names the cell: failed > corrupt > skipped > missing
+        entry.status = next(s for s in ("failed", "corrupt", "skipped", "missing") if s in statuses)
+    grouped: dict[tuple, list] = {}
+    for seed, status, reason in items:
+        grouped.setdefault((status, reason), []).append(seed)
+    for (status, reason), seeds in grouped.items():
+        every = len(seeds) == entry.expected  # the same reason for every seed needs no seed list
+        who = "" if every or entry.expected < 2 else f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: "
+        n = _footnote(footnotes, f"{STATUS_WORD[status]}: {who}{reason}")
+        if n not in entry.notes:
+            entry.notes.append(n)
+
+
+def _bucketize(rows: list[Row]) -> list[tuple[float, list[Row]]]:
+    """Group rows by nominal global sparsity (dense first), keeping the grid's order inside a bucket."""
     for row in rows:
-        line = [row["label"]]
-        for title, *_ in columns:
-            values = row["values"].get(title, [("missing", "not in grid", None)])
-            bad = [(s, why) for s, why, _ in values if s != "ok" or why is None]
-            if bad:
-                status, why = bad[0]
-                n = notes.setdefault(f"{status}: {why}", len(notes) + 1)
-                line.append(f"{STATUS_MARK.get(status, '?')}[{n}]")
+        row.bucket = round(row.nominal, BUCKET_DIGITS)
+    groups: dict[float, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: (not r.dense, r.bucket)):
+        groups.setdefault(row.bucket, []).append(row)
+    return list(groups.items())
+
+
+def _mark_best(buckets: list, columns: list[Column]) -> None:
+    """Bold the best complete mean per bucket and column (ties all bold); buckets with one candidate stay plain."""
+    for _, rows in buckets:
+        for column in columns:
+            ranked = [r.entries[column] for r in rows if r.entries[column].complete]
+            if len(ranked) < 2:
                 continue
-            mean, std = _mean_std([v for _, v, _ in values])
-            text = f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
-            sign = 1 if higher[title] else -1
-            text = bold(text) if math.isclose(sign * mean, best[(row["bucket"], title)]) else text
-            caveat = next((note for _, _, note in values if note), None)
-            if caveat:
-                text += f"[{notes.setdefault(caveat, len(notes) + 1)}]"
-            line.append(text)
-        spars = row["sparsity"]
-        line.append(f"{sum(spars) / len(spars):.4f}" if spars else "—")
-        body.append(line)
-    headers = ["method"] + [title for title, *_ in columns] + ["achieved sparsity"]
-    table = tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "html", disable_numparse=True)
-    foot = [f"[{n}] {text}" for text, n in notes.items()]
-    return table + ("\n\n" + "\n".join(foot) if foot else "")
+            sign = 1 if column.higher_is_better else -1
+            top = max(sign * e.mean for e in ranked)
+            for entry in ranked:
+                entry.best = math.isclose(sign * entry.mean, top, rel_tol=0, abs_tol=1e-12)
+
+
+def is_matching(entry: Entry, dense: Entry, higher_is_better: bool) -> bool:
+    """Lottery-ticket criterion: the row's mean is no worse than dense's mean minus one dense std (over seeds)."""
+    if not (entry.complete and dense.complete) or dense.std is None:
+        return False
+    if higher_is_better:
+        return entry.mean >= dense.mean - dense.std
+    return entry.mean <= dense.mean + dense.std
+
+
+def _mark_matching(buckets: list, columns: list[Column]) -> None:
+    """Mark entries that match dense (see ``is_matching``)."""
+    dense = next((r for _, rows in buckets for r in rows if r.dense), None)
+    if dense is None:
+        return
+    for _, rows in buckets:
+        for row in rows:
+            if row.dense:
+                continue
+            for column in columns:
+                entry = row.entries[column]
+                entry.matching = is_matching(entry, dense.entries[column], column.higher_is_better)
+
+
+def _paper_rows_for(labels: list[str]) -> list[dict]:
+    """Published rows whose labels occur in the suite (dense always), one per label, in our order."""
+    by_label = {}
+    for row in paper.paper_rows():
+        by_label.setdefault(row["label"], row)
+    wanted = [label for label in labels if label in by_label]
+    return [by_label[label] for label in (wanted or ["full-base"])]
+
+
+def _count(cells: list[Cell], records: dict) -> dict:
+    """Cells per status ('missing' = no readable record)."""
+    counts = {"cells": len(cells), "ok": 0, "failed": 0, "skipped": 0, "missing": 0}
+    for cell in cells:
+        record = records.get(cell.key)
+        status = record["status"] if record else "missing"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def board_from_frame(suite: Suite, frame: pd.DataFrame) -> Board:
+    """The board of a suite from ``reports.render.suite_frame``'s DataFrame (cells and records in ``attrs``)."""
+    records = frame.attrs.get("records", {})
+    # a bare records_frame has no expected cells: then the records themselves define the grid
+    cells = frame.attrs.get("cells") or [Cell(r["config"], r.get("label", "")) for r in records.values()]
+    return build_board(suite.name, cells, records, frame.attrs.get("corrupt"),
+                       description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds))
+
+
+def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
+    """Markdown or a full HTML page for a board; with ``out``, plots are written beside it and shown."""
+    from benchmarks.paths import report_paths
+    from reports import plots, tables
+    from reports.render import data_uri, html_document
+
+    if fmt == "md":
+        written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
+        figures = [tables.Figure(f"{board.title}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
+                   for p in written]
+        return tables.board_markdown(board, figures)
+    with tempfile.TemporaryDirectory() as tmp:  # printed pages still embed their plots
+        written = plots.write_plots(board, report_paths(out)["plots"] if out is not None else Path(tmp))
+        figures = [tables.Figure(f"{board.title}: {p.column.title}", data_uri(p.png)) for p in written]
+    return html_document(f"{board.title} leaderboard", tables.board_html(board, figures))
 
 
 @register_renderer("prune-finetune")
-def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out=None) -> str:
-    """Render the Fig 6/7 style leaderboard for a prune-finetune suite."""
-    title = f"# {suite.name}: {suite.description}\n\nmodel `{suite.model}`, scale `{suite.scale}`, seeds {list(suite.seeds)}\n\n"
-    return title + fig_table(suite, frame, fmt) + "\n"
+def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
+    """Render the Fig 6/7 style leaderboard of a prune-finetune suite."""
+    return render_board(board_from_frame(suite, frame), fmt, out)

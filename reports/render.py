@@ -1,26 +1,66 @@
-"""Turn a suite's records into a report: the suite kind picks the renderer."""
+"""Turn a suite's records into a report: the suite kind picks the renderer; pages share one template."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from benchmarks import store
 from benchmarks.config import Suite
+from benchmarks.errors import UserError
 
-RENDERERS: dict = {}
+if TYPE_CHECKING:
+    import jinja2
+    import pandas as pd
+
+# fn(suite, frame, fmt, out) -> the report text
+Renderer = Callable[..., str]
+RENDERERS: dict[str, Renderer] = {}
 # Modules whose import registers a renderer for a suite kind (one per kind family).
-RENDERER_MODULES = ("reports.leaderboard",)
+RENDERER_MODULES = ("reports.leaderboard", "reports.bert_correlations")
+FORMATS = ("md", "html")
 
 
-def register_renderer(kind: str):
+def register_renderer(kind: str) -> Callable[[Renderer], Renderer]:
     """Decorator: ``fn(suite, frame, fmt, out) -> str`` renders records of suite kind ``kind``."""
-    def decorator(fn):
+    def decorator(fn: Renderer) -> Renderer:
         RENDERERS[kind] = fn
         return fn
     return decorator
 
 
-def suite_frame(suite: Suite, results_dir: Path):
+@functools.lru_cache(maxsize=1)
+def _environment() -> "jinja2.Environment":
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+    )
+
+
+def template(name: str) -> "jinja2.Template":
+    """A jinja2 template from reports/templates (autoescaped; missing variables are errors)."""
+    return _environment().get_template(name)
+
+
+def html_document(title: str, body_html: str) -> str:
+    """Wrap an HTML fragment in one self-contained HTML5 page (inline CSS, sortable tables, no network fetches)."""
+    from markupsafe import Markup
+
+    return template("page.html.j2").render(title=title, body=Markup(body_html))
+
+
+def data_uri(path: Path, mime: str = "image/png") -> str:
+    """A file as a data: URI, so an HTML page carries its images inside itself."""
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def suite_frame(suite: Suite, results_dir: Path) -> "pd.DataFrame":
     """The suite's records as a DataFrame, in grid order, with the expected cells in ``attrs``."""
     from benchmarks.runner import expand
 
@@ -30,30 +70,22 @@ def suite_frame(suite: Suite, results_dir: Path):
     return frame
 
 
-def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None) -> str:
-    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given."""
-    import importlib
-
+def load_renderers() -> None:
+    """Import the modules that register renderers (they import this module, so not at import time)."""
     for module in RENDERER_MODULES:
         importlib.import_module(module)
-    frame = suite_frame(suite, results_dir)
+
+
+def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None) -> str:
+    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given."""
+    if fmt not in FORMATS:
+        raise UserError(f"report format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+    load_renderers()
     renderer = RENDERERS.get(suite.kind)
     if renderer is None:
-        raise KeyError(f"no renderer for suite kind {suite.kind!r}")
+        raise UserError(f"no report renderer for suite kind {suite.kind!r}; known: {', '.join(sorted(RENDERERS))}")
+    frame = suite_frame(suite, results_dir)
     text = renderer(suite, frame, fmt, out)
     if out is not None:
         store.write_text_atomic(Path(out), text)
     return text
-
-
-def html_document(title: str, body_html: str) -> str:
-    """Wrap an HTML fragment in one self-contained HTML5 page (inline CSS, no network fetches)."""
-    import html
-
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}</style>\n"
-        f"</head>\n<body>\n{body_html}\n</body>\n</html>\n"
-    )

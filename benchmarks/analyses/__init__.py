@@ -40,3 +40,4 @@ class Analysis(Protocol):
 
 # Import the built-in kinds so they register themselves.
 from benchmarks.analyses import prune_finetune  # noqa: E402,F401
+from benchmarks.analyses import bert_correlations  # noqa: E402,F401

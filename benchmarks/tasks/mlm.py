@@ -234,8 +234,8 @@ class MlmTask:
     version: str = "1"
     headline: str = "mlm_accuracy"
     higher_is_better: bool = True
-    # One task, two leaderboard columns: title -> (metric, higher is better).
-    columns: tuple = (("MLM Accuracy", "mlm_accuracy", True), ("MLM ppl.", "mlm_ppl", False))
+    # One task, two leaderboard columns: title -> (metric, higher is better) pairs (``dict(columns)``).
+    columns: tuple = (("MLM Accuracy", ("mlm_accuracy", True)), ("MLM ppl.", ("mlm_ppl", False)))
 
     def eval_set(self, tokenizer, recipe: dict, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Masked evaluation blocks (identical for every cell of a run and across runs) and data provenance."""

@@ -27,8 +27,8 @@ print(f"{len(oks)} ok records, {sum(1 for r in by_cell.values() if r and r['stat
 print("| task | metric | dense | " + " | ".join(f"random-{r}" for r in ("0.1", "0.3", "0.45", "0.495")) + " | dense beats random at |")
 print("|---|---|---|---|---|---|---|---|")
 for task in suite.tasks:
-    columns = getattr(TASKS.get(task), "columns", None) or [(task, TASKS.get(task).headline, TASKS.get(task).higher_is_better)]
-    for _, metric, higher in columns:
+    spec = TASKS.get(task)
+    for metric, higher in dict(getattr(spec, "columns", None) or {task: (spec.headline, spec.higher_is_better)}).values():
         dense = by_cell[("full-base", task)]
         if not dense or dense["status"] != "ok":
             print(f"| {task} | {metric} | {dense['status'] if dense else 'missing'} | | | | | — |")

@@ -1,0 +1,280 @@
+"""Report for ``bert-correlations`` suites: Figs 3, 4 and 5 as per-layer tables, line plots and findings."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from benchmarks import bertcorr
+from benchmarks.analyses.bert_correlations import ARTIFACT
+from benchmarks.config import Suite
+from benchmarks.paths import report_paths
+from reports.render import html_document, register_renderer
+
+STAT_TITLES = {"nonzero_count": "nonzero count", "mean_abs": "mean abs(w)", "positive_count": "positive count",
+               "mean": "mean w"}
+NODE_SET_TITLES = {"intermediate": "intermediate neurons (intermediate.dense rows → output.dense columns)",
+                   "attention_output": "attention-output nodes (attention.output.dense rows → intermediate.dense columns)"}
+PLOT_FORMATS = ("png", "svg")
+DOCS = "docs/bert-correlations.md"
+
+
+def fmt_r(value: float | None) -> str:
+    """A correlation as text: +0.123, or an em dash when undefined."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:+.3f}".replace("-0.000", "+0.000")
+
+
+def _table(headers: list[str], rows: list[list], fmt: str) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github" if fmt == "md" else "html", disable_numparse=True)
+
+
+def fig3_tables(result: dict, fmt: str) -> list[tuple[str, str]]:
+    """(caption, table) per Fig 3 node set: r(input side, output side) per layer and statistic."""
+    out = []
+    for node_set in bertcorr.NODE_SETS:
+        values, nodes = result["fig3"][node_set], result["fig3_nodes"][node_set]
+        rows = [[layer] + [fmt_r(values[s][layer]) for s in bertcorr.STATS] + [nodes["excluded_from_means"][layer]]
+                for layer in range(result["num_layers"])]
+        headers = ["layer"] + [STAT_TITLES[s] for s in bertcorr.STATS] + ["nodes left out of means"]
+        caption = f"Fig 3: {NODE_SET_TITLES.get(node_set, node_set)}, {nodes['nodes']} nodes per layer"
+        out.append((caption, _table(headers, rows, fmt)))
+    return out
+
+
+def fig4_table(result: dict, fmt: str) -> tuple[str, str]:
+    """Fig 4: element-wise r between W_Q, W_K, W_V per layer, of |w| and of keep-masks."""
+    fig = result["fig4"]
+    headers = ["layer"] + [f"{kind} {pair}" for kind in ("abs(w)", "mask") for pair in bertcorr.PAIRS]
+    rows = [[layer] + [fmt_r(fig[kind][pair][layer]) for kind in ("abs", "mask") for pair in bertcorr.PAIRS]
+            for layer in range(result["num_layers"])]
+    return "Fig 4: self-attention, element by element (pruned abs(w), and kept/pruned masks)", _table(headers, rows, fmt)
+
+
+def fig5_tables(result: dict, fmt: str) -> list[tuple[str, str]]:
+    """Fig 5: per statistic, r between the per-row and per-column statistics of two attention matrices."""
+    out = []
+    for stat in bertcorr.STATS:
+        headers = ["layer"] + [f"{axis} {pair}" for axis in bertcorr.AXES for pair in bertcorr.PAIRS]
+        rows = [[layer] + [fmt_r(result["fig5"][axis][stat][pair][layer]) for axis in bertcorr.AXES
+                           for pair in bertcorr.PAIRS] for layer in range(result["num_layers"])]
+        out.append((f"Fig 5: {STAT_TITLES[stat]} of each row / column of W_Q, W_K, W_V", _table(headers, rows, fmt)))
+    return out
+
+
+def _mean(values: list) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _depth_trend(values: list) -> str:
+    """'falls'/'rises'/'no clear trend' from the Spearman correlation of a series with layer index."""
+    from scipy.stats import spearmanr
+
+    pts = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if len(pts) < 3:
+        return "too few layers for a trend"
+    rho = float(spearmanr([i for i, _ in pts], [v for _, v in pts]).statistic)
+    word = "falls" if rho <= -0.5 else "rises" if rho >= 0.5 else "shows no monotone trend"
+    return f"{word} with depth (Spearman ρ = {rho:+.2f})"
+
+
+def findings(result: dict) -> list[str]:
+    """Plain sentences stating what this result shows, next to the paper's bert-base claims."""
+    lines = []
+    for node_set in bertcorr.NODE_SETS:
+        values, parts = result["fig3"][node_set], []
+        for stat in ("nonzero_count", "mean_abs"):
+            v = values[stat]
+            peak = max((i for i, x in enumerate(v) if x is not None), key=lambda i: v[i], default=None)
+            top = f", highest {fmt_r(v[peak])} at layer {peak}" if peak is not None else ""
+            parts.append(f"{STAT_TITLES[stat]} r goes {fmt_r(v[0])} (layer 0) → {fmt_r(v[-1])} (last){top}, "
+                         f"{_depth_trend(v)}")
+        other = ", ".join(f"{STAT_TITLES[s]} mean r {fmt_r(_mean(values[s]))}" for s in ("positive_count", "mean"))
+        lines.append(f"Fig 3, {node_set} nodes: " + "; ".join(parts) + f"; {other}. Paper (bert-base): count and "
+                     "abs(w) strongly positive early, mildly negative by the last layer; positive count and mean "
+                     "uncorrelated.")
+    for kind, what in (("abs", "abs(w)"), ("mask", "masks")):
+        means = {pair: _mean(result["fig4"][kind][pair]) for pair in bertcorr.PAIRS}
+        best = max((p for p in means if means[p] is not None), key=lambda p: means[p], default=None)
+        listed = ", ".join(f"{pair} {fmt_r(m)}" for pair, m in means.items())
+        trends = "; ".join(f"{pair} {_depth_trend(result['fig4'][kind][pair])}" for pair in bertcorr.PAIRS)
+        lines.append(f"Fig 4, element-wise {what}: layer-mean r {listed}; the most correlated pair is {best}; "
+                     f"{trends}.")
+    lines.append("Fig 4 in the paper (bert-base): r from -0.05 to nearly 0.2, generally rising with depth; its text "
+                 "says query and value correlate and value correlates with neither query nor key "
+                 "(self-contradictory), while its hypothesis and Fig 5 concern query and key. All three pairs are "
+                 "reported here, so the pair the data favours can be read directly.")
+    for axis in bertcorr.AXES:
+        means = {(s, p): _mean(result["fig5"][axis][s][p]) for s in bertcorr.STATS for p in bertcorr.PAIRS}
+        per_pair = {p: _mean([means[(s, p)] for s in bertcorr.STATS]) for p in bertcorr.PAIRS}
+        listed = ", ".join(f"{p} {fmt_r(m)}" for p, m in per_pair.items())
+        lines.append(f"Fig 5, {axis}: layer- and statistic-mean r {listed}.")
+    lines.append("Paper Fig 5 (bert-base): strong query-key correlations of the row statistics, weaker for columns.")
+    return lines
+
+
+# ---------------------------------------------------------------- plots
+
+def _figures(result: dict) -> dict[str, "object"]:
+    """Matplotlib figures (Agg) in the manner of the paper's Figs 3, 4 and 5: r against layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "prunebench"  # stable SVG element ids across runs
+    layers = list(range(result["num_layers"]))
+
+    def panel(ax, title: str, lines: dict) -> None:
+        for label, values in lines.items():
+            ax.plot(layers, [math.nan if v is None else v for v in values], marker="o", label=label)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set(title=title, xlabel="encoder layer", ylabel="Pearson r", xticks=layers)
+        ax.legend(fontsize="small")
+
+    figs = {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, node_set in zip(axes, bertcorr.NODE_SETS):
+        values = result["fig3"][node_set]
+        panel(ax, f"{node_set} nodes: input vs output", {STAT_TITLES[s]: values[s] for s in bertcorr.STATS})
+    fig.suptitle("Fig 3: input/output correlations in the feed-forward block")
+    figs["fig3"] = fig
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (kind, title) in zip(axes, (("abs", "pruned |w|"), ("mask", "kept/pruned mask"))):
+        panel(ax, f"element-wise {title}", {p: result["fig4"][kind][p] for p in bertcorr.PAIRS})
+    fig.suptitle("Fig 4: self-attention W_Q, W_K, W_V element-wise correlations")
+    figs["fig4"] = fig
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8), sharey=True)
+    for row, axis in enumerate(bertcorr.AXES):
+        for col, stat in enumerate(bertcorr.STATS):
+            panel(axes[row][col], f"{axis}: {STAT_TITLES[stat]}", {p: result["fig5"][axis][stat][p] for p in bertcorr.PAIRS})
+    fig.suptitle("Fig 5: self-attention row and column statistics")
+    figs["fig5"] = fig
+    for fig in figs.values():
+        fig.tight_layout()
+    return figs
+
+
+def _save(fig, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {}  # no timestamps: identical inputs give identical files
+    fig.savefig(buf, format=fmt, dpi=90, metadata=metadata)
+    return buf.getvalue()
+
+
+def write_plots(result: dict, slug: str, out: Path | None) -> dict[str, dict[str, bytes | Path]]:
+    """Render the three figures; write PNG and SVG beside ``out`` when given. Returns {fig: {png, paths}}."""
+    import matplotlib.pyplot as plt
+
+    from benchmarks.store import write_text_atomic
+
+    plots = {}
+    folder = report_paths(out)["plots"] if out is not None else None
+    for name, fig in _figures(result).items():
+        png = _save(fig, "png")
+        entry: dict = {"png": png, "paths": {}}
+        if folder is not None:
+            for ext in PLOT_FORMATS:
+                path = folder / f"{slug}_{name}.{ext}"
+                if ext == "png":
+                    _write_bytes_atomic(path, png)
+                else:
+                    write_text_atomic(path, _save(fig, ext).decode())
+                entry["paths"][ext] = path
+        plt.close(fig)
+        plots[name] = entry
+    return plots
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- the page
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def _relative(path: Path, out: Path) -> str:
+    return Path(path).relative_to(Path(out).parent).as_posix()
+
+
+def _cell_section(suite: Suite, cell, record: dict | None, fmt: str, out: Path | None) -> str:
+    heading = f"{suite.model}, prune rate {cell.config['prune_rate']:g}"
+    if record is None or record["status"] != "ok":
+        command = f"`python -m benchmarks run --suite {suite.name} --model {suite.model}`"
+        if record is None:
+            text = f"not run yet; run {command}"
+        else:
+            text = f"{record['status']}: {record.get('error')} (after fixing it, rerun {command})"
+        return f"## {heading}\n\n{text}\n" if fmt == "md" else f"<h2>{html.escape(heading)}</h2>\n<p>{html.escape(text)}</p>\n"
+    result = record["artifacts"][ARTIFACT]
+    sparsity = record.get("sparsity", {}).get("global_after")
+    meta = (f"{result['num_layers']} encoder layers, achieved sparsity {sparsity:.4f} of the encoder matrices, "
+            f"git {str(record.get('provenance', {}).get('git_sha'))[:10]}")
+    tables = fig3_tables(result, fmt) + [fig4_table(result, fmt)] + fig5_tables(result, fmt)
+    plots = write_plots(result, _slug(f"{suite.model}-{cell.config['prune_rate']:g}"), out)
+    if fmt == "md":
+        parts = [f"## {heading}", meta, "### Findings", "\n".join(f"- {line}" for line in findings(result))]
+        for name in ("fig3", "fig4", "fig5"):
+            paths = plots[name]["paths"]
+            if paths:
+                parts.append(f"![{name}]({_relative(paths['png'], out)}) ([SVG]({_relative(paths['svg'], out)}))")
+        parts.append("### Tables (Pearson r per encoder layer)")
+        for caption, table in tables:
+            parts += [f"**{caption}**", table]
+        if not any(plots[n]["paths"] for n in plots):
+            parts.append("_Plots are written beside the report when `--out FILE` is given._")
+        return "\n\n".join(parts) + "\n"
+    parts = [f"<h2>{html.escape(heading)}</h2>", f"<p>{html.escape(meta)}</p>", "<h3>Findings</h3>",
+             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in findings(result)) + "</ul>"]
+    for name in ("fig3", "fig4", "fig5"):
+        data = base64.b64encode(plots[name]["png"]).decode()
+        img = f'<figure><img alt="{name}" style="max-width:100%" src="data:image/png;base64,{data}">'
+        paths = plots[name]["paths"]
+        if paths:
+            img += f'<figcaption><a href="{html.escape(_relative(paths["svg"], out))}">SVG</a></figcaption>'
+        parts.append(img + "</figure>")
+    parts.append("<h3>Tables (Pearson r per encoder layer)</h3>")
+    for caption, table in tables:
+        parts += [f"<h4>{html.escape(caption)}</h4>", table]
+    return "\n".join(parts) + "\n"
+
+
+def _intro(suite: Suite) -> str:
+    return (f"Weight correlations after one-shot magnitude pruning of each encoder matrix on its own "
+            f"(paper §3.2.1/§4.2.1, Figs 3-5). Weights are torch Linear [out, in]: a row is one output feature, "
+            f"a column one input feature. Means are over nonzero weights. Definitions: {DOCS}.")
+
+
+@register_renderer("bert-correlations")
+def render_bert_correlations(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
+    """Figs 3-5 for every (model, rate) cell of a bert-correlations suite, as Markdown or a full HTML page."""
+    records = frame.attrs.get("records", {})
+    sections = [_cell_section(suite, cell, records.get(cell.key), fmt, out) for cell in frame.attrs["cells"]]
+    title = f"{suite.name}: {suite.description}"
+    if fmt == "md":
+        return f"# {title}\n\n{_intro(suite)}\n\n" + "\n".join(sections)
+    body = f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(_intro(suite))}</p>\n" + "\n".join(sections)
+    return html_document(title, body)

@@ -1,0 +1,132 @@
+"""Plots of a leaderboard: each column's metric against achieved sparsity, one line per method (Agg, PNG + SVG)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from reports.leaderboard import Board, Column
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+METHOD_NAMES = {"global": "full (global magnitude)", "random": "random", "upper": "upper half",
+                "lower": "lower half", "mixed": "mixed (upper/lower)"}
+# One colour per method in every plot (matplotlib's default cycle, in the paper's row order).
+METHOD_COLORS = {"global": "C0", "random": "C1", "upper": "C2", "lower": "C3", "mixed": "C4"}
+# Fixed so that the same board gives byte-identical SVG files (matplotlib salts its ids otherwise).
+RC = {"svg.hashsalt": "prunebench", "svg.fonttype": "path", "font.size": 10}
+SIZE_IN, DPI = (6.4, 4.0), 100
+
+
+@dataclass(frozen=True)
+class PlotFile:
+    """One column's plot on disk."""
+
+    column: Column
+    png: Path
+    svg: Path
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a column title: 'MLM ppl. (fitted head)' -> 'mlm-ppl-fitted-head'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "column"
+
+
+def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
+    """Per method [(x, mean, std)] sorted by x, and dense's (x, mean, std) or None; only rows with values.
+
+    Every method's line starts at the dense point: sparsity 0 is where all pruning methods begin."""
+    lines: dict[str, list] = {}
+    dense = None
+    for row in board.rows:
+        entry = row.entries[column]
+        if not entry.values:
+            continue
+        x = row.achieved if row.achieved is not None else row.nominal
+        if row.dense:
+            dense = (x, entry.mean, entry.std)
+            continue
+        lines.setdefault(row.method, []).append((x, entry.mean, entry.std))
+    return {m: sorted(points + ([dense] if dense else []), key=lambda p: p[0]) for m, points in lines.items()}, dense
+
+
+def paper_series(board: Board, column: Column) -> dict:
+    """Per method [(x, published value)] for rows that have one (boards on the paper's model only)."""
+    lines: dict[str, list] = {}
+    dense = next((r for r in board.rows if r.dense and r.entries[column].paper is not None), None)
+    for row in board.rows:
+        entry = row.entries[column]
+        if row.dense or entry.paper is None:
+            continue
+        x = row.achieved if row.achieved is not None else row.nominal
+        lines.setdefault(row.method, []).append((x, entry.paper))
+    start = [(0.0, dense.entries[column].paper)] if dense else []
+    return {m: sorted(start + points) for m, points in lines.items()}
+
+
+def column_figure(board: Board, column: Column) -> "Figure | None":
+    """A matplotlib Figure for one column, or None when it has no numbers."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    lines, dense = series(board, column)
+    if not lines and dense is None:
+        return None
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        if dense is not None:
+            _draw_dense(ax, dense)
+        _draw_methods(ax, lines, paper_series(board, column))
+        arrow = "higher is better" if column.higher_is_better else "lower is better"
+        ax.set_title(f"{board.title}: {column.title}")
+        ax.set_xlabel("achieved global sparsity")
+        ax.set_ylabel(f"{column.metric} ({arrow})")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, ncols=2 if len(ax.get_legend_handles_labels()[1]) > 6 else 1)
+    return fig
+
+
+def _draw_dense(ax, dense: tuple) -> None:
+    """Dense as a dashed level, with a band of one std over seeds when there are several."""
+    _, mean, std = dense
+    ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
+    if std:
+        ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0, label="dense ± 1 std")
+
+
+def _draw_methods(ax, lines: dict, published: dict) -> None:
+    """One line per method (error bars = std over seeds) and, if any, the paper's values dotted beside it."""
+    order = list(METHOD_COLORS) + sorted(set(lines) - set(METHOD_COLORS))
+    for i, method in enumerate(m for m in order if m in lines):
+        xs, ys, sds = zip(*lines[method])
+        yerr = [s or 0.0 for s in sds] if any(s for s in sds) else None
+        color = METHOD_COLORS.get(method, f"C{5 + i % 5}")
+        name = METHOD_NAMES.get(method, method)
+        ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5, color=color, label=name)
+        if published.get(method):
+            px, py = zip(*published[method])
+            ax.plot(px, py, linestyle=":", marker="x", color=color, linewidth=1, label=f"{name}, paper")
+
+
+def write_plots(board: Board, folder: Path) -> list[PlotFile]:
+    """Write one PNG and one SVG per column with numbers into ``folder``; return them in column order."""
+    import matplotlib
+
+    folder = Path(folder)
+    written = []
+    for column in board.columns:
+        fig = column_figure(board, column)
+        if fig is None:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        png, svg = folder / f"{slug(column.title)}.png", folder / f"{slug(column.title)}.svg"
+        with matplotlib.rc_context(RC):
+            fig.savefig(png, format="png", metadata={"Software": None})
+            fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+        written.append(PlotFile(column, png, svg))
+    return written

@@ -1,0 +1,203 @@
+"""A leaderboard ``Board`` as text: GitHub Markdown (tabulate) or an HTML fragment (jinja2 template)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tabulate import tabulate
+
+from reports import paper
+from reports.leaderboard import STATUS_WORD, Board, Column, Entry, Row
+from reports.render import template
+
+DIGITS = 3  # metrics, as the paper prints them
+SPARSITY_DIGITS = 4
+MATCH_MARK = "✓"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A plot to show under the table: ``src`` is a relative path (Markdown) or a data: URI (HTML)."""
+
+    caption: str
+    src: str
+    width: int = 640
+    height: int = 400
+
+
+def _num(value: float, digits: int = DIGITS) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _diff(value: float) -> str:
+    return f"{value:+.{DIGITS}f}"
+
+
+def bucket_name(bucket: float, rows: list[Row]) -> str:
+    """How a bucket is titled: 'dense' or the nominal global sparsity."""
+    return "dense" if all(r.dense for r in rows) else f"sparsity {bucket:g}"
+
+
+def legend(board: Board) -> str:
+    """One paragraph explaining marks, bold, ± and the matching criterion."""
+    parts = ["Rows grouped by nominal global sparsity (upper/lower rates prune half the layers, so upper-0.6 "
+             "sits with full-0.3); bold: best mean in its bucket and column (lowest for perplexity), "
+             "only where at least two rows have complete results."]
+    if any(len(e.values) > 1 for r in board.rows for e in r.entries.values()):
+        parts.append("Cells show mean ± sample std over seeds.")
+    if len(board.seeds) > 1:
+        parts.append(f"{MATCH_MARK} matching (lottery-ticket criterion): the row's mean is no worse than the dense "
+                     "row's mean minus one standard deviation of the dense row over seeds.")
+    na = any(e.status == "na" for r in board.rows for e in r.entries.values())
+    parts.append("Marks: missing (no record yet), skipped (data unavailable), failed (the cell raised), "
+                 "unreadable (corrupt record)" + (", n/a (results in the task's other column)" if na else "")
+                 + "; see the numbered notes.")
+    if board.paper_inline:
+        parts.append(f"paper: published value ({paper.PAPER_CITATION}); Δ = ours minus paper.")
+    return " ".join(parts)
+
+
+def counts_text(board: Board) -> str:
+    """'18 cells: 16 ok, 1 failed, 1 missing'."""
+    c = board.counts
+    rest = [f"{c[k]} {k}" for k in ("ok", "failed", "skipped", "missing") if c.get(k)]
+    return f"{c['cells']} cells: " + ", ".join(rest or ["none"])
+
+
+def model_id(board: Board) -> str:
+    """A short identity: the weights' sha256 prefix (local) or the hub revision."""
+    ident = board.model_identity
+    if ident.get("weights_sha256"):
+        return f"weights sha256 {ident['weights_sha256'][:12]}"
+    if ident.get("revision"):
+        return f"revision {ident['revision']}"
+    return ""
+
+
+def headers(board: Board) -> list[dict]:
+    """Header cells: method, one per column (with its footnote), achieved sparsity."""
+    out = [{"text": "method", "notes": [], "title": None}]
+    for column in board.columns:
+        notes = [board.footnotes.index(column.note) + 1] if column.note else []
+        arrow = "higher is better" if column.higher_is_better else "lower is better"
+        out.append({"text": column.title, "notes": notes, "title": f"{column.task}: {column.metric}, {arrow}"})
+    out.append({"text": "achieved sparsity", "notes": [], "title": "mean measured global sparsity of the row's records"})
+    return out
+
+
+def cell_view(entry: Entry, column: Column) -> dict:
+    """What one cell shows: value, std, marks, notes and the paper's value, as strings."""
+    view = {"value": None, "sd": None, "matching": entry.matching, "word": STATUS_WORD.get(entry.status, entry.status),
+            "notes": list(entry.notes), "paper": None, "diff": None, "diff_class": "", "sort": ""}
+    if entry.values:
+        view["value"] = _num(entry.mean)
+        view["sd"] = _num(entry.std) if entry.std is not None else None
+        view["sort"] = repr(round(entry.mean, 12))
+    if entry.paper is not None:
+        view["paper"] = _num(entry.paper)
+        if entry.diff is not None:
+            better = entry.diff >= 0 if column.higher_is_better else entry.diff <= 0
+            view["diff"] = _diff(entry.diff)
+            view["diff_class"] = "pos" if better else "neg"
+    classes = ["best"] if entry.best else []
+    if not entry.values:
+        classes += ["status", entry.status]
+    elif entry.status == "partial":
+        classes.append("partial")
+    view["classes"] = " ".join(classes)
+    return view
+
+
+def row_view(row: Row, board: Board) -> dict:
+    """One table row's cells in column order."""
+    achieved = row.achieved
+    return {
+        "label": row.label,
+        "cells": [cell_view(row.entries[c], c) for c in board.columns],
+        "sparsity": _num(achieved, SPARSITY_DIGITS) if achieved is not None else "missing",
+        "sparsity_sort": repr(round(achieved, 12)) if achieved is not None else "",
+    }
+
+
+def paper_apart_view(board: Board) -> dict | None:
+    """The paper's rows for another model's suite: a separate, unranked table."""
+    if not board.paper_apart:
+        return None
+    titles = list(paper.PAPER_COLUMNS)
+    rows = [[row["label"], f"Fig {row['figure']}"] + [_num(row[paper.PAPER_COLUMNS[t]]) for t in titles]
+            for row in board.paper_apart]
+    return {"headers": ["method", "figure"] + titles, "rows": rows}
+
+
+def paper_apart_note(board: Board) -> str:
+    """Why the published values sit apart."""
+    return (f"{paper.PAPER_CITATION}, on bert-base-uncased. This suite ran on {board.model}, so the published "
+            "values are listed for orientation only, not compared or ranked; rows whose labels occur in this suite.")
+
+
+def board_view(board: Board, figures: list[Figure] = ()) -> dict:
+    """Everything the templates need, as strings."""
+    return {
+        "title": board.title,
+        "description": board.description,
+        "model": board.model,
+        "model_id": model_id(board),
+        "scale": board.scale,
+        "seeds": ", ".join(str(s) for s in board.seeds),
+        "counts": counts_text(board),
+        "headers": headers(board),
+        "buckets": [{"key": f"{b:g}", "name": bucket_name(b, rows), "rows": [row_view(r, board) for r in rows]}
+                    for b, rows in board.buckets],
+        "legend": legend(board),
+        "footnotes": board.footnotes,
+        "paper_apart": paper_apart_view(board),
+        "paper_apart_note": paper_apart_note(board),
+        "figures": [{"src": f.src, "alt": f.caption, "caption": f.caption, "width": f.width, "height": f.height}
+                    for f in figures],
+    }
+
+
+# -- Markdown -----------------------------------------------------------------------------------------
+
+def _md_notes(notes: list[int]) -> str:
+    return "".join(f"[{n}]" for n in notes)
+
+
+def md_cell(c: dict) -> str:
+    """A cell as Markdown text: '**0.853 ± 0.004** ✓[2] · paper 0.857 (Δ -0.004)'."""
+    if c["value"] is None:
+        text = c["word"]
+    else:
+        text = c["value"] + (f" ± {c['sd']}" if c["sd"] else "")
+        text = f"**{text}**" if "best" in c["classes"].split() else text
+        text += f" {MATCH_MARK}" if c["matching"] else ""
+    text += _md_notes(c["notes"])
+    if c["paper"] is not None:
+        text += f" · paper {c['paper']}" + (f" (Δ {c['diff']})" if c["diff"] is not None else "")
+    return text
+
+
+def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
+    """The leaderboard as GitHub-flavoured Markdown (aligned, so it also reads in a terminal)."""
+    v = board_view(board, figures)
+    head = ["bucket"] + [h["text"] + _md_notes(h["notes"]) for h in v["headers"]]
+    body = [[b["name"], r["label"]] + [md_cell(c) for c in r["cells"]] + [r["sparsity"]]
+            for b in v["buckets"] for r in b["rows"]]
+    meta = f"model `{v['model']}`" + (f" ({v['model_id']})" if v["model_id"] else "")
+    meta += f" · scale `{v['scale']}` · seeds {v['seeds']} · {v['counts']}"
+    parts = [f"# {v['title']}", v["description"], meta,
+             tabulate(body, headers=head, tablefmt="github", disable_numparse=True), v["legend"]]
+    if v["footnotes"]:
+        parts.append("Notes:\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(v["footnotes"], 1)))
+    if v["paper_apart"]:
+        apart = v["paper_apart"]
+        parts.append("## Published values (not ranked)\n\n" + v["paper_apart_note"] + "\n\n"
+                     + tabulate(apart["rows"], headers=apart["headers"], tablefmt="github", disable_numparse=True))
+    if figures:
+        parts.append("## Metric against achieved sparsity\n\n" + "\n".join(f"![{f.caption}]({f.src})" for f in figures))
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def board_html(board: Board, figures: list[Figure] = ()) -> str:
+    """The leaderboard as an HTML fragment (put it in a page with ``reports.render.html_document``)."""
+    return template("leaderboard.html.j2").render(v=board_view(board, figures))

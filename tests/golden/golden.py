@@ -1,0 +1,192 @@
+"""Fixed records for the report golden tests, and the command that regenerates the saved outputs.
+
+The records under tests/golden/records/<case>/ are synthetic (notes.fixture says so): values come from a
+formula below, not from training. They are shaped like the runner's records (same fields) and cover what
+the leaderboard must show: several seeds, a failed, a skipped and a missing cell, a seed that failed in
+an otherwise complete cell, a dev-split QNLI, pre-trained and fitted MLM heads, and both model cases
+(bert-base-uncased: the paper's values inline; MiniLM: the paper's values apart).
+
+Regenerate records and expected outputs after an intended change, then review the diff:
+
+    python tests/golden/golden.py
+
+The test (tests/test_reports_golden.py) renders the records and compares with tests/golden/expected/.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import store  # noqa: E402
+from benchmarks.config import Cell, canonical_json  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RECORDS = HERE / "records"
+EXPECTED = HERE / "expected"
+RECIPE = {"batch_size": 32, "epochs": 3, "lr": 2e-05, "max_length": 128, "optimizer": "adamw",
+          "warmup_ratio": 0.1, "weight_decay": 0.01}
+DEV_SPLIT = ("dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), "
+             "evaluated on the other half")
+# A plausible dense score per task metric and how fast it falls with sparsity (synthetic).
+BASE = {("mrpc", "accuracy"): (0.85, 0.20), ("stsb", "pearson"): (0.88, 0.40), ("qnli", "accuracy"): (0.89, 0.25),
+        ("sst2", "accuracy"): (0.91, 0.10), ("mlm", "mlm_accuracy"): (0.51, 0.35)}
+METRICS = {"mrpc": ["accuracy", "f1"], "stsb": ["pearson", "spearman"], "qnli": ["accuracy"],
+           "sst2": ["accuracy"], "mlm": ["mlm_accuracy", "mlm_ppl"]}
+MINILM = {"model": "minilm-l6", "weights_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"}
+BERT = {"model": "google-bert/bert-base-uncased", "revision": "main"}
+
+CASES = {
+    # the paper's model, three seeds, GLUE + MLM with BERT's own head
+    "bert-fig6": {
+        "model": BERT, "seeds": [0, 1, 2], "tasks": ["mrpc", "stsb", "qnli", "mlm"],
+        "rows": [("dense", None, {}), ("global", 0.1, {}), ("random", 0.1, {}), ("upper", 0.2, {}),
+                 ("lower", 0.2, {}), ("global", 0.3, {}), ("random", 0.3, {}), ("lower", 0.6, {})],
+        "mlm_head": "pretrained",
+        # (label, task, seed) -> ("failed" | "skipped" | "missing", reason)
+        "problems": {
+            ("random-0.1", "stsb", 1): ("failed", "RuntimeError: CUDA out of memory (fixture)"),
+            ("lower-0.6", "qnli", 0): ("skipped", "QNLI train split not in the mirror and no hub access (fixture)"),
+            ("lower-0.6", "qnli", 1): ("skipped", "QNLI train split not in the mirror and no hub access (fixture)"),
+            ("lower-0.6", "qnli", 2): ("skipped", "QNLI train split not in the mirror and no hub access (fixture)"),
+            ("random-0.3", "mlm", 0): ("missing", ""), ("random-0.3", "mlm", 1): ("missing", ""),
+            ("random-0.3", "mlm", 2): ("missing", ""),
+        },
+        "dev_split": ["qnli"],
+    },
+    # an offline model with one seed: fitted MLM head, mixed rows, the paper's values apart
+    "minilm-smoke": {
+        "model": MINILM, "seeds": [0], "tasks": ["sst2", "mrpc", "mlm"],
+        "rows": [("dense", None, {}), ("global", 0.3, {}), ("random", 0.3, {}), ("upper", 0.6, {}),
+                 ("lower", 0.6, {}), ("global", 0.7, {}), ("mixed", None, {"lower": 0.8, "upper": 0.6})],
+        "mlm_head": "fitted",
+        "problems": {("full-0.7", "sst2", 0): ("failed", "ValueError: loss is nan (fixture)")},
+        "dev_split": [],
+    },
+}
+
+
+def label_of(method: str, rate: float | None, options: dict) -> str:
+    """Row labels as benchmarks.analyses.prune_finetune prints them."""
+    if method == "dense":
+        return "full-base"
+    if method == "mixed":
+        return f"upper-{options['upper']:g}-lower-{options['lower']:g}"
+    return f"{'full' if method == 'global' else method}-{rate:g}"
+
+
+def nominal(method: str, rate: float | None, options: dict) -> float:
+    """Global sparsity a row aims at (see reports.leaderboard.nominal_sparsity)."""
+    if method == "dense":
+        return 0.0
+    if method == "mixed":
+        return (options["upper"] + options["lower"]) / 2
+    return rate / 2 if method in ("upper", "lower") else rate
+
+
+def case_cells(name: str) -> list[Cell]:
+    """The grid of a case, in the analysis's order (row x task x seed)."""
+    case = CASES[name]
+    cells = []
+    for method, rate, options in case["rows"]:
+        label = label_of(method, rate, options)
+        for task in case["tasks"]:
+            for seed in case["seeds"]:
+                config = {"kind": "prune-finetune", "model": case["model"], "method": method, "sparsity": rate,
+                          "options": options, "label": label, "task": task, "task_version": "1",
+                          "recipe": RECIPE, "scale": "full", "seed": seed}
+                cells.append(Cell(config, f"{label} {task} seed={seed}"))
+    return cells
+
+
+def _metrics(cell: Cell, sparsity: float) -> dict:
+    cfg = cell.config
+    rng = random.Random(f"{cell.key}")  # deterministic per cell
+    penalty = {"random": 2.0, "upper": 1.4}.get(cfg["method"], 1.0)
+    out = {}
+    for metric in METRICS[cfg["task"]]:
+        base, slope = BASE.get((cfg["task"], metric), (0.8, 0.2))
+        value = base - slope * penalty * sparsity ** 2 + rng.gauss(0, 0.004)
+        out[metric] = round(value, 6)
+    if cfg["task"] == "mlm":
+        out["mlm_ppl"] = round(22.0 * (1 + 6 * penalty * sparsity ** 2) + rng.gauss(0, 0.3), 6)
+    return out
+
+
+def make_record(name: str, cell: Cell) -> dict | None:
+    """A record shaped like the runner's, or None for a cell the case leaves missing."""
+    case = CASES[name]
+    cfg = cell.config
+    problem = case["problems"].get((cfg["label"], cfg["task"], cfg["seed"]))
+    if problem and problem[0] == "missing":
+        return None
+    opts = cfg["options"]
+    target = nominal(cfg["method"], cfg["sparsity"], opts)
+    achieved = round(target + (0.00002 if target else 0.0), 6)
+    status, error = (problem if problem else ("ok", None))
+    notes = {"fixture": "synthetic golden-test record, not a measurement"}
+    if cfg["task"] == "mlm":
+        notes["mlm_head"] = case["mlm_head"]
+    if cfg["task"] in case["dev_split"]:
+        notes["data_split"] = DEV_SPLIT
+    ok = status == "ok"
+    return {
+        "key": cell.key, "suite": name, "label": cell.label, "status": status, "error": error,
+        "config": cfg, "config_canonical": canonical_json(cfg),
+        "metrics": _metrics(cell, achieved) if ok else {},
+        "sparsity": {"global_before": achieved, "global_after": achieved} if ok else {},
+        "notes": notes, "artifacts": {},
+        "timings": {"seconds": 1.0, "started": "2026-01-01T00:00:00+00:00"},
+        "provenance": {"git_sha": "fixture", "versions": {}, "device": "cpu", "data": {}},
+    }
+
+
+def write_records(name: str) -> Path:
+    """Rewrite a case's record folder from scratch; return the results folder."""
+    folder = RECORDS / name
+    shutil.rmtree(folder, ignore_errors=True)
+    for cell in case_cells(name):
+        record = make_record(name, cell)
+        if record is not None:
+            store.write_record(folder, record)
+    return folder
+
+
+def render_case(name: str, fmt: str) -> str:
+    """Render a case's saved records (no plots: PNG bytes vary with the matplotlib build)."""
+    from reports import tables
+    from reports.leaderboard import build_board
+    from reports.render import html_document
+
+    loaded = store.load_records(RECORDS / name)
+    case = CASES[name]
+    board = build_board(name, case_cells(name), loaded.records, loaded.corrupt,
+                        description=f"golden-test fixture {name} (synthetic records)",
+                        model=case["model"]["model"], scale="full", seeds=case["seeds"])
+    if fmt == "md":
+        return tables.board_markdown(board)
+    return html_document(f"{name} leaderboard", tables.board_html(board))
+
+
+def expected_path(name: str, fmt: str) -> Path:
+    """Where a case's saved output lives."""
+    return EXPECTED / f"{name}.{fmt}"
+
+
+def regenerate() -> None:
+    """Rewrite every case's records and expected outputs."""
+    for name in CASES:
+        write_records(name)
+        for fmt in ("md", "html"):
+            store.write_text_atomic(expected_path(name, fmt), render_case(name, fmt))
+            print(f"wrote {expected_path(name, fmt).relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    regenerate()

@@ -1,0 +1,113 @@
+"""A method added by a real third-party distribution (entry point group ``prunebench.methods``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.registry import METHODS
+
+from conftest import tiny_suite_yaml
+
+PLUGIN_MODULE = '''
+"""Per-matrix magnitude pruning: every encoder matrix loses the same fraction of its weights."""
+from benchmarks.registry import register_method
+from methods import exact_magnitude_masks, prunable_weights
+
+
+def _groups(weights, sparsity, options):
+    return {w.name: ([w.name], sparsity) for w in weights}
+
+
+@register_method("per-matrix", groups=_groups)
+def per_matrix(model, sparsity, generator=None, **options):
+    """Magnitude-prune each encoder matrix separately at the same rate."""
+    masks = {}
+    for w in prunable_weights(model):
+        masks.update(exact_magnitude_masks({w.name: w.weight}, sparsity))
+    return masks
+'''
+
+PYPROJECT = '''
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "prunebench-per-matrix"
+version = "0.0.1"
+
+[project.entry-points."prunebench.methods"]
+per-matrix = "pb_per_matrix"
+
+[tool.setuptools]
+py-modules = ["pb_per_matrix"]
+'''
+
+
+@pytest.fixture(scope="module")
+def installed_plugin(tmp_path_factory):
+    """Build and install the plugin distribution into a private folder put on sys.path (once per module)."""
+    tmp_path = tmp_path_factory.mktemp("plugin")
+    src, site = tmp_path / "src", tmp_path / "site"
+    src.mkdir()
+    (src / "pb_per_matrix.py").write_text(PLUGIN_MODULE)
+    (src / "pyproject.toml").write_text(PYPROJECT)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--no-index", "--target", str(site), str(src)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"could not build the plugin distribution: {done.stderr[-2000:]}")
+    assert list(site.glob("prunebench_per_matrix-0.0.1.dist-info/entry_points.txt"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.syspath_prepend(str(site))
+        METHODS.reload_entry_points()
+        yield site
+    METHODS.unregister("per-matrix")
+    METHODS.reload_entry_points()
+    sys.modules.pop("pb_per_matrix", None)
+
+
+def test_plugin_method_runs_in_a_suite_and_reaches_the_leaderboard(installed_plugin, tmp_path, tiny_bert,
+                                                                    tiny_mirror, capsys):
+    assert "per-matrix" in METHODS.names()  # loaded lazily from the entry point
+    assert METHODS.get("per-matrix").__module__ == "pb_per_matrix"
+    suite = tmp_path / "plugin.yaml"
+    suite.write_text(tiny_suite_yaml(tiny_bert, name="plugin", tasks="[sst2]",
+                                     rows="[dense, {method: per-matrix, sparsity: [0.5]}]"))
+    code = main(["run", "--suite-file", str(suite), "--data-dir", str(tiny_mirror),
+                 "--results", str(tmp_path / "results"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    header = [c.strip() for c in next(line for line in lines if "| SST2 " in line).split("|")]
+    row = [c.strip() for c in next(line for line in lines if "| per-matrix-0.5 " in line).split("|")]
+    assert row[header.index("achieved sparsity")] == "0.5000"
+    sst2 = row[header.index("SST2")]
+    assert float(sst2.strip("*")) > 0  # a measured value, not a missing/failed mark
+
+
+def test_plugin_method_is_tested_like_the_builtins(installed_plugin):
+    """The generic method checks apply to it through its registration metadata."""
+    import torch
+    from methods import method_example, method_groups, prunable_weights
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=32))
+    sparsity, options = method_example("per-matrix")
+    masks = METHODS.get("per-matrix")(model, sparsity, None, **options)
+    for names, rate in method_groups("per-matrix", prunable_weights(model), sparsity, options).values():
+        n = sum(masks[p].numel() for p in names)
+        assert abs(sum(int((~masks[p]).sum()) for p in names) - rate * n) <= 1
+
+
+def test_unknown_method_lists_plugin_in_suggestions(installed_plugin):
+    from benchmarks.errors import UserError
+
+    with pytest.raises(UserError, match="per-matrix"):
+        METHODS.get("per-matrx")
