@@ -22,6 +22,7 @@ BUILTIN_MODULES = (
     "methods.random",
     "benchmarks.models",
     "benchmarks.tasks.glue",
+    "benchmarks.tasks.mlm",
     "benchmarks.analyses",
 )
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.data import GLUE, Examples, load_glue
-from benchmarks.errors import DataMissing
+from benchmarks.errors import DataMissing, UserError
 from benchmarks.masking import MaskKeeper, measure_sparsity
 from benchmarks.models import ModelRef
 from benchmarks.registry import register_task
@@ -227,8 +227,11 @@ def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, 
     epochs = float(recipe.get("epochs", 3))
     if epochs <= 0:
         return
+    processes = accelerator.num_processes
+    # Each process takes its share of the recipe's global batch (see _per_process_batch).
+    per_process = {**recipe, "batch_size": _per_process_batch(int(recipe.get("batch_size", 32)), processes)}
     dataset = encoded if encoded is not None else _encode(tokenizer, train, int(recipe.get("max_length", 128)))
-    loader = _train_loader(dataset, tokenizer, recipe, seed, regression)
+    loader = _train_loader(dataset, tokenizer, per_process, seed, regression)
     no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
@@ -237,8 +240,11 @@ def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, 
     ]
     optimizer = _adamw(groups, float(recipe.get("lr", 2e-5)))
     keeper = MaskKeeper(model, masks).attach(optimizer) if masks else None
-    steps = max(1, math.ceil(len(loader) * epochs / accelerator.num_processes))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(float(recipe.get("warmup_ratio", 0.1)) * steps), steps)
+    # Optimizer steps as on one process; accelerate steps a prepared scheduler once per process per
+    # optimizer step, so the schedule is laid out N times longer and lands on the one-process values.
+    steps = max(1, math.ceil(len(loader) * epochs / processes))
+    warmup = int(float(recipe.get("warmup_ratio", 0.1)) * steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup * processes, steps * processes)
     pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
     pmodel.train()
     done = 0
@@ -257,6 +263,15 @@ def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, 
         keeper.detach()
         keeper.reapply()
     accelerator.free_memory()
+
+
+def _per_process_batch(batch_size: int, processes: int) -> int:
+    """The recipe's batch size is the global batch: each of N processes takes 1/N of it per step,
+    so a cell's numbers do not depend on how many processes ran it."""
+    if batch_size % processes:
+        raise UserError(f"recipe batch_size {batch_size} does not split evenly over {processes} processes; "
+                        f"launch a divisor of {batch_size} processes")
+    return batch_size // processes
 
 
 @torch.no_grad()

@@ -1,0 +1,74 @@
+"""The harness's evaluation adds at most 5% to a bare Hugging Face forward over the same batches.
+
+Both sides tokenize the same examples, pad each batch of 32 dynamically and run the same model;
+the harness side is ``benchmarks.tasks.glue.predict`` (dataset, collator, accelerate data loader,
+gather_for_metrics). The ratio of the two pytest-benchmark minima is taken in one process.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bert_tiny  # noqa: E402
+
+from benchmarks.data import load_glue  # noqa: E402
+from benchmarks.models import resolve_model  # noqa: E402
+from benchmarks.tasks.glue import predict  # noqa: E402
+
+RECIPE = {"max_length": 64, "eval_batch_size": 32}
+MAX_OVERHEAD = 1.05
+_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    if bert_tiny.real_mirror() is None:
+        pytest.skip("needs the data mirror ../shared/data")
+    from accelerate import Accelerator
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    location = resolve_model("minilm-l6").location
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=2).eval()
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    examples = load_glue("sst2", "dev", bert_tiny.real_mirror()).subset(range(96))
+    return model, tokenizer, examples, Accelerator(cpu=True)
+
+
+@torch.no_grad()
+def bare_forward(model, tokenizer, examples) -> torch.Tensor:
+    """What one writes by hand: tokenize a batch, pad it, forward, argmax."""
+    out = []
+    for start in range(0, len(examples), RECIPE["eval_batch_size"]):
+        texts = examples.text_a[start:start + RECIPE["eval_batch_size"]]
+        enc = tokenizer(texts, truncation=True, max_length=RECIPE["max_length"], padding=True, return_tensors="pt")
+        out.append(model(**enc).logits.argmax(-1))
+    return torch.cat(out)
+
+
+def _bench(benchmark, name, fn):
+    result = benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
+    if getattr(benchmark, "stats", None) is not None:  # None under --benchmark-disable
+        _TIMES[name] = benchmark.stats.stats.min
+    return result
+
+
+def test_bare_forward(benchmark, setup):
+    model, tokenizer, examples, _ = setup
+    _bench(benchmark, "bare", lambda: bare_forward(model, tokenizer, examples))
+
+
+def test_harness_predict(benchmark, setup):
+    model, tokenizer, examples, accelerator = setup
+    preds = _bench(benchmark, "harness", lambda: predict(model, tokenizer, examples, RECIPE, accelerator, False))
+    assert (preds == bare_forward(model, tokenizer, examples).numpy()).all()  # same batches, same answers
+    if "bare" not in _TIMES:
+        pytest.skip("run with test_bare_forward (benchmarks disabled?)")
+    ratio = _TIMES["harness"] / _TIMES["bare"]
+    print(f"\nharness/bare evaluation time ratio: {ratio:.3f} (min of 5 rounds each)")
+    assert ratio <= MAX_OVERHEAD
