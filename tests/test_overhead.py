@@ -8,6 +8,7 @@ gather_for_metrics). The ratio of the two pytest-benchmark minima is taken in on
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,6 @@ from benchmarks.tasks.glue import predict  # noqa: E402
 
 RECIPE = {"max_length": 64, "eval_batch_size": 32}
 MAX_OVERHEAD = 1.05
-_TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +51,27 @@ def bare_forward(model, tokenizer, examples) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _bench(benchmark, name, fn):
-    result = benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
-    if getattr(benchmark, "stats", None) is not None:  # None under --benchmark-disable
-        _TIMES[name] = benchmark.stats.stats.min
-    return result
+def _interleaved_minima(fns: dict, rounds: int = 7) -> dict:
+    """Min wall time of each function over ``rounds``, alternating between them so that a load
+    change on this shared machine hits both sides alike (sequential blocks swung the ratio 0.3-2.7)."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
-def test_bare_forward(benchmark, setup):
-    model, tokenizer, examples, _ = setup
-    _bench(benchmark, "bare", lambda: bare_forward(model, tokenizer, examples))
-
-
-def test_harness_predict(benchmark, setup):
+def test_harness_predict_overhead(benchmark, setup):
     model, tokenizer, examples, accelerator = setup
-    preds = _bench(benchmark, "harness", lambda: predict(model, tokenizer, examples, RECIPE, accelerator, False))
-    assert (preds == bare_forward(model, tokenizer, examples).numpy()).all()  # same batches, same answers
-    if "bare" not in _TIMES:
-        pytest.skip("run with test_bare_forward (benchmarks disabled?)")
-    ratio = _TIMES["harness"] / _TIMES["bare"]
-    print(f"\nharness/bare evaluation time ratio: {ratio:.3f} (min of 5 rounds each)")
+    harness = lambda: predict(model, tokenizer, examples, RECIPE, accelerator, False)  # noqa: E731
+    bare = lambda: bare_forward(model, tokenizer, examples)  # noqa: E731
+    harness(), bare()  # warm-up: first calls build caches
+    preds = benchmark.pedantic(harness, rounds=3, iterations=1)
+    assert (preds == bare().numpy()).all()  # same examples, same answers
+    best = _interleaved_minima({"bare": bare, "harness": harness})
+    ratio = best["harness"] / best["bare"]
+    benchmark.extra_info.update(harness_over_bare=ratio, **{f"{k}_min_s": v for k, v in best.items()})
+    print(f"\nharness/bare evaluation time ratio: {ratio:.3f} (interleaved min of 7 rounds each)")
     assert ratio <= MAX_OVERHEAD
