@@ -93,22 +93,25 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     # Everything imported so far lives for the whole run: move it out of the collector's sight so the
     # gc.collect() that accelerate's free_memory() runs after each cell scans only the cell's objects.
     gc.freeze()
-    for cell in todo:
-        if bar is not None:
-            bar.set_postfix_str(cell.label, refresh=False)
-        record = run_cell(analysis, cell, ctx, suite)
-        summary.ran += 1
-        if record["status"] == store.OK:
-            summary.ok += 1
-        elif record["status"] == store.SKIPPED:
-            summary.data_skipped.append((cell.label, record["error"]))
-        else:
-            summary.failed.append((cell.label, record["error"]))
-        if accelerator.is_main_process:  # only the main process writes records
-            store.write_record(results_dir, record)
-        accelerator.wait_for_everyone()
-        if bar is not None:
-            bar.update(1)
+    try:
+        for cell in todo:
+            if bar is not None:
+                bar.set_postfix_str(cell.label, refresh=False)
+            record = run_cell(analysis, cell, ctx, suite)
+            summary.ran += 1
+            if record["status"] == store.OK:
+                summary.ok += 1
+            elif record["status"] == store.SKIPPED:
+                summary.data_skipped.append((cell.label, record["error"]))
+            else:
+                summary.failed.append((cell.label, record["error"]))
+            if accelerator.is_main_process:  # only the main process writes records
+                store.write_record(results_dir, record)
+            accelerator.wait_for_everyone()
+            if bar is not None:
+                bar.update(1)
+    finally:
+        gc.unfreeze()  # a library caller (tests, notebooks) gets its collector back as it was
     if bar is not None:
         bar.close()
     return summary

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from benchmarks.errors import UserError
+from methods.select import exact_magnitude_masks
 
 LAYERS = ("fc1", "fc2", "fc3")
 DEFAULT_RATES = {"fc1": 0.75, "fc2": 0.75, "fc3": 0.375}
@@ -39,15 +40,10 @@ def check_rates(rates: dict) -> dict:
 def magnitude_masks(weights: torch.Tensor, rate: float) -> torch.Tensor:
     """Layer-wise magnitude masks for stacked weights [K, in, out]: keep the largest (1-rate) per model.
 
-    Ties are broken by position (stable sort), so the masks are deterministic.
+    Each model's matrix goes through the shared exact selection (``methods.select``), whose ties
+    are pruned earliest-position first, so the masks are deterministic.
     """
-    k = weights.shape[0]
-    flat = weights.detach().abs().reshape(k, -1)
-    n_prune = int(round(rate * flat.shape[1]))
-    order = torch.argsort(flat, dim=1, stable=True)
-    mask = torch.ones_like(flat, dtype=torch.bool)
-    mask.scatter_(1, order[:, :n_prune], False)
-    return mask.view_as(weights)
+    return torch.stack([exact_magnitude_masks({"w": w}, rate)["w"] for w in weights.detach()])
 
 
 def prune_models(models: list[list[torch.Tensor]], rates: dict) -> list[list[np.ndarray]]:
