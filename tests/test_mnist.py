@@ -129,9 +129,15 @@ def test_table2_node_properties_hand_example():
 
 # ---- batched training == one at a time --------------------------------------------------------
 
-@pytest.mark.parametrize("optimizer,lr", [("sgd", 0.1), ("adam", 1.2e-3), ("adadelta", 1.0)])
-def test_batched_training_equals_one_by_one(optimizer, lr):
-    """Stacked models (own init, own data order, one optimizer over stacked tensors) == independent training.
+@pytest.mark.parametrize("optimizer,lr,momentum,activation", [
+    ("sgd", 0.1, 0.0, "relu"),  # the fused path: update folded into the weight-gradient product
+    ("sgd", 0.1, 0.0, "tanh"),
+    ("sgd", 0.01, 0.9, "relu"),  # gradients into buffers, torch.optim steps (lr 0.05 is chaotic here)
+    ("adam", 1.2e-3, 0.0, "relu"),
+    ("adadelta", 1.0, 0.0, "relu"),
+])
+def test_batched_training_equals_one_by_one(optimizer, lr, momentum, activation):
+    """Stacked models (own init, own data order, hand-written backward pass) == independent autograd training.
 
     float64 so that the comparison isolates the method from float32 kernel rounding (bmm vs addmm), which
     Adam/Adadelta would amplify; batch 10 on 2,000 images keeps it fast, and 300 steps cross an epoch
@@ -140,7 +146,7 @@ def test_batched_training_equals_one_by_one(optimizer, lr):
     split = load_split("train", _mnist_dir())
     x = scale_images(split.images[:2000], "normalize").double()
     y = split.labels[:2000]
-    recipe = Recipe(optimizer=optimizer, lr=lr, batch_size=10, threads=1)
+    recipe = Recipe(optimizer=optimizer, lr=lr, momentum=momentum, activation=activation, batch_size=10, threads=1)
     seeds = [11, 12]
     inits = [[p.double() for p in init_model(s, recipe.init)] for s in seeds]
     batched = train_models(seeds, x, y, recipe, steps=300, init_params=inits)

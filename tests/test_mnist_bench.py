@@ -1,9 +1,9 @@
 """Speed ratios measured in one process with pytest-benchmark (never absolute timings).
 
 - Table 1 in closed form vs the explicit pair table on a full-size FC1 (784 x 300, 75% pruned): >= 100x.
-- Batched ensemble training vs one model at a time (reduced size: 8 models x 30 steps): the measured ratio
-  is recorded in extra_info; the assertion is the floor this CPU reaches (see docs/mnist.md for why the
-  issue's 25x is not reachable on a CPU, where one 784x300 model already keeps the BLAS busy).
+- Batched ensemble training vs one model at a time, full-size models on a reduced number of steps: the
+  ratio, both runs' GFLOP/s and the roofline bound (GEMM ceiling / one-at-a-time speed) go to extra_info.
+  CPU: >= 1.5x (the bound itself is ~4x here; see docs/mnist.md); CUDA, where it runs: >= 25x.
 """
 
 from __future__ import annotations
@@ -54,17 +54,66 @@ def test_closed_form_table1_vs_explicit_pairs(benchmark):
     assert ratio >= 100, f"closed form only {ratio:.0f}x faster than the explicit pair table"
 
 
-@pytest.mark.skipif(torch.get_num_threads() < 1, reason="needs torch")
-def test_batched_training_vs_one_at_a_time(benchmark):
+# multiply-adds of one LeNet-300-100 training step per example: forward, weight gradients, and the
+# backward product into hidden layers 2 and 1 (none into the input)
+_MACS_PER_EXAMPLE = 2 * (784 * 300 + 300 * 100 + 100 * 10) + 300 * 100 + 100 * 10
+
+
+def _gemm_gflops(device: str) -> float:
+    """This process's dense float32 matrix-product speed: the ceiling any trainer here can reach."""
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
+    seconds = _best_of(lambda: (a @ b).sum().item(), 5)
+    return 2 * 1024 ** 3 / seconds / 1e9
+
+
+# (device, models, steps, required speed-up). On a CPU a single 784x300 model at batch 60 already keeps
+# the BLAS busy, so the ceiling is the roofline bound recorded below (about 4x on this 2-core machine);
+# the issue's 25x is asserted where launch overhead, not arithmetic, bounds one-at-a-time training.
+CASES = [("cpu", 8, 40, 1.5), ("cuda", 100, 40, 25.0)]
+
+
+@pytest.mark.parametrize("device,models,steps,required", CASES, ids=[c[0] for c in CASES])
+def test_batched_training_vs_one_at_a_time(benchmark, device, models, steps, required):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
     torch.manual_seed(0)
-    x, y = torch.randn(1800, 784), torch.randint(0, 10, (1800,))
-    recipe = Recipe(threads=1, chunk=8)
-    seeds, steps = list(range(8)), 30
+    x = torch.rand(3000, 784, device=device)
+    y = torch.randint(0, 10, (3000,), device=device)
+    recipe = Recipe(threads=1, chunk=models)
+    seeds = list(range(models))
     inits = [init_model(s, recipe.init) for s in seeds]
+
+    def one_at_a_time():
+        return [train_one_reference(s, x, y, recipe, steps, i) for s, i in zip(seeds, inits)]
+
     with torch.inference_mode(False):
-        one_by_one = _best_of(lambda: [train_one_reference(s, x, y, recipe, steps, i) for s, i in zip(seeds, inits)], 2)
-        batched = _benchmark_min(benchmark, lambda: train_models(seeds, x, y, recipe, steps, inits), rounds=2)
+        one_at_a_time()  # warm-up (lazy library init, allocator)
+        one_by_one = _best_of(one_at_a_time, 2)
+        batched = _benchmark_min(benchmark, lambda: train_models(seeds, x, y, recipe, steps, inits), rounds=3)
     ratio = one_by_one / batched
-    benchmark.extra_info.update({"one_by_one_s": one_by_one, "batched_s": batched, "ratio": ratio})
-    print(f"batched training speed-up: {ratio:.2f}x (8 models x {steps} steps)")
-    assert ratio >= 1.0, f"batched training slower than one at a time ({ratio:.2f}x)"
+    with _ThreadsOne(device):
+        peak = _gemm_gflops(device)
+    work = models * steps * recipe.batch_size * _MACS_PER_EXAMPLE * 2 / 1e9  # GFLOP
+    bound = one_by_one / (work / peak)  # speed-up if the batched run reached the GEMM ceiling
+    info = {"device": device, "models": models, "steps": steps, "one_by_one_s": one_by_one, "batched_s": batched,
+            "ratio": ratio, "gemm_gflops": peak, "one_by_one_gflops": work / one_by_one,
+            "batched_gflops": work / batched, "roofline_bound": bound}
+    benchmark.extra_info.update(info)
+    print(f"batched training speed-up on {device}: {ratio:.2f}x ({models} models x {steps} steps; "
+          f"one at a time {work / one_by_one:.0f} GFLOP/s, batched {work / batched:.0f}, GEMM ceiling {peak:.0f}, "
+          f"so at most {bound:.1f}x is possible)")
+    assert ratio >= required, f"batched training only {ratio:.2f}x faster than one at a time on {device}"
+
+
+class _ThreadsOne:
+    """Measure the CPU ceiling with the one thread the trainers used."""
+
+    def __init__(self, device: str):
+        self.device, self.old = device, torch.get_num_threads()
+
+    def __enter__(self):
+        if self.device == "cpu":
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)

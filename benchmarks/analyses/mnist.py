@@ -80,7 +80,8 @@ class MnistCorrelations:
 
         cfg = cell.config
         recipe = _recipe(cfg["recipe"], {}, "cell")
-        out = run_correlations(recipe, cfg["models"], cfg["seed"], cfg["prune"], ctx.data_dir, cfg["train_limit"])
+        out = run_correlations(recipe, cfg["models"], cfg["seed"], cfg["prune"], ctx.data_dir, cfg["train_limit"],
+                               _device(ctx))
         metrics = {f"t1.{k}": v for k, v in out["table1"].items()}
         for layer in ("hidden1", "hidden2"):
             metrics.update({f"t2.{layer}.{k}": v for k, v in out["table2"][layer].items()})
@@ -89,7 +90,8 @@ class MnistCorrelations:
                         "train_wall_s": out["train_timing"]["wall_s"], "train_cpu_s": out["train_timing"]["cpu_s"]})
         artifacts = {k: out[k] for k in ("table1", "table1_std", "table1_per_model", "table2", "table2_mean",
                                          "nodes_model0", "dead_nodes_per_model", "seeds")}
-        notes = {"timing": out["timing"], "train_timing": out["train_timing"], "threads": _threads_used()}
+        notes = {"timing": out["timing"], "train_timing": out["train_timing"], "threads": _threads_used(),
+                 "device": str(_device(ctx))}
         return CellOutcome(metrics, sparsity={"per_layer_after": cfg["prune"]}, data=out["sha256"], notes=notes,
                            artifacts=artifacts)
 
@@ -135,11 +137,20 @@ class MnistInit:
 
         cfg = cell.config
         recipe = _recipe(cfg["recipe"], {}, "cell")
-        out = run_init(recipe, cfg["factors"], cfg["models"], cfg["seed"], cfg["controlled"], ctx.data_dir)
+        out = run_init(recipe, cfg["factors"], cfg["models"], cfg["seed"], cfg["controlled"], ctx.data_dir,
+                       _device(ctx))
         metrics = {f"acc.f{row['f']:g}": row["mean"] for row in out["rows"]}
         metrics.update({f"p.f{row['f']:g}": row["p_value"] for row in out["rows"] if "p_value" in row})
-        return CellOutcome(metrics, data=out["sha256"], notes={"timing": out["timing"], "threads": _threads_used()},
+        notes = {"timing": out["timing"], "threads": _threads_used(), "device": str(_device(ctx))}
+        return CellOutcome(metrics, data=out["sha256"], notes=notes,
                            artifacts={"rows": out["rows"], "accuracy": out["accuracy"]})
+
+
+def _device(ctx: RunContext):
+    """Train where accelerate put this process (cuda on a GPU machine, else cpu); numbers differ by float32
+    kernel rounding only, and the record's notes say which device ran."""
+    accelerator = getattr(ctx, "accelerator", None)
+    return getattr(accelerator, "device", None) or "cpu"
 
 
 def _threads_used() -> int:

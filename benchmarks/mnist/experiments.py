@@ -55,12 +55,12 @@ def _test_accuracy(models: list[list[torch.Tensor]], pruned: list[list[np.ndarra
 
 
 def run_correlations(recipe: Recipe, n_models: int, seed: int, rates: dict, data_dir: Path | None,
-                     train_limit: int | None = None) -> dict:
+                     train_limit: int | None = None, device: str | torch.device = "cpu") -> dict:
     """Train ``n_models`` models, prune them, and compute Table 1 (mean over models) and Table 2 (model 0)."""
     timer = Timer()
     x, y, xt, yt, sha = load_xy(data_dir, recipe.input_scaling, train_limit)
     seeds = [seed * 100_000 + i for i in range(n_models)]
-    models = train_models(seeds, x, y, recipe)
+    models = train_models(seeds, x.to(device), y.to(device), recipe)
     train_time = timer.read()
     pruned = analysis.prune_models(models, rates)
     t1 = [analysis.table1(ws) for ws in pruned]
@@ -105,7 +105,7 @@ def correlate_init(params: list[torch.Tensor], s1: torch.Tensor, s2: torch.Tenso
 
 
 def run_init(recipe: Recipe, factors: list[float], n_models: int, seed: int, controlled: bool,
-             data_dir: Path | None) -> dict:
+             data_dir: Path | None, device: str | torch.device = "cpu") -> dict:
     """Table 3 column: test accuracy after ``recipe.epochs`` for each f, with one-sided tests against f=1.0."""
     timer = Timer()
     x, y, xt, yt, sha = load_xy(data_dir, recipe.input_scaling)
@@ -117,7 +117,8 @@ def run_init(recipe: Recipe, factors: list[float], n_models: int, seed: int, con
             inits.append(correlate_init(init_model(s, recipe.init), s1, s2))
             # Controlled: model m sees the same subset and order for every f; uncontrolled: a fresh one.
             order_seeds.append(s if controlled else 10_000_000 + s * 1000 + fi)
-    models = train_models(list(range(len(inits))), x, y, recipe, init_params=inits, order_seeds=order_seeds)
+    models = train_models(list(range(len(inits))), x.to(device), y.to(device), recipe, init_params=inits,
+                          order_seeds=order_seeds)
     acc = _test_accuracy(models, None, recipe, xt, yt).reshape(len(factors), n_models)
     base = acc[list(factors).index(1.0)] if 1.0 in factors else None
     rows = []

@@ -161,8 +161,9 @@ def steps_per_run(n_train: int, recipe: Recipe) -> int:
 class OrderCache:
     """Per-model permutations of the current epoch, computed once per epoch."""
 
-    def __init__(self, seeds: list[int], n: int, recipe: Recipe):
+    def __init__(self, seeds: list[int], n: int, recipe: Recipe, device: torch.device | str = "cpu"):
         self.seeds, self.n, self.recipe, self.epoch, self.perms = seeds, n, recipe, -1, None
+        self.device = device
 
     def batch(self, step: int) -> torch.Tensor:
         """Indices [K, B] (own order) or [B] (shared) for ``step``."""
@@ -170,29 +171,82 @@ class OrderCache:
         epoch, pos = divmod(step, per_epoch)
         if epoch != self.epoch:
             seeds = self.seeds[:1] if self.recipe.data_order == "shared" else self.seeds
-            self.perms = torch.stack([data_order(s, self.n, epoch) for s in seeds])
+            self.perms = torch.stack([data_order(s, self.n, epoch) for s in seeds]).to(self.device)
             self.epoch = epoch
         sl = slice(pos * self.recipe.batch_size, (pos + 1) * self.recipe.batch_size)
         out = self.perms[:, sl]
         return out[0] if self.recipe.data_order == "shared" else out
 
 
+class _Backprop:
+    """Hand-written forward and backward pass for the stacked MLP, into buffers allocated once.
+
+    Autograd allocated fresh [K, 784, 300] gradient tensors every step; on a 2-core CPU those page faults
+    and the separate optimizer pass over the gradients cost as much as the matrix products. Here every
+    buffer is reused, and plain SGD (no momentum) folds the update into the weight-gradient product
+    (``W.baddbmm_(a^T, delta, alpha=-lr)``), so the gradient of W is never stored at all. Other optimizers
+    get their gradients in ``p.grad`` buffers and step with torch.optim as before.
+    """
+
+    def __init__(self, stack: Stack, recipe: Recipe):
+        self.stack, self.recipe = stack, recipe
+        self.fused_sgd = recipe.optimizer == "sgd" and recipe.momentum == 0.0
+        if not self.fused_sgd:
+            for p in stack.params:
+                p.grad = torch.zeros_like(p)
+        self.opt = None if self.fused_sgd else make_optimizer(stack.params, recipe)
+
+    def _act_(self, h: torch.Tensor) -> torch.Tensor:
+        return h.relu_() if self.stack.activation == "relu" else h.tanh_()
+
+    def _act_grad_(self, delta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """delta * act'(pre-activation), from the activation's output h (relu: 0 where h <= 0, as autograd)."""
+        if self.stack.activation == "relu":  # autograd's own fused kernel; masked_fill_ was 15x slower here
+            return torch.ops.aten.threshold_backward(delta, h, 0.0)
+        return delta.mul_(1.0 - h * h)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        """One optimizer step on batch ``xb`` [K, B, 784] with labels ``yb`` [K, B] (each model's mean CE)."""
+        w1, b1, w2, b2, w3, b3 = self.stack.params
+        batch = xb.shape[1]
+        h1 = self._act_(torch.baddbmm(b1[:, None, :], xb, w1))
+        h2 = self._act_(torch.baddbmm(b2[:, None, :], h1, w2))
+        # d(mean CE)/d logits = (softmax - onehot) / batch, per model
+        d3 = torch.softmax(torch.baddbmm(b3[:, None, :], h2, w3), dim=-1)
+        d3.scatter_add_(-1, yb[..., None], torch.full_like(d3[..., :1], -1.0)).div_(batch)
+        d2 = self._act_grad_(torch.bmm(d3, w3.transpose(1, 2)), h2)
+        d1 = self._act_grad_(torch.bmm(d2, w2.transpose(1, 2)), h1)
+        # every delta above used the old weights; now update (or fill the gradients of) all three layers
+        for w, b, a, d in ((w3, b3, h2, d3), (w2, b2, h1, d2), (w1, b1, xb, d1)):
+            if self.fused_sgd:
+                w.baddbmm_(a.transpose(1, 2), d, alpha=-self.recipe.lr)
+                b.sub_(d.sum(1), alpha=self.recipe.lr)
+            else:
+                torch.bmm(a.transpose(1, 2), d, out=w.grad)
+                torch.sum(d, 1, out=b.grad)
+        if self.opt is not None:
+            self.opt.step()
+
+
+@torch.no_grad()
 def train_stack(stack: Stack, order_seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
                 steps: int | None = None) -> Stack:
     """Train the stacked models in place; model k draws its batches from permutations of ``order_seeds[k]``."""
-    opt = make_optimizer(stack.params, recipe)
-    orders = OrderCache(order_seeds, x.shape[0], recipe)
+    backprop = _Backprop(stack, recipe)
+    orders = OrderCache(order_seeds, x.shape[0], recipe, x.device)
     steps = steps_per_run(x.shape[0], recipe) if steps is None else steps
-    b = recipe.batch_size
+    k, b = stack.k, recipe.batch_size
+    xb = torch.empty(k * b, x.shape[1], dtype=x.dtype, device=x.device)  # the gathered batch, reused every step
     for step in range(steps):
         idx = orders.batch(step)
-        logits = stack.forward(x[idx])
-        target = y[idx] if idx.dim() == 2 else y[idx].expand(stack.k, b)
-        # Sum over models of each model's mean loss: model k's gradient is its own.
-        loss = F.cross_entropy(logits.reshape(-1, 10), target.reshape(-1), reduction="sum") / b
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if idx.dim() == 1:  # shared order: one batch, seen by every model
+            yb = y[idx].expand(k, b)
+            batch = x[idx].expand(k, b, x.shape[1])
+        else:
+            flat = idx.reshape(-1)
+            yb = y[flat].view(k, b)
+            batch = torch.index_select(x, 0, flat, out=xb).view(k, b, x.shape[1])
+        backprop.step(batch, yb)
     return stack
 
 
@@ -209,16 +263,17 @@ def accuracy(stack: Stack, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) 
 def train_models(seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
                  steps: int | None = None, init_params: list[list[torch.Tensor]] | None = None,
                  order_seeds: list[int] | None = None) -> list[list[torch.Tensor]]:
-    """Train one model per seed (in chunks of ``recipe.chunk``); return each model's final parameters."""
+    """Train one model per seed (in chunks of ``recipe.chunk``) on ``x``'s device; return each model's final
+    parameters (on the CPU)."""
     out: list[list[torch.Tensor]] = []
     order_seeds = seeds if order_seeds is None else order_seeds
     with _threads(recipe.threads):
         for start in range(0, len(seeds), recipe.chunk):
             part = slice(start, start + recipe.chunk)
             inits = init_params[part] if init_params is not None else [init_model(s, recipe.init) for s in seeds[part]]
-            stack = stack_models(inits, recipe.activation)
+            stack = stack_models([[p.to(x.device) for p in m] for m in inits], recipe.activation)
             train_stack(stack, order_seeds[part], x, y, recipe, steps)
-            out += [[p[k].detach().clone() for p in stack.params] for k in range(stack.k)]
+            out += [[p[k].detach().cpu().clone() for p in stack.params] for k in range(stack.k)]
     return out
 
 
@@ -247,7 +302,7 @@ def _train_one(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, step
                init_params: list[torch.Tensor] | None) -> list[torch.Tensor]:
     params = init_params or init_model(seed, recipe.init)
     act = torch.nn.ReLU() if recipe.activation == "relu" else torch.nn.Tanh()
-    layers = [torch.nn.Linear(i, o, dtype=params[0].dtype) for i, o in zip(SIZES[:-1], SIZES[1:])]
+    layers = [torch.nn.Linear(i, o, dtype=params[0].dtype, device=x.device) for i, o in zip(SIZES[:-1], SIZES[1:])]
     with torch.no_grad():
         for layer, w, b in zip(layers, params[0::2], params[1::2]):
             layer.weight.copy_(w.t())
@@ -258,7 +313,7 @@ def _train_one(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, step
     for step in range(steps):
         epoch, pos = divmod(step, per_epoch)
         if pos == 0 or step == 0:
-            perm = data_order(seed, x.shape[0], epoch)
+            perm = data_order(seed, x.shape[0], epoch).to(x.device)
         idx = perm[pos * recipe.batch_size:(pos + 1) * recipe.batch_size]
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
@@ -266,5 +321,5 @@ def _train_one(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, step
         opt.step()
     out = []
     for layer in layers:
-        out += [layer.weight.detach().t().contiguous(), layer.bias.detach().clone()]
+        out += [layer.weight.detach().t().contiguous().cpu(), layer.bias.detach().cpu().clone()]
     return out
