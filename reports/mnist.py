@@ -192,7 +192,8 @@ def _run_text(rec: dict) -> str:
             f"{cfg['prune']['fc2']:g}/{cfg['prune']['fc3']:g}. Test accuracy dense {m['accuracy_dense']:.4f}, "
             f"pruned {m['accuracy_pruned']:.4f} (mean over {cfg['models']} models in {cells} cell(s)). Training wall "
             f"{timing.get('wall_s', float('nan')):.0f} s, CPU {timing.get('cpu_s', float('nan')):.0f} s "
-            f"(summed over cells) with {notes.get('threads')} thread(s) per process.")
+            f"(summed over cells) with {notes.get('threads')} thread(s) per process"
+            + (f", trained on {notes['device']}." if notes.get("device", "cpu") != "cpu" else "."))
 
 
 def fig2(rec: dict, out: Path | None, title: str) -> list[Path]:
@@ -285,11 +286,8 @@ def render_recipes(suite, frame, fmt: str, out: Path | None) -> str:
     return _finish(f"MNIST recipe sensitivity ({suite.name})", parts, fmt)
 
 
-@register_renderer("mnist-init")
-def render_init(suite, frame, fmt: str, out: Path | None) -> str:
-    """Table 3: mean test accuracy per f for every variant with one-sided p-values, paper beside."""
-    paper = load_paper()["table3"]
-    recs = _ok_records(frame)
+def _table3(recs: list[dict], paper: dict, fmt: str) -> str:
+    """One Table 3 block: rows f, per variant its mean accuracy, one-sided p-value and the paper's value."""
     factors = sorted({row["f"] for rec in recs for row in rec["artifacts"]["rows"]})
     headers = ["f"]
     for rec in recs:
@@ -304,13 +302,27 @@ def render_init(suite, frame, fmt: str, out: Path | None) -> str:
             row += [_f(hit["mean"]) if hit else "-", _p(hit.get("p_value")) if hit and "p_value" in hit else "-",
                     _f(pv) if pv is not None else "-"]
         rows.append(row)
+    return _table(rows, headers, fmt)
+
+
+@register_renderer("mnist-init")
+def render_init(suite, frame, fmt: str, out: Path | None) -> str:
+    """Table 3: mean test accuracy per f for every variant with one-sided p-values, paper beside;
+    uncontrolled (Welch t) and controlled (paired t) variants in separate tables."""
+    paper = load_paper()["table3"]
+    recs = _ok_records(frame)
     details = [[rec["config"]["label"], "paired t (ttest_rel)" if rec["config"]["controlled"] else "Welch t (ttest_ind)",
                 rec["config"]["models"], _recipe_text(rec["config"]["recipe"]),
                 f"{rec['notes'].get('timing', {}).get('wall_s', float('nan')):.0f}"] for rec in recs]
     parts = [_para(f"Suite {suite.name}: {suite.description}", fmt),
              _para(f"Paper values: {load_paper()['citation']} The paper states p-values only in the text: "
-                   + "; ".join(f"{k}: f={f} p={p}" for k, d in paper["p_values_text"].items() for f, p in d.items()), fmt),
-             _heading("Table 3. MNIST initialization with correlations (mean test accuracy)", fmt, 3),
-             _table(rows, headers, fmt), _heading("Variants", fmt, 3),
-             _table(details, ["variant", "one-sided test", "models", "recipe", "wall s"], fmt), _missing(frame, fmt)]
+                   + "; ".join(f"{k}: f={f} p={p}" for k, d in paper["p_values_text"].items() for f, p in d.items()), fmt)]
+    for controlled, title in ((False, "uncontrolled: a fresh training subset and order per f, Welch t-test"),
+                              (True, "controlled: the same subset and order for every f of a model, paired t-test")):
+        group = [rec for rec in recs if bool(rec["config"]["controlled"]) == controlled]
+        if group:
+            parts += [_heading(f"Table 3. MNIST initialization with correlations (mean test accuracy), {title}", fmt, 3),
+                      _table3(group, paper, fmt)]
+    parts += [_heading("Variants", fmt, 3),
+              _table(details, ["variant", "one-sided test", "models", "recipe", "wall s"], fmt), _missing(frame, fmt)]
     return _finish(f"MNIST correlated initialization ({suite.name})", parts, fmt)

@@ -205,7 +205,7 @@ def test_bad_recipe_and_options_are_one_line_errors():
 
 
 def test_shared_order_option_trains_every_model_on_the_first_models_order():
-    """data_order=shared: the first layer is one wide product and every model sees seed[0]'s order."""
+    """data_order=shared: one batch gathered per step, broadcast to every model: all see seed[0]'s order."""
     split = load_split("train", _mnist_dir())
     x = scale_images(split.images[:1000], "unit").double()
     y = split.labels[:1000]
@@ -216,3 +216,31 @@ def test_shared_order_option_trains_every_model_on_the_first_models_order():
     own = Recipe(optimizer="sgd", lr=0.1, batch_size=10, threads=1)
     ref = train_one_reference(seeds[0], x, y, own, 120, inits[1])  # model 2's init, model 1's order
     assert max(float((a - b).abs().max()) for a, b in zip(batched[1], ref)) < 1e-5
+
+
+def test_init_suite_reports_means_and_p_values_for_every_variant(tmp_path):
+    """mnist-init, reduced (3 models, f in {1, 1.5}, 20 steps): every variant gets a mean per f and a
+    one-sided p-value in the rendered Table 3, with the paired test for controlled variants."""
+    from benchmarks import store
+    from benchmarks.mnist import regen
+    from benchmarks.runner import run_suite
+    from reports import render_suite
+
+    data_dir = _mnist_dir()
+    suite = apply_overrides(load_suite("mnist-init"), ["options.models=3", "options.factors=[1.0, 1.5]",
+                                                       "recipe.epochs=0.02", "recipe.chunk=6"])
+    summary = run_suite(suite, tmp_path, data_dir, progress=False, accelerator=regen._NoAccelerator())
+    assert summary.ok == summary.total == 6, summary
+    records = list(store.load_records(tmp_path).records.values())
+    for rec in records:
+        rows = {row["f"]: row for row in rec["artifacts"]["rows"]}
+        assert set(rows) == {1.0, 1.5} and 0.0 < rows[1.5]["p_value"] <= 1.0
+        expected = "ttest_rel" if rec["config"]["controlled"] else "ttest_ind"
+        assert expected in rows[1.5]["test"]
+        assert len(rec["artifacts"]["accuracy"]) == 2 and len(rec["artifacts"]["accuracy"][0]) == 3
+    md = render_suite(suite, tmp_path, "md")
+    for rec in records:
+        assert f"{rec['config']['label']}: mean acc" in md
+    assert "uncontrolled: a fresh training subset" in md and "controlled: the same subset" in md
+    line = next(row for row in md.splitlines() if row.startswith("| 1.5"))
+    assert line.count("|") == 1 + 3 * 3 + 1  # f, then mean, p and paper for each of the three variants

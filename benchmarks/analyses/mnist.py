@@ -90,7 +90,7 @@ class MnistCorrelations:
                         "train_wall_s": out["train_timing"]["wall_s"], "train_cpu_s": out["train_timing"]["cpu_s"]})
         artifacts = {k: out[k] for k in ("table1", "table1_std", "table1_per_model", "table2", "table2_mean",
                                          "nodes_model0", "dead_nodes_per_model", "seeds")}
-        notes = {"timing": out["timing"], "train_timing": out["train_timing"], "threads": _threads_used(),
+        notes = {"timing": out["timing"], "train_timing": out["train_timing"], "threads": _threads_used(recipe),
                  "device": str(_device(ctx))}
         return CellOutcome(metrics, sparsity={"per_layer_after": cfg["prune"]}, data=out["sha256"], notes=notes,
                            artifacts=artifacts)
@@ -141,7 +141,7 @@ class MnistInit:
                        _device(ctx))
         metrics = {f"acc.f{row['f']:g}": row["mean"] for row in out["rows"]}
         metrics.update({f"p.f{row['f']:g}": row["p_value"] for row in out["rows"] if "p_value" in row})
-        notes = {"timing": out["timing"], "threads": _threads_used(), "device": str(_device(ctx))}
+        notes = {"timing": out["timing"], "threads": _threads_used(recipe), "device": str(_device(ctx))}
         return CellOutcome(metrics, data=out["sha256"], notes=notes,
                            artifacts={"rows": out["rows"], "accuracy": out["accuracy"]})
 
@@ -153,7 +153,8 @@ def _device(ctx: RunContext):
     return getattr(accelerator, "device", None) or "cpu"
 
 
-def _threads_used() -> int:
+def _threads_used(recipe) -> int:
+    """CPU threads the training ran with: the recipe's, or torch's default when it leaves them at 0."""
     import torch
 
-    return torch.get_num_threads()
+    return recipe.threads or torch.get_num_threads()

@@ -1,15 +1,17 @@
 """Train K LeNet-300-100 models at once with stacked weights, each with its own seed, init and data order.
 
-Weights are stacked as ``W[k]`` of shape [in, out] (so a layer is ``x @ W``). The loss is the sum over
-models of each model's mean cross-entropy, so every model's gradient is exactly its own; the optimizers
-(SGD, Adam, Adadelta) are elementwise, so one torch.optim instance over the stacked tensors keeps the
-same per-model state as K independent optimizers.
+Weights are stacked as ``W[k]`` of shape [in, out] (so a layer is ``x @ W``), every layer is a ``bmm`` over
+the K models, and the backward pass is written out by hand (``_Backprop``): each model's gradient is that
+of its own mean cross-entropy, so training K stacked models equals training them one by one (tested
+against ``nn.Sequential`` + autograd + torch.optim). Plain SGD folds the update into the weight-gradient
+product; SGD with momentum, Adam and Adadelta are elementwise, so one torch.optim instance over the
+stacked tensors keeps exactly the per-model state of K independent optimizers.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +116,6 @@ class Stack:
 
     params: list[torch.Tensor]
     activation: str = "relu"
-    masks: list[torch.Tensor | None] = field(default_factory=lambda: [None] * 3)
 
     @property
     def k(self) -> int:
