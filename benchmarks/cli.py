@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     suite_args(run)
     run.add_argument("--data-dir", type=Path, help=f"local data mirror (default ${paths.DATA_ENV} or ../shared/data)")
     run.add_argument("--shard", help="I/N: run only this worker's share of the grid (0-based)")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="run the grid as N worker processes on this machine (each one --shard i/N), then report")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
 
@@ -83,14 +85,60 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def _worker_argv(argv: list[str], index: int, jobs: int) -> list[str]:
+    """The ``run`` command line of worker ``index``: the user's own, minus --jobs, plus its shard."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--jobs":
+            skip = True
+        elif not arg.startswith("--jobs="):
+            out.append(arg)
+    return [sys.executable, "-m", "benchmarks", *out, "--shard", f"{index}/{jobs}", "--no-report", "--no-progress"]
+
+
+def _run_jobs(args: argparse.Namespace, suite: Suite, results: Path) -> int:
+    """Run ``args.jobs`` shard workers in parallel; the exit status is the worst of theirs."""
+    import os
+    import subprocess
+
+    from benchmarks.models import resolve_model
+    from benchmarks.runner import count_done, preflight
+
+    if args.shard:
+        raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
+    cells = preflight(suite, _data_dir(args.data_dir))  # bad input: one line and exit 2 here, not once per worker
+    resolve_model(suite.model, suite.model_revision)
+    env = dict(os.environ)
+    # One BLAS pool per worker, sized to share the cores, unless the user chose otherwise.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    print(f"{suite.name}: {args.jobs} workers (--shard i/{args.jobs}), OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
+          file=sys.stderr)
+    workers = [subprocess.Popen(_worker_argv(args.argv, i, args.jobs), env=env) for i in range(args.jobs)]
+    codes = [w.wait() for w in workers]
+    print(f"{suite.name}: {len(cells)} cells, {count_done(cells, results)} with an ok record; worker exit "
+          f"statuses {codes}", file=sys.stderr)
+    return max(codes, key=lambda c: {0: 0, 1: 1}.get(c, 2))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.runner import parse_shard, run_suite
 
     suite = resolve_suite(args)
-    _quiet_libraries()
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")
     shard = parse_shard(args.shard)
     data_dir = _data_dir(args.data_dir)
     results = _results_dir(args.results)
+    if args.jobs > 1:
+        code = _run_jobs(args, suite, results)
+        if not args.no_report and results.is_dir():
+            from reports import render_suite
+
+            print(render_suite(suite, results, "md"))
+        return code
+    _quiet_libraries()
     summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress)
     print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done, {summary.ran} run "
           f"({summary.ok} ok, {len(summary.data_skipped)} skipped for missing data, {len(summary.failed)} failed)",
@@ -145,7 +193,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 some cell failed, 2 bad input)."""
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv  # --jobs hands the same command line to its workers
         return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

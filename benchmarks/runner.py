@@ -63,6 +63,21 @@ def expand(suite: Suite, shard: tuple[int, int] | None = None) -> list[Cell]:
     return cells
 
 
+def preflight(suite: Suite, data_dir: Path | None, shard: tuple[int, int] | None = None) -> list[Cell]:
+    """The suite's cells (this shard's), after every check of the input that can run before a cell does:
+    grid, methods, data files. Raises UserError (exit 2) before anything is written."""
+    cells = expand(suite, shard)
+    check_methods(cells)
+    check_data(suite, ANALYSES.get(suite.kind)(), data_dir)  # a malformed data file is bad input
+    return cells
+
+
+def count_done(cells: list[Cell], results_dir: Path) -> int:
+    """How many of ``cells`` have a readable ok record."""
+    todo, _ = _unfinished(cells, results_dir)
+    return len(cells) - len(todo)
+
+
 def _make_accelerator():
     from accelerate import Accelerator
 
@@ -78,9 +93,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     in a warning on stderr and their cells rerun, the new record replacing the file atomically.
     """
     analysis = ANALYSES.get(suite.kind)()
-    cells = expand(suite, shard)  # validates everything before anything is written
-    check_methods(cells)
-    check_data(suite, analysis, data_dir)  # a malformed data file is bad input: exit 2 before any cell runs
+    cells = preflight(suite, data_dir, shard)
     accelerator = accelerator or _make_accelerator()
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
     summary = RunSummary(total=len(cells))

@@ -71,6 +71,9 @@ CASES = [
     ("malformed-tsv-header", lambda e: _run_args(e), "MRPC/dev.tsv", _break_header),
     ("bad-tsv-label", lambda e: _run_args(e), "SST-2/train.tsv", _break_label),
     ("duplicate-cells", lambda e: _run_args(e, "--set", "seeds=[0, 0]"), "same cell twice", None),
+    ("jobs-zero", lambda e: _run_args(e, "--jobs", "0"), "--jobs 0", None),
+    ("jobs-with-shard", lambda e: _run_args(e, "--jobs", "2", "--shard", "0/2"), "drop --shard", None),
+    ("jobs-bad-tsv", lambda e: _run_args(e, "--jobs", "2"), "MRPC/dev.tsv", _break_header),
 ]
 
 
@@ -98,3 +101,20 @@ def test_list_commands(capsys):
     out = capsys.readouterr().out
     for name in ("global", "lower", "upper", "mixed", "random", "sst2", "mrpc", "smoke", "minilm-l6", "prune-finetune"):
         assert name in out
+
+
+def test_jobs_runs_every_cell_once_in_worker_processes(env, capsys):
+    """--jobs 2: two shard workers share the grid; every cell gets exactly one ok record, and a second
+    run finds nothing to do."""
+    from benchmarks import store
+
+    code = main(_run_args(env, "--jobs", "2"))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    records = store.load_records(env["results"]).records
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records.values())
+    assert len(list((env["results"] / "records").glob("*.json"))) == 6
+    assert "6 cells, 6 with an ok record; worker exit statuses [0, 0]" in err
+    assert "| dense" in out  # the leaderboard, printed once by the parent
+    assert main(_run_args(env, "--shard", "0/1", "--no-report")) == 0
+    assert "6 already done, 0 run" in capsys.readouterr().err
