@@ -175,7 +175,7 @@ def write_plots(result: dict, slug: str, out: Path | None) -> dict[str, dict[str
     """Render the three figures; write PNG and SVG beside ``out`` when given. Returns {fig: {png, paths}}."""
     import matplotlib.pyplot as plt
 
-    from benchmarks.store import write_text_atomic
+    from benchmarks.store import write_bytes_atomic
 
     plots = {}
     folder = report_paths(out)["plots"] if out is not None else None
@@ -185,29 +185,11 @@ def write_plots(result: dict, slug: str, out: Path | None) -> dict[str, dict[str
         if folder is not None:
             for ext in PLOT_FORMATS:
                 path = folder / f"{slug}_{name}.{ext}"
-                if ext == "png":
-                    _write_bytes_atomic(path, png)
-                else:
-                    write_text_atomic(path, _save(fig, ext).decode())
+                write_bytes_atomic(path, png if ext == "png" else _save(fig, ext))
                 entry["paths"][ext] = path
         plt.close(fig)
         plots[name] = entry
     return plots
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- the page
