@@ -28,7 +28,6 @@ regenerates the CI reference, and times the analysis on bert-base-sized weights.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from methods.prunable import prunable_weights
+from benchmarks.threads import intra_op_threads
 from methods.select import exact_magnitude_masks
 
 # Bump when a definition changes, so records of the old definition are not reused.
@@ -198,17 +198,6 @@ def row_column_correlations(a: torch.Tensor, b: torch.Tensor, stats_a: dict | No
         r = pearson_batched(_stack_stats([stats_a[axis]]), _stack_stats([stats_b[axis]]))
         out[axis] = dict(zip(STATS, r.tolist()))
     return out
-
-
-@contextlib.contextmanager
-def intra_op_threads(n: int):
-    """Run torch CPU ops with ``n`` intra-op threads inside the block, then restore the setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def analyze_layers(layers: list[Layer], rate: float = DEFAULT_RATE, threads: int = ANALYSIS_THREADS) -> dict:

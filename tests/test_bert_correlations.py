@@ -15,6 +15,7 @@ from scipy.stats import pearsonr
 
 from benchmarks import bertcorr
 from benchmarks.cli import main as cli_main
+from benchmarks.threads import intra_op_threads
 
 REFERENCE = Path(__file__).parent / "reference" / "bert_correlations_minilm.json"
 
@@ -269,9 +270,7 @@ def _stats_loop(w: torch.Tensor) -> list:
 def test_node_statistics_are_vectorized(benchmark):
     """Vectorized per-row statistics vs a loop over nodes, same process, bert-base intermediate shape."""
     w = pruned_random((3072, 768), seed=9)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # both sides on one thread, so a loaded machine slows them alike
-    try:
+    with intra_op_threads(1):  # both sides on one thread, so a loaded machine slows them alike
         loop_seconds = vector_seconds = math.inf
         for _ in range(3):  # interleaved best-of-three: a noisy neighbour hurts neither side alone
             start = time.perf_counter()
@@ -281,8 +280,6 @@ def test_node_statistics_are_vectorized(benchmark):
             bertcorr.vector_stats(w, 1)
             vector_seconds = min(vector_seconds, time.perf_counter() - start)
         benchmark.pedantic(bertcorr.vector_stats, args=(w, 1), rounds=3, iterations=1)
-    finally:
-        torch.set_num_threads(threads)
     vector_seconds = min(vector_seconds, benchmark.stats.stats.min)
     ratio = loop_seconds / vector_seconds
     benchmark.extra_info["loop_over_vectorized"] = ratio

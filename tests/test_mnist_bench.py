@@ -17,6 +17,7 @@ from scipy import stats
 
 from benchmarks.mnist import analysis
 from benchmarks.mnist.train import Recipe, init_model, train_models, train_one_reference
+from benchmarks.threads import intra_op_threads
 
 
 def _best_of(fn, repeats: int) -> float:
@@ -91,7 +92,7 @@ def test_batched_training_vs_one_at_a_time(benchmark, device, models, steps, req
         one_by_one = _best_of(one_at_a_time, 2)
         batched = _benchmark_min(benchmark, lambda: train_models(seeds, x, y, recipe, steps, inits), rounds=3)
     ratio = one_by_one / batched
-    with _ThreadsOne(device):
+    with intra_op_threads(1 if device == "cpu" else 0):  # the CPU ceiling with the one thread the trainers used
         peak = _gemm_gflops(device)
     work = models * steps * recipe.batch_size * _MACS_PER_EXAMPLE * 2 / 1e9  # GFLOP
     bound = one_by_one / (work / peak)  # speed-up if the batched run reached the GEMM ceiling
@@ -104,16 +105,3 @@ def test_batched_training_vs_one_at_a_time(benchmark, device, models, steps, req
           f"so at most {bound:.1f}x is possible)")
     assert ratio >= required, f"batched training only {ratio:.2f}x faster than one at a time on {device}"
 
-
-class _ThreadsOne:
-    """Measure the CPU ceiling with the one thread the trainers used."""
-
-    def __init__(self, device: str):
-        self.device, self.old = device, torch.get_num_threads()
-
-    def __enter__(self):
-        if self.device == "cpu":
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)

@@ -10,7 +10,9 @@ stacked tensors keeps exactly the per-model state of K independent optimizers.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 
 from benchmarks.errors import UserError
 from benchmarks.mnist.data import SCALINGS
+from benchmarks.threads import intra_op_threads
 
 SIZES = (784, 300, 100, 10)
 INITS = ("torch-default", "kaiming-uniform", "kaiming-normal", "glorot-normal")
@@ -272,7 +275,7 @@ def train_models(seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Rec
     parameters (on the CPU)."""
     out: list[list[torch.Tensor]] = []
     order_seeds = seeds if order_seeds is None else order_seeds
-    with _threads(recipe.threads):
+    with _training_settings(recipe.threads):
         for start in range(0, len(seeds), recipe.chunk):
             part = slice(start, start + recipe.chunk)
             inits = init_params[part] if init_params is not None else [init_model(s, recipe.init) for s in seeds[part]]
@@ -282,31 +285,26 @@ def train_models(seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Rec
     return out
 
 
-class _threads:
-    """Context manager for training: ``n`` torch threads (0 = leave as is) and denormals flushed to zero.
+@contextlib.contextmanager
+def _training_settings(threads: int) -> Iterator[None]:
+    """Train with ``threads`` torch threads (0 = leave as is) and denormals flushed to zero.
 
     Flushing matters for Adam: a dead ReLU's moment estimates decay geometrically into the denormal range,
     where x86 arithmetic is many times slower (Adam recipes ran 2x faster with it); values below 1.2e-38 do
     not change any weight. Both trainers run under it, so they stay comparable.
     """
-
-    def __init__(self, n: int):
-        self.n, self.old = n, torch.get_num_threads()
-
-    def __enter__(self):
-        if self.n:
-            torch.set_num_threads(self.n)
+    with intra_op_threads(threads):
         torch.set_flush_denormal(True)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
-        torch.set_flush_denormal(False)  # torch's default; it offers no way to read the previous setting
+        try:
+            yield
+        finally:
+            torch.set_flush_denormal(False)  # torch's default; it offers no way to read the previous setting
 
 
 def train_one_reference(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, steps: int,
                         init_params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Train a single model the ordinary way (nn.Sequential + its own optimizer): the batched trainer's baseline."""
-    with _threads(recipe.threads):
+    with _training_settings(recipe.threads):
         return _train_one(seed, x, y, recipe, steps, init_params)
 
 
