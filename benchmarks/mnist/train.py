@@ -128,17 +128,25 @@ class Stack:
         """[W1, W2, W3], each [K, in, out]."""
         return self.params[0::2]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [K, B, 10] for a batch per model [K, B, 784] or one batch shared by all [B, 784]."""
-        act = torch.relu if self.activation == "relu" else torch.tanh
+    def activations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hidden activations h1, h2 and the logits [K, B, 10], for a batch per model [K, B, 784] or one
+        batch shared by all [B, 784]. The training step keeps h1 and h2 for its backward pass."""
         w1, b1, w2, b2, w3, b3 = self.params
         if x.dim() == 2:  # shared batch: the first layer is one wide product [B,784] @ [784, K*300]
-            h = (x @ w1.permute(1, 0, 2).reshape(784, -1)).view(x.shape[0], self.k, -1).transpose(0, 1)
+            h1 = (x @ w1.permute(1, 0, 2).reshape(784, -1)).view(x.shape[0], self.k, -1).transpose(0, 1)
+            h1 = h1 + b1[:, None, :]
         else:
-            h = torch.bmm(x, w1)
-        h = act(h + b1[:, None, :])
-        h = act(torch.baddbmm(b2[:, None, :], h, w2))
-        return torch.baddbmm(b3[:, None, :], h, w3)
+            h1 = torch.baddbmm(b1[:, None, :], x, w1)
+        h1 = self._act_(h1)
+        h2 = self._act_(torch.baddbmm(b2[:, None, :], h1, w2))
+        return h1, h2, torch.baddbmm(b3[:, None, :], h2, w3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [K, B, 10] (see ``activations``)."""
+        return self.activations(x)[2]
+
+    def _act_(self, h: torch.Tensor) -> torch.Tensor:
+        return h.relu_() if self.activation == "relu" else h.tanh_()
 
 
 def stack_models(models: list[list[torch.Tensor]], activation: str) -> Stack:
@@ -204,9 +212,6 @@ class _Backprop:
                 p.grad = torch.zeros_like(p)
         self.opt = None if self.fused_sgd else make_optimizer(stack.params, recipe)
 
-    def _act_(self, h: torch.Tensor) -> torch.Tensor:
-        return h.relu_() if self.stack.activation == "relu" else h.tanh_()
-
     def _act_grad_(self, delta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """delta * act'(pre-activation), from the activation's output h (relu: 0 where h <= 0, as autograd)."""
         if self.stack.activation == "relu":  # autograd's own fused kernel; masked_fill_ was 15x slower here
@@ -217,10 +222,9 @@ class _Backprop:
         """One optimizer step on batch ``xb`` [K, B, 784] with labels ``yb`` [K, B] (each model's mean CE)."""
         w1, b1, w2, b2, w3, b3 = self.stack.params
         batch = xb.shape[1]
-        h1 = self._act_(torch.baddbmm(b1[:, None, :], xb, w1))
-        h2 = self._act_(torch.baddbmm(b2[:, None, :], h1, w2))
+        h1, h2, logits = self.stack.activations(xb)
         # d(mean CE)/d logits = (softmax - onehot) / batch, per model
-        d3 = torch.softmax(torch.baddbmm(b3[:, None, :], h2, w3), dim=-1)
+        d3 = torch.softmax(logits, dim=-1)
         d3.scatter_add_(-1, yb[..., None], torch.full_like(d3[..., :1], -1.0)).div_(batch)
         d2 = self._act_grad_(torch.bmm(d3, w3.transpose(1, 2)), h2)
         d1 = self._act_grad_(torch.bmm(d2, w2.transpose(1, 2)), h1)
@@ -319,12 +323,9 @@ def _train_one(seed: int, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, step
             layer.bias.copy_(b)
     model = torch.nn.Sequential(layers[0], act, layers[1], act, layers[2])
     opt = make_optimizer(list(model.parameters()), recipe)
-    per_epoch = x.shape[0] // recipe.batch_size
+    orders = OrderCache([seed], x.shape[0], recipe, x.device)
     for step in range(steps):
-        epoch, pos = divmod(step, per_epoch)
-        if pos == 0 or step == 0:
-            perm = data_order(seed, x.shape[0], epoch).to(x.device)
-        idx = perm[pos * recipe.batch_size:(pos + 1) * recipe.batch_size]
+        idx = orders.batch(step).reshape(-1)  # [1, B] (own order) or [B] (shared): this model's batch
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
