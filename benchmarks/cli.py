@@ -98,8 +98,8 @@ def _worker_argv(argv: list[str], index: int, jobs: int) -> list[str]:
     return [sys.executable, "-m", "benchmarks", *out, "--shard", f"{index}/{jobs}", "--no-report", "--no-progress"]
 
 
-def _run_jobs(args: argparse.Namespace, suite: Suite, results: Path) -> int:
-    """Run ``args.jobs`` shard workers in parallel; the exit status is the worst of theirs."""
+def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, results: Path) -> int:
+    """Run ``args.jobs`` shard workers in parallel; exit status 0, 1 or 2 as for one process."""
     import os
     import subprocess
 
@@ -108,7 +108,7 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, results: Path) -> int:
 
     if args.shard:
         raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
-    cells = preflight(suite, _data_dir(args.data_dir))  # bad input: one line and exit 2 here, not once per worker
+    cells = preflight(suite, data_dir)  # bad input: one line and exit 2 here, not once per worker
     resolve_model(suite.model, suite.model_revision)
     env = dict(os.environ)
     # One BLAS pool per worker, sized to share the cores, unless the user chose otherwise.
@@ -119,7 +119,13 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, results: Path) -> int:
     codes = [w.wait() for w in workers]
     print(f"{suite.name}: {len(cells)} cells, {count_done(cells, results)} with an ok record; worker exit "
           f"statuses {codes}", file=sys.stderr)
-    return max(codes, key=lambda c: {0: 0, 1: 1}.get(c, 2))
+    return combined_status(codes)
+
+
+def combined_status(codes: list[int]) -> int:
+    """One exit status for several workers: 2 if one saw bad input, 1 if a cell failed or a worker died
+    (a signal gives a negative code), else 0."""
+    return 2 if 2 in codes else int(any(codes))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -132,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args.data_dir)
     results = _results_dir(args.results)
     if args.jobs > 1:
-        code = _run_jobs(args, suite, results)
+        code = _run_jobs(args, suite, data_dir, results)
         if not args.no_report and results.is_dir():
             from reports import render_suite
 

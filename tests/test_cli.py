@@ -118,3 +118,10 @@ def test_jobs_runs_every_cell_once_in_worker_processes(env, capsys):
     assert "| dense" in out  # the leaderboard, printed once by the parent
     assert main(_run_args(env, "--shard", "0/1", "--no-report")) == 0
     assert "6 already done, 0 run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("codes,expected", [([0, 0], 0), ([0, 1], 1), ([0, -9], 1), ([1, 2], 2), ([2, -15], 2)])
+def test_jobs_exit_status_combines_the_workers(codes, expected):
+    from benchmarks.cli import combined_status
+
+    assert combined_status(codes) == expected
