@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import html
+import io
 import json
 import math
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmarks.paths import report_paths
+from benchmarks.store import write_bytes_atomic
 from reports.render import html_document, register_renderer
 
 PAPER_FILE = Path(__file__).resolve().parent / "data" / "paper_mnist.json"
@@ -221,7 +223,9 @@ def fig2(rec: dict, out: Path | None, title: str) -> list[Path]:
     stem = "fig2_" + "".join(c if c.isalnum() else "_" for c in rec["label"]).strip("_")
     paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
     for path in paths:
-        fig.savefig(path, dpi=110)  # plain savefig: matplotlib writes the file in one go
+        buf = io.BytesIO()
+        fig.savefig(buf, format=path.suffix[1:], dpi=110)
+        write_bytes_atomic(path, buf.getvalue())
     plt.close(fig)
     return paths
 
