@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import json
 import sys
 import time
 import traceback
@@ -18,6 +19,7 @@ from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import ANALYSES, METHODS, TASKS
+from benchmarks.schema import validate_record
 
 
 @dataclass
@@ -195,7 +197,7 @@ def _claim(results_dir: Path, cell: Cell, summary: RunSummary) -> bool:
 def _run_and_write(analysis, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path,
                    summary: RunSummary) -> None:
     """Run one cell, count it, and write its record (main process only)."""
-    record = run_cell(analysis, cell, ctx, suite)
+    record = _valid(run_cell(analysis, cell, ctx, suite))
     summary.ran += 1
     if record["status"] == store.OK:
         summary.ok += 1
@@ -211,6 +213,19 @@ def _run_and_write(analysis, cell: Cell, ctx: RunContext, suite: Suite, results_
                              f"({exc.strerror or exc}); free some space or fix the folder, then rerun "
                              f"(finished cells are kept)") from None
     ctx.accelerator.wait_for_everyone()
+
+
+def _valid(record: dict) -> dict:
+    """The record, or a failed record saying why when the cell produced one that does not fit the schema.
+
+    What is checked is the record as it will read back from disk (JSON, non-JSON values as strings).
+    """
+    try:
+        validate_record(json.loads(json.dumps(record, default=str)))
+        return record
+    except ValueError as exc:
+        return {**record, "status": store.FAILED, "error": f"the cell's record does not fit the schema: {exc}",
+                "metrics": {}, "traceback": record.get("traceback") or ""}
 
 
 def _remove_empty(folder: Path) -> None:

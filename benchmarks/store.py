@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import paths
+from benchmarks.schema import validate_record
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 STATUSES = (OK, FAILED, SKIPPED)
@@ -71,8 +72,10 @@ def read_record(path: Path) -> dict:
         raise ValueError(f"{path}: not a prunebench record (missing key/status)")
     if record["key"] != Path(path).stem:
         raise ValueError(f"{path}: record key {record['key']!r} does not match its file name")
-    if record["status"] == OK and not isinstance(record.get("metrics"), dict):
-        raise ValueError(f"{path}: ok record without a metrics mapping")
+    try:
+        validate_record(record)
+    except ValueError as exc:  # e.g. an ok record whose metrics is missing: not done, reported and rerun
+        raise ValueError(f"{path}: not a valid record ({exc})") from None
     return record
 
 
@@ -98,7 +101,7 @@ def write_record(results_dir: Path, record: dict) -> Path:
 
 
 def record_state(results_dir: Path, key: str) -> str:
-    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable)."""
+    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable or not valid)."""
     path = paths.record_path(results_dir, key)
     if not path.exists():
         return MISSING
@@ -109,7 +112,7 @@ def record_state(results_dir: Path, key: str) -> str:
 
 
 def is_done(results_dir: Path, key: str) -> bool:
-    """True when the cell has a readable ok record (failed and skipped cells run again)."""
+    """True when the cell has a valid ok record (failed and skipped cells run again)."""
     return record_state(results_dir, key) == OK
 
 
