@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import paths
 from benchmarks.errors import UserError
 from benchmarks.provenance import sha256_file
 from benchmarks.registry import MODELS, register_model
@@ -73,19 +74,29 @@ def resolve_model(name: str, revision: str | None = None) -> ModelRef:
         close = difflib.get_close_matches(name, MODELS.names(), n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"known aliases: {', '.join(MODELS.names())}"
         raise UserError(f"--model {name!r} is not a model alias, a folder or a hub id (owner/name); {hint}")
-    return ModelRef(name, location, False, {"model": location, "revision": revision or "main"})
+    identity = {"model": location, "revision": revision or "main"}
+    local_copy = paths.hub_location(location)
+    if local_copy != location:  # $PRUNEBENCH_HUB_DIR holds this repository: the same model, read from disk
+        _check_loads(name, Path(local_copy), _weights_file(name, Path(local_copy)))
+        return ModelRef(name, local_copy, False, identity)
+    return ModelRef(name, location, False, identity)
 
 
 @functools.lru_cache(maxsize=16)
 def _local_ref(name: str, path: Path) -> ModelRef:
     if not (path / "config.json").is_file():
         raise UserError(f"--model {name!r}: {path} has no config.json; pass a folder saved with save_pretrained()")
-    weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
-    if weights is None:
-        raise UserError(f"--model {name!r}: {path} has no {' or '.join(WEIGHT_FILES)}; save the model's weights there")
+    weights = _weights_file(name, path)
     _check_loads(name, path, weights)
     identity = {"model": path.name if name == str(path) else name, "weights_sha256": sha256_file(weights)}
     return ModelRef(name, str(path.resolve()), True, identity)
+
+
+def _weights_file(name: str, path: Path) -> Path:
+    weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
+    if weights is None:
+        raise UserError(f"--model {name!r}: {path} has no {' or '.join(WEIGHT_FILES)}; save the model's weights there")
+    return weights
 
 
 def _check_loads(name: str, path: Path, weights: Path) -> None:
