@@ -58,6 +58,9 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
     if bool(args.suite) == bool(args.suite_file):
         raise UserError("name exactly one of --suite NAME or --suite-file PATH")
     suite = load_suite(args.suite, args.suite_file)
+    if args.model is not None and not args.model.strip():
+        raise UserError(f"--model {args.model!r} is empty; name a model alias, a folder or a hub id "
+                        f"(python -m benchmarks list models)")
     overrides = list(args.overrides) + ([f"model={args.model}"] if args.model is not None else [])
     suite = apply_overrides(suite, overrides) if overrides else suite
     ANALYSES.get(suite.kind)().validate(suite)

@@ -106,7 +106,8 @@ def _check_field(source: str, name: str, value: Any) -> Any:
         raise UserError(f"{source}: unknown suite field {name!r}; {hint}")
     if not isinstance(value, _FIELD_TYPES[name]):
         want = " or ".join(t.__name__ for t in _FIELD_TYPES[name])
-        raise UserError(f"{source}: field {name!r} must be {want}, got {type(value).__name__} {value!r}")
+        raise UserError(f"{source}: field {name!r} must be {want}, got {type(value).__name__} {value!r}; "
+                        f"see suites/smoke.yaml for a suite with every field")
     if name == "seeds":
         _check_seeds(source, value)
     if name == "model" and not value.strip():
@@ -119,7 +120,7 @@ def _check_field(source: str, name: str, value: Any) -> Any:
 
 def _check_seeds(source: str, value: Any) -> None:
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise UserError(f"{source}: seeds must be a list of integers, got {value!r}")
+        raise UserError(f"{source}: seeds must be a list of integers, got {value!r}; e.g. seeds: [0, 1, 2]")
     if not value:
         raise UserError(f"{source}: seeds is empty, so nothing would run; give at least one, e.g. seeds: [0]")
     bad = [s for s in value if not 0 <= s < SEED_LIMIT]
@@ -186,7 +187,8 @@ def apply_overrides(suite: Suite, overrides: list[str]) -> Suite:
         try:
             value = parse_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
-            raise UserError(f"--set {item!r}: value {raw!r} is not valid YAML") from None
+            raise UserError(f"--set {item!r}: value {raw!r} is not valid YAML; check its brackets and quotes, "
+                            f"e.g. --set 'rows=[dense]'") from None
         parts = key.strip().split(".")
         if parts[0] not in SUITE_FIELDS:
             _check_field("--set", parts[0], None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +116,8 @@ def _check_loads(name: str, path: Path, weights: Path) -> None:
 
             with safe_open(str(weights), framework="pt") as fh:  # reads and checks the header only
                 fh.keys()
+        elif not zipfile.is_zipfile(weights):
+            raise ValueError("not a torch.save archive")
         else:
             import torch
 
@@ -124,5 +128,9 @@ def _check_loads(name: str, path: Path, weights: Path) -> None:
 
 
 def _first_line(exc: Exception) -> str:
+    """``Type: first sentence`` of an exception from a library (its messages run to paragraphs)."""
     text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0][:160]}" if text else exc.__class__.__name__
+    if not text:
+        return exc.__class__.__name__
+    sentence = re.split(r"(?<=[.!?])\s", text[0], maxsplit=1)[0]
+    return f"{exc.__class__.__name__}: {sentence[:200]}"

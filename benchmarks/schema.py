@@ -90,14 +90,31 @@ def validate_record(record: Any) -> Record:
     try:
         RECORD.validate_python(record, strict=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "record"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ValueError(f"{where}: {first['msg']}{more}") from None
+        raise ValueError(_one_line(exc)) from None
     if (record["status"] == "ok") != (record["error"] is None):
         raise ValueError(f"status {record['status']!r} with error {record['error']!r}: "
                          f"an ok record has no error, any other has one")
     return record
+
+
+_UNION_TAGS = {"float", "int", "bool", "str", "none"}  # pydantic names a union's members in an error's location
+
+
+def _one_line(exc: ValidationError) -> str:
+    """``field.path: what is wrong`` for the first wrong field; a union's alternatives as one message."""
+    by_field: dict[str, list] = {}
+    for error in exc.errors():
+        parts = [str(p) for p in error["loc"]]
+        tags = [p for p in parts if p in _UNION_TAGS]
+        where = ".".join(p for p in parts if p not in _UNION_TAGS) or "record"
+        by_field.setdefault(where, []).append((error["msg"], tags))
+    where, errors = next(iter(by_field.items()))
+    message = errors[0][0]
+    if len(errors) > 1:  # a union: say which types were allowed
+        allowed = [t for _, tags in errors for t in tags]
+        message = f"{message} (allowed: {', '.join(allowed)})" if allowed else message
+    more = f" (and {len(by_field) - 1} more field(s))" if len(by_field) > 1 else ""
+    return f"{where}: {message}{more}"
 
 
 def json_schema() -> dict:

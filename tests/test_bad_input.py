@@ -26,6 +26,7 @@ from benchmarks.config import Suite, apply_overrides, load_suite
 from benchmarks.registry import METHODS
 
 from conftest import FakeGrid, tiny_suite_yaml
+from errors_doc import check
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ CASES = [
     ("seed-float", lambda e: _run_args(e, "--set", "seeds=[1e3]"), "list of integers", None),
     ("model-alias-typo", lambda e: _run_args(e, "--model", "minilm-l7"), "did you mean 'minilm-l6'", None),
     ("model-name-no-owner", lambda e: _run_args(e, "--model", "bert-base-uncasd"), "not a model alias", None),
-    ("model-empty", lambda e: _run_args(e, "--model", ""), "model is empty", None),
+    ("model-empty", lambda e: _run_args(e, "--model", ""), "--model '' is empty", None),
     ("model-blank-in-set", lambda e: _run_args(e, "--set", "model=' '"), "model is empty", None),
     ("model-null-in-set", lambda e: _run_args(e, "--set", "model=null"), "field 'model' must be str", None),
     ("model-corrupt-config", _corrupt_config, "config.json does not load", None),
@@ -138,6 +139,7 @@ def test_bad_input_exits_2_with_one_line(case, env, capsys, monkeypatch):
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert not env["results"].exists(), "bad input must write nothing"
+    check(f"bad:{case[0]}", lines[0], 2)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders (the simulated case covers it)")
@@ -185,6 +187,7 @@ def test_report_out_bad_path_writes_nothing(env, capsys, where, expected):
     assert main(_report(env, out)) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    check(f"bad:report-out-{where}", lines[0], 2)
     assert sorted(p.name for p in env["tmp"].iterdir()) == before  # no plots folder, no report
     assert not list((env["tmp"] / "empty").iterdir())
 
@@ -217,6 +220,7 @@ def test_oserror_writing_a_record_stops_the_run_cleanly(tmp_path, fake_kind, mon
     assert code == 1
     assert len(lines) == 1 and lines[0].startswith("error: could not write the record of fake 2"), lines
     assert "No space left on device" in lines[0]
+    check("bad:record-write-fails", lines[0], 1)
     files = sorted(p.name for p in paths.records_dir(results).iterdir())
     assert files == [f"{written[0]}.json"]  # no temporary file, no claim left behind
     assert store.read_record(paths.record_path(results, written[0]))["status"] == "ok"
@@ -243,7 +247,8 @@ def test_ok_record_without_metrics_mapping_is_not_done(tmp_path, fake_kind, caps
         record["metrics"] = metrics
     path.write_text(json.dumps(record))
     assert store.record_state(results, cell.key) == store.CORRUPT
-    assert path.name in store.load_records(results).corrupt
+    reason = store.load_records(results).corrupt[path.name]
+    check(f"bad:ok-record-metrics-{metrics if isinstance(metrics, str) else type(metrics).__name__}", reason, 0)
     capsys.readouterr()
     summary = run_suite(suite, results, None, progress=False)
     assert summary.ran == 1 and summary.corrupt == [path.name]
@@ -264,6 +269,7 @@ def test_report_marks_an_ok_record_without_metrics_and_does_not_crash(tmp_path, 
     assert main(["report", "--suite-file", str(suite), "--results", str(results)]) == 0
     out, err = capsys.readouterr()
     assert f"warning: 1 unreadable record(s) left out: {path.name}" in err
+    check("bad:report-ok-record-without-metrics", err.strip(), 0)
     assert "| full-base" in out or "full-base" in out
 
 
@@ -291,6 +297,7 @@ def test_broken_plugin_is_one_warning_and_other_commands_work(broken_plugin, cap
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("warning: plug-in method 'broken-method'"), lines
     assert "pb-broken" in lines[0] and "ModuleNotFoundError" in lines[0] and "uninstall" in lines[0]
+    check("bad:plugin-broken-warning", lines[0], 0)
     assert "global" in out and "broken-method" not in out
     assert main(["list", "tasks"]) == 0 and "sst2" in capsys.readouterr().out
 
@@ -301,6 +308,7 @@ def test_suite_that_needs_the_broken_plugin_exits_2(broken_plugin, env, capsys):
     assert code == 2
     assert lines[0].startswith("warning: plug-in method 'broken-method'")
     assert len(lines) == 2 and lines[1].startswith("error: plug-in method 'broken-method'"), lines
+    check("bad:plugin-broken-needed", lines[1], 2)
     assert not env["results"].exists()
 
 
@@ -357,7 +365,9 @@ def test_claim_of_a_live_process_is_respected_and_a_dead_ones_taken_over(tmp_pat
         claim.write_text(json.dumps({"pid": other.pid, "host": os.uname().nodename, "started": "now"}))
         first = run_suite(suite, results, None, progress=False, accelerator=_OneProcess())
         assert first.ran == 1 and [label for label, _ in first.claimed] == ["fake 2"]
-        assert "1 cell(s) left to other runs that claim them: fake 2" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "1 cell(s) left to other runs that claim them: fake 2" in err
+        check("bad:cell-claimed-by-live-run", err.strip(), 0)
         assert claim.exists()  # not ours: left alone
     finally:
         other.kill()

@@ -7,6 +7,7 @@ import pytest
 from benchmarks.cli import main
 
 from conftest import tiny_suite_yaml
+from errors_doc import check
 
 
 @pytest.fixture
@@ -89,6 +90,7 @@ def test_bad_input_exits_2_with_one_line(case, env, capsys):
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert not env["results"].exists(), "bad input must write nothing"
+    check(f"cli:{case[0]}", lines[0], 2)
 
 
 def test_at_least_ten_kinds(env):

@@ -13,6 +13,7 @@ from benchmarks.errors import UserError
 from benchmarks.runner import expand, run_suite
 
 from conftest import FakeGrid
+from errors_doc import check
 
 
 def _no_temp_files(folder) -> bool:
@@ -113,13 +114,18 @@ def test_corrupt_record_is_named_never_used_and_rerun(tmp_path, fake_kind, capsy
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and path.name in warnings[0]
+    check("store:corrupt-record-rerun", warnings[0], 0)
     assert summary.ran == 1 and summary.corrupt == [path.name]
     assert store.read_record(path)["status"] == "ok"  # rewritten atomically
     assert FakeGrid.runs == {1: 1, 2: 2}
 
 
-@pytest.mark.parametrize("content", ['{"key": "x"', "[]", '{"status": "ok"}', "\x00\x01", ""])
-def test_unreadable_records_reported_by_name(tmp_path, content):
+UNREADABLE = [("truncated", '{"key": "x"'), ("not-a-mapping", "[]"), ("no-key", '{"status": "ok"}'),
+              ("binary", "\x00\x01"), ("empty", "")]
+
+
+@pytest.mark.parametrize("name,content", UNREADABLE, ids=[u[0] for u in UNREADABLE])
+def test_unreadable_records_reported_by_name(tmp_path, name, content):
     folder = paths.records_dir(tmp_path)
     folder.mkdir(parents=True)
     (folder / "abc.json").write_text(content)
@@ -127,11 +133,14 @@ def test_unreadable_records_reported_by_name(tmp_path, content):
     assert list(loaded.corrupt) == ["abc.json"] and not loaded.records
     assert "abc.json" in loaded.corrupt["abc.json"]
     assert store.record_state(tmp_path, "abc") == store.CORRUPT
+    check(f"store:record-{name}", loaded.corrupt["abc.json"], 0)
 
 
 def test_record_key_must_match_file_name(tmp_path):
     store.write_json_atomic(paths.record_path(tmp_path, "aaa"), {"key": "bbb", "status": "ok"})
-    assert "aaa.json" in store.load_records(tmp_path).corrupt
+    corrupt = store.load_records(tmp_path).corrupt
+    assert "aaa.json" in corrupt
+    check("store:record-key-not-file-name", corrupt["aaa.json"], 0)
 
 
 def test_user_error_in_a_cell_is_not_a_failed_cell(tmp_path, fake_kind):
