@@ -42,7 +42,9 @@ def rec(c: Cell, metrics: dict | None = None, status: str = "ok", error: str | N
     rate = nominal_sparsity(c.config)
     return {"key": c.key, "suite": "t", "label": c.label, "status": status, "error": error, "config": c.config,
             "config_canonical": canonical_json(c.config), "metrics": metrics or {}, "notes": notes or {},
-            "sparsity": {"global_before": rate, "global_after": rate} if status == "ok" else {}}
+            "sparsity": {"global_before": rate, "global_after": rate} if status == "ok" else {},
+            "artifacts": {}, "timings": {"seconds": 1.0, "started": "2026-01-01T00:00:00+00:00"},
+            "provenance": {"git_sha": "fixture", "versions": {}, "device": "cpu", "data": {}}}
 
 
 def board(pairs: list[tuple[Cell, dict | None]], seeds=(0,), corrupt=None):
