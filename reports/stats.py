@@ -1,10 +1,10 @@
 """Leaderboard statistics from per-example arrays (benchmarks/predictions.py): metrics, bootstrap intervals,
 paired differences, a paired permutation test and McNemar's test. numpy and scipy only (no torch).
 
-Every metric is computed for a whole matrix of resamples at once: ``fn(arrays, idx)`` with ``idx`` of shape
-(resamples, units) returns one value per resample. The resample indices depend only on the number of
-units and the fixed ``SEED``, so every row of a column (same dev examples, same order) is resampled with
-the same indices: the difference of two rows' replicates *is* their paired bootstrap (Koehn 2004;
+Every metric is computed for a whole matrix of resamples at once: ``fn(arrays, w)`` with ``w`` of shape
+(units, resamples), how often each resample drew each unit, returns one value per resample. The resamples
+depend only on the number of units and the fixed ``SEED``, so every row of a column (same dev examples,
+same order) is resampled with the same indices: the difference of two rows' replicates *is* their paired bootstrap (Koehn 2004;
 Berg-Kirkpatrick et al. 2012). docs/statistics.md explains the choices.
 """
 
@@ -25,62 +25,95 @@ Arrays = dict  # array name (without prefix) -> np.ndarray, one seed of one cell
 
 
 # -- metrics, vectorised over resamples -----------------------------------------------------------
+# A resample is a column of weights, how many times it drew each unit: ``w`` has shape (units, resamples)
+# (``unit_weights``). Sums over resamples are then one product ``x @ w``, and gathering units gathers whole
+# contiguous rows, which is what keeps 2,000 resamples of a few thousand examples fast.
 
-def _accuracy(a: Arrays, idx: np.ndarray) -> np.ndarray:
-    return (a[P.PRED] == a[P.LABEL]).astype(np.float64)[idx].mean(axis=-1)
+def _sum(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64) @ w
 
 
-def _f1(a: Arrays, idx: np.ndarray) -> np.ndarray:
+def _accuracy(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return _sum(a[P.PRED] == a[P.LABEL], w) / w.sum(axis=0)
+
+
+def _f1(a: Arrays, w: np.ndarray) -> np.ndarray:
     """Binary F1 of class 1; 0 where undefined (as benchmarks.tasks.glue.binary_f1)."""
     pred, label = (a[P.PRED] == 1), (a[P.LABEL] == 1)
-    tp = (pred & label)[idx].sum(axis=-1)
-    denom = pred[idx].sum(axis=-1) + label[idx].sum(axis=-1)
+    tp, denom = _sum(pred & label, w), _sum(pred, w) + _sum(label, w)
     return np.where(denom == 0, 0.0, 2 * tp / np.maximum(denom, 1))
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata  # scipy.stats imports slowly; only reports with arrays need it
+def _tie_groups(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order that sorts x, start of each run of equal values in that order, tie group of each unit)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    group = np.empty(len(x), dtype=np.intp)
+    group[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(x)]))
+    return order, starts, group
 
-    return rankdata(x, axis=-1)
+
+def _group_sums(w: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Rows of ``w`` summed per tie group (groups in increasing value): shape (groups, resamples)."""
+    sorted_w = w[order]
+    return sorted_w if len(starts) == len(order) else np.add.reduceat(sorted_w, starts, axis=0)
 
 
-def _roc_auc(a: Arrays, idx: np.ndarray) -> np.ndarray:
+def _ranks(w: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(average rank of each tie group per resample, the group's weight, each unit's group).
+
+    Ranks are 1-based with ties averaged, as scipy.stats.rankdata: a group's rank is the weight of the
+    smaller groups plus (its own weight + 1) / 2, the mean of the ranks its copies take in the resample."""
+    order, starts, group = _tie_groups(np.asarray(x))
+    weight = _group_sums(w, order, starts)
+    return np.cumsum(weight, axis=0) - weight + (weight + 1) / 2, weight, group
+
+
+def _roc_auc(a: Arrays, w: np.ndarray) -> np.ndarray:
     """Mann-Whitney form of ROC AUC (ties count a half, as sklearn); nan without both classes."""
-    positive = (a[P.LABEL] == 1)[idx]
-    n1 = positive.sum(axis=-1)
-    n0 = idx.shape[-1] - n1
-    rank_sum = (_ranks(a[P.SCORE][idx]) * positive).sum(axis=-1)
+    positive = (a[P.LABEL] == 1)
+    ranks, _, group = _ranks(w, a[P.SCORE])
+    rank_sum = (ranks[group[positive]] * w[positive]).sum(axis=0)
+    n1 = _sum(positive, w)
+    n0 = w.sum(axis=0) - n1
     with np.errstate(invalid="ignore", divide="ignore"):
         return (rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
-def _correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Row-wise Pearson r; 0 for a constant row (the tasks' convention for a constant regressor)."""
-    x = x - x.mean(axis=-1, keepdims=True)
-    y = y - y.mean(axis=-1, keepdims=True)
-    denom = np.sqrt((x * x).sum(axis=-1) * (y * y).sum(axis=-1))
+def _r_from_sums(n, sx, sy, sxx, syy, sxy) -> np.ndarray:
+    """Pearson r from weighted sums; 0 where either variable is constant (the tasks' convention)."""
+    cxx, cyy, cxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
+    denom = np.sqrt(np.maximum(cxx, 0) * np.maximum(cyy, 0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (x * y).sum(axis=-1) / denom, 0.0)
+        return np.where(denom > 1e-9 * (sxx + syy + 1e-300), cxy / denom, 0.0)
 
 
-def _pearson(a: Arrays, idx: np.ndarray) -> np.ndarray:
-    return _correlation(a[P.PRED].astype(np.float64)[idx], a[P.LABEL].astype(np.float64)[idx])
+def _pearson(a: Arrays, w: np.ndarray) -> np.ndarray:
+    x, y = a[P.PRED].astype(np.float64), a[P.LABEL].astype(np.float64)
+    x, y = x - x.mean(), y - y.mean()  # centred first: fewer cancellation errors in the sums
+    return _r_from_sums(w.sum(axis=0), x @ w, y @ w, (x * x) @ w, (y * y) @ w, (x * y) @ w)
 
 
-def _spearman(a: Arrays, idx: np.ndarray) -> np.ndarray:
-    return _correlation(_ranks(a[P.PRED][idx]), _ranks(a[P.LABEL][idx]))
+def _spearman(a: Arrays, w: np.ndarray) -> np.ndarray:
+    """Pearson r of the resample's average ranks (scipy.stats.spearmanr)."""
+    rx, wx, gx = _ranks(w, a[P.PRED])
+    ry, wy, gy = _ranks(w, a[P.LABEL])
+    cross = (w * rx[gx] * ry[gy]).sum(axis=0)
+    return _r_from_sums(w.sum(axis=0), (wx * rx).sum(0), (wy * ry).sum(0), (wx * rx * rx).sum(0),
+                        (wy * ry * ry).sum(0), cross)
 
 
-def _mlm_accuracy(a: Arrays, idx: np.ndarray) -> np.ndarray:
-    return a[P.MLM_CORRECT][idx].sum(axis=-1) / a[P.MLM_TOKENS][idx].sum(axis=-1)
+def _mlm_accuracy(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return _sum(a[P.MLM_CORRECT], w) / _sum(a[P.MLM_TOKENS], w)
 
 
-def _mlm_ppl(a: Arrays, idx: np.ndarray) -> np.ndarray:
-    return np.exp(a[P.MLM_NLL][idx].sum(axis=-1) / a[P.MLM_TOKENS][idx].sum(axis=-1))
+def _mlm_ppl(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return np.exp(_sum(a[P.MLM_NLL], w) / _sum(a[P.MLM_TOKENS], w))
 
 
-def _drift(a: Arrays, idx: np.ndarray) -> np.ndarray:
-    return a[P.DRIFT].astype(np.float64)[idx].mean(axis=-1)
+def _drift(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return _sum(a[P.DRIFT], w) / w.sum(axis=0)
 
 
 @dataclass(frozen=True)
@@ -137,8 +170,7 @@ def units(a: Arrays) -> int:
 def value(a: Arrays, metric: str) -> float:
     """The metric on every unit (no resampling)."""
     _, spec = split_metric(metric)
-    n = units(a)
-    return float(spec.fn(a, np.arange(n)[None, :])[0])
+    return float(spec.fn(a, np.ones((units(a), 1)))[0])
 
 
 def is_collapsed(a: Arrays, metric: str) -> bool:
@@ -171,6 +203,17 @@ def unit_indices(n: int, resamples: int = RESAMPLES) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
+def unit_weights(n: int, resamples: int = RESAMPLES) -> np.ndarray:
+    """(n, resamples) draw counts of ``unit_indices``: column b says how often resample b took each unit."""
+    idx = unit_indices(n, resamples)
+    flat = (idx + n * np.arange(resamples)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=resamples * n).reshape(resamples, n)
+    weights = np.ascontiguousarray(counts.T, dtype=np.float64)
+    weights.flags.writeable = False  # cached and shared: nobody may change it
+    return weights
+
+
+@functools.lru_cache(maxsize=16)
 def seed_indices(k: int, resamples: int = RESAMPLES) -> np.ndarray:
     """(resamples, k) seed positions drawn with replacement (one seed: all zeros)."""
     return np.random.default_rng([SEED, 0, k]).integers(0, k, size=(resamples, k))
@@ -185,8 +228,8 @@ def replicates(per_seed: list[Arrays], metric: str, resamples: int = RESAMPLES) 
     n = units(per_seed[0])
     if any(units(a) != n for a in per_seed):
         raise ValueError("every seed of a cell must have the same evaluation units")
-    idx = unit_indices(n, resamples)
-    by_seed = np.stack([spec.fn(a, idx) for a in per_seed])  # (k, resamples)
+    weights = unit_weights(n, resamples)
+    by_seed = np.stack([spec.fn(a, weights) for a in per_seed])  # (k, resamples)
     chosen = seed_indices(len(per_seed), resamples)  # (resamples, k)
     return by_seed[chosen, np.arange(resamples)[:, None]].mean(axis=1)
 
