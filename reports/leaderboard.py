@@ -135,6 +135,7 @@ class Board:
     counts: dict  # status -> number of cells
     protocol: str = DEFAULT_PROTOCOL
     collapsed_columns: list = field(default_factory=list)  # columns where every row with a value collapsed
+    chance_notes: dict = field(default_factory=dict)  # Column -> footnote number: dense not above chance
 
     @property
     def rows(self) -> list:
@@ -270,8 +271,9 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
     collapsed = _collapsed_columns(list(rows.values()), columns)
     for _ in collapsed:
         _footnote(footnotes, ALL_COLLAPSED_NOTE)
+    chance = _chance_notes(rows.get(next((r.label for r in rows.values() if r.dense), "")), columns, footnotes)
     return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
-                 inline, apart, _count(cells, records), protocol, collapsed)
+                 inline, apart, _count(cells, records), protocol, collapsed, chance)
 
 
 def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Column],
@@ -437,6 +439,24 @@ def _mark_matching(buckets: list, columns: list[Column]) -> None:
                     entry.indistinct = is_indistinct(entry, base)
                 elif not entry.collapsed:
                     entry.matching = is_matching(entry, base, column.higher_is_better)
+
+
+def dense_above_chance(entry: Entry) -> tuple[bool, float] | None:
+    """(whether dense's 95% interval lies above chance, the chance level), or None without arrays or chance."""
+    arrays = next((a for a in entry.arrays if a is not None), None)
+    level = stats.chance(arrays, entry.metric) if arrays is not None and entry.ci else None
+    return None if level is None else (entry.ci[0] > level, level)
+
+
+def _chance_notes(dense: Row | None, columns: list[Column], footnotes: list[str]) -> dict:
+    """A header footnote for each column where dense's interval does not clear chance (nothing to rank)."""
+    out = {}
+    for column in columns:
+        verdict = dense_above_chance(dense.entries[column]) if dense is not None else None
+        if verdict is not None and not verdict[0]:
+            out[column] = _footnote(footnotes, f"{column.title}: dense is not above chance ({verdict[1]:.3f}) "
+                                               "with its 95% interval, so this column cannot rank the methods")
+    return out
 
 
 def _collapsed_columns(rows: list[Row], columns: list[Column]) -> list[Column]:

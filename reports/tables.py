@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from reports import claims, paper
+from reports import claims, paper, stats
 from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
 from reports.render import template
 
@@ -58,8 +58,8 @@ def legend(board: Board) -> str:
     parts = [f"Protocol: {board.protocol}. Rows grouped by nominal global sparsity (upper/lower rates prune half "
              "the layers, so upper-0.6 sits with full-0.3)."]
     if any(e.ci for e in entries):
-        parts.append("[lo, hi]: 95% percentile bootstrap interval (2,000 resamples of the evaluation examples, "
-                     "MLM blocks for MLM, and of seeds when there are several; docs/statistics.md).")
+        parts.append(f"[lo, hi]: 95% percentile bootstrap interval ({stats.RESAMPLES:,} resamples of the evaluation "
+                     "examples, MLM blocks for MLM, and of seeds when there are several; docs/statistics.md).")
     parts.append("Bold: best in its bucket and column (lowest for perplexity) only where the 95% paired bootstrap "
                  "interval of its difference to the runner-up excludes zero; cells without per-example arrays, "
                  "collapsed cells and partial cells are never bold.")
@@ -109,6 +109,8 @@ def headers(board: Board) -> list[dict]:
         if column in board.collapsed_columns:
             notes.append(board.footnotes.index(ALL_COLLAPSED_NOTE) + 1)
             text += f" {COLLAPSE_MARK}"
+        if column in board.chance_notes:
+            notes.append(board.chance_notes[column])
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         out.append({"text": text, "notes": notes,
                     "title": f"{column.task}: {column.metric}, {arrow}, {board.protocol} protocol"})

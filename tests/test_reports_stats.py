@@ -163,9 +163,9 @@ def classifier(label: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
     return np.where(right, label, 1 - label)
 
 
-def board_with_arrays(rows: list[tuple], task: str = "sst2", protocol: str = "zeroshot"):
+def board_with_arrays(rows: list[tuple], task: str = "sst2", protocol: str = "zeroshot", label=None):
     """A board from (method, rate, pred) rows sharing 400 labelled examples; pred None: record without arrays."""
-    label = np.arange(400) % 2
+    label = np.arange(400) % 2 if label is None else label
     cells, records, preds = [], {}, {}
     for method, rate, pred in rows:
         c = cell(method, rate, task)
@@ -335,3 +335,13 @@ def test_report_command_reads_the_arrays_beside_the_records(tmp_path):
     mrpc, sst2 = [c.strip() for c in row.strip("|").split("|")][2:4]
     assert "[" not in mrpc and " ± " in mrpc  # two seeds, no arrays: mean ± std, no interval
     assert sst2.count("[") == 1 and " ± " in sst2  # two seeds with arrays: seeds and examples resampled
+
+
+def test_a_column_where_dense_is_not_above_chance_says_so():
+    label = np.r_[np.ones(300), np.zeros(100)].astype(int)  # majority share 0.75
+    weak = np.where(np.random.default_rng(0).uniform(size=400) < 0.76, label, 1 - label)
+    b, _ = board_with_arrays([("dense", None, weak)], label=label)
+    md = tables.board_markdown(b)
+    assert b.chance_notes and "dense is not above chance (0.750)" in md
+    strong, _ = board_with_arrays([("dense", None, classifier(np.arange(400) % 2, 0.9, 0))])
+    assert not strong.chance_notes
