@@ -38,10 +38,10 @@ class CalibrationData:
 
 
 def needs_calibration(method: str) -> bool:
-    """Whether method ``method`` declared ``calibration=True`` at registration."""
+    """Whether method ``method`` declared ``calibration=True`` at registration (False for 'dense')."""
     from benchmarks.registry import METHODS
 
-    return bool(METHODS.meta(method).get("calibration"))
+    return method in METHODS and bool(METHODS.meta(method).get("calibration"))
 
 
 def calibration_config(spec: dict | None, where: str) -> dict:
