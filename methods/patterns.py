@@ -20,7 +20,8 @@ def parse_pattern(pattern: str | None) -> tuple[int, int] | None:
         return None
     match = _NM_RE.match(pattern) if isinstance(pattern, str) else None
     if match is None or not 0 < int(match.group(1)) < int(match.group(2)):
-        raise ValueError(f"pattern must be 'unstructured' or 'N:M' with 0 < N < M such as '2:4', got {pattern!r}")
+        raise ValueError(f"pattern must be 'unstructured' or 'N:M' with 0 < N < M such as '2:4' (quoted in YAML), "
+                         f"got {pattern!r}")
     return int(match.group(1)), int(match.group(2))
 
 

@@ -336,3 +336,59 @@ def test_bad_calibration_in_a_suite_exits_2(tiny_bert, tiny_mirror, tmp_path, ca
                  "--no-progress"])
     assert code == 2
     assert "calibration.count" in capsys.readouterr().err
+
+
+# -- the bert-oneshot suite ---------------------------------------------------------------------------
+
+ONESHOT_LABELS = ["full-base"] + [f"{prefix}-{r}" for prefix in ("layerwise", "full", "wanda", "sparsegpt")
+                                  for r in ("0.5", "0.6", "2:4", "4:8")]
+
+
+def test_oneshot_suite_rows_labels_and_keys():
+    from benchmarks.config import apply_overrides, load_suite
+    from benchmarks.runner import expand, preflight
+
+    suite = load_suite("bert-oneshot")
+    cells = expand(apply_overrides(suite, ["model=minilm-l6", "scale=cpu"]))
+    assert list(dict.fromkeys(c.config["label"] for c in cells)) == ONESHOT_LABELS
+    assert len(cells) == len(ONESHOT_LABELS) * 6
+    for cell in cells:
+        assert ("calibration" in cell.config) == (cell.config["method"] in ("wanda", "sparsegpt"))
+    preflight(apply_overrides(suite, ["model=minilm-l6"]), None)  # every row passes its method's checks
+    other = expand(apply_overrides(suite, ["model=minilm-l6", "scale=cpu", "calibration.seed=1"]))
+    changed = {a.config["label"] for a, b in zip(cells, other) if a.key != b.key}
+    assert changed == {label for label in ONESHOT_LABELS if label.startswith(("wanda", "sparsegpt"))}
+
+
+def test_oneshot_suite_rows_reach_their_sparsity(tmp_path):
+    """Every row of bert-oneshot on a tiny BERT: exact global sparsity, N:M rows exact in every group."""
+    import bert_tiny
+    from accelerate import Accelerator
+
+    from benchmarks.analyses.prune_finetune import make_pruner
+    from benchmarks.config import apply_overrides, load_suite
+    from benchmarks.context import RunContext
+    from benchmarks.masking import measure_sparsity
+    from benchmarks.models import resolve_model
+    from benchmarks.runner import expand
+
+    if bert_tiny.real_mirror() is None:
+        pytest.skip("needs the data mirror ../shared/data")
+    mirror = bert_tiny.make_mirror(tmp_path / "mirror")
+    folder = bert_tiny.make_model(tmp_path / "tiny", mlm_head=False)
+    suite = apply_overrides(load_suite("bert-oneshot"), [f"model={folder}", "scale=smoke", "tasks=[sst2]",
+                                                         "calibration.count=8", "calibration.seq_len=32"])
+    ctx = RunContext(mirror, tmp_path / "results", Accelerator(cpu=True), resolve_model(str(folder)))
+    for cell in expand(suite):
+        cfg = cell.config
+        model = BertModel.from_pretrained(folder)
+        masks = make_pruner(cfg, cfg["seed"], ctx)(model)
+        expected = 0.0 if cfg["method"] == "dense" else cfg["sparsity"]
+        achieved = measure_sparsity(model)
+        per_matrix_rounding = 0.5 * len(masks or {}) / achieved["total"]  # each matrix rounds to whole weights
+        assert achieved["global"] == pytest.approx(expected, abs=per_matrix_rounding + 1e-12), cfg["label"]
+        pattern = (cfg.get("options") or {}).get("pattern")
+        if pattern:
+            n, m = map(int, pattern.split(":"))
+            for keep in masks.values():
+                assert bool(((~keep).reshape(keep.shape[0], -1, m).sum(-1) == n).all()), cfg["label"]
