@@ -79,6 +79,7 @@ class Suite:
     recipe: dict = field(default_factory=dict)
     scales: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)  # calibration data of methods that need it
 
     def resolved_recipe(self) -> dict:
         """The recipe with the chosen scale's overrides applied ("full" is the recipe as written)."""
@@ -95,7 +96,7 @@ _FIELD_TYPES: dict[str, tuple] = {
     "name": (str,), "description": (str,), "kind": (str,), "model": (str,),
     "model_revision": (str, type(None)), "scale": (str,), "seeds": (list, tuple),
     "tasks": (list, tuple), "rows": (list, tuple), "recipe": (dict,), "scales": (dict,),
-    "options": (dict,),
+    "options": (dict,), "calibration": (dict,),
 }
 
 

@@ -10,14 +10,32 @@ from methods.prunable import prunable_weights
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     """Zero every pruned weight in place (masks are keep-masks: True = kept)."""
+    apply_pruning(model, masks)
+
+
+def apply_pruning(model: nn.Module, masks: dict[str, torch.Tensor],
+                  weights: dict[str, torch.Tensor] | None = None) -> None:
+    """Write a method's replacement ``weights`` (if any), then zero every pruned weight in place.
+
+    Masks go last, so a pruned entry is exactly zero whatever the replacement holds there; a
+    replacement is allowed only for a masked matrix (it is part of the method's pruning).
+    """
     params = dict(model.named_parameters())
-    unknown = sorted(set(masks) - set(params))
+    weights = weights or {}
+    unknown = sorted((set(masks) | set(weights)) - set(params))
     if unknown:
         raise ValueError(f"masks name parameters the model does not have: {unknown[:3]}")
+    unmasked = sorted(set(weights) - set(masks))
+    if unmasked:
+        raise ValueError(f"replacement weights for matrices without a mask: {unmasked[:3]}; return a mask for each")
+    for name, tensor in (*masks.items(), *weights.items()):
+        if tensor.shape != params[name].shape:
+            what = "mask" if name in masks and tensor is masks[name] else "replacement"
+            raise ValueError(f"{what} for {name} has shape {tuple(tensor.shape)}, weight {tuple(params[name].shape)}")
     with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
         for name, keep in masks.items():
-            if keep.shape != params[name].shape:
-                raise ValueError(f"mask for {name} has shape {tuple(keep.shape)}, weight {tuple(params[name].shape)}")
             params[name].mul_(keep.to(params[name].device, params[name].dtype))
 
 
@@ -71,3 +89,45 @@ def measure_sparsity(model: nn.Module) -> dict:
         "total": total,
         "per_layer": {str(layer): per_layer_zero[layer] / per_layer_total[layer] for layer in sorted(per_layer_total)},
     }
+
+
+def prune_with_method(model: nn.Module, row_config: dict, seed: int, ctx=None) -> tuple[dict, dict, dict]:
+    """Run the row's registered method on ``model`` and apply what it returns, in place.
+
+    Returns (keep-masks, record notes, data provenance). A method registered with ``calibration=True``
+    gets the calibration set of the row's ``calibration`` config (built once per run, in ``ctx.cache``).
+    """
+    from benchmarks.calibration import needs_calibration
+    from benchmarks.registry import METHODS
+    from methods.select import split_result
+
+    method = row_config["method"]
+    kwargs = dict(row_config.get("options") or {})
+    data: dict = {}
+    if needs_calibration(method):
+        kwargs["calibration"] = calibration_for(model, row_config.get("calibration"), ctx)
+        data.update(kwargs["calibration"].source)
+    generator = torch.Generator().manual_seed(seed)
+    masks, weights = split_result(METHODS.get(method)(model, row_config["sparsity"], generator, **kwargs))
+    apply_pruning(model, masks, weights)
+    notes = {"weights_updated": True} if weights else {}
+    return masks, notes, data
+
+
+def calibration_for(model: nn.Module, config: dict | None, ctx=None):
+    """The calibration set for ``model`` (tokenizer from the run's model, text from the run's data folder)."""
+    from transformers import AutoTokenizer
+
+    from benchmarks.calibration import calibration_config, load_calibration
+    from benchmarks.config import canonical_json
+
+    config = calibration_config(config, "row")
+    location = ctx.model_ref.location if ctx is not None and ctx.model_ref is not None else model.name_or_path
+    data_dir = ctx.data_dir if ctx is not None else None
+    cache = ctx.cache if ctx is not None else {}
+    key = ("calibration", location, str(data_dir), canonical_json(config))
+    if key not in cache:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        positions = getattr(model.config, "max_position_embeddings", None)
+        cache[key] = load_calibration(config, tokenizer, data_dir, positions)
+    return cache[key]

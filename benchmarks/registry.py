@@ -21,6 +21,7 @@ T = TypeVar("T")
 BUILTIN_MODULES = (
     "methods.magnitude",
     "methods.random",
+    "methods.oneshot",
     "benchmarks.models",
     "benchmarks.tasks.glue",
     "benchmarks.tasks.mlm",
@@ -145,9 +146,12 @@ ANALYSES: Registry = Registry("analysis", "prunebench.analyses")
 
 
 def register_method(name: str, *, example_options: dict | None = None, example_sparsity: float | None = 0.3,
-                    groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None):
+                    groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None,
+                    calibration: bool = False, label: Callable | None = None, patterns: bool = False):
     """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
 
+    The method returns keep-masks ``{param name: bool tensor}``, or a ``methods.PruneResult`` holding
+    masks plus replacement values for the kept weights (SparseGPT); the runner applies both.
     ``example_options``/``example_sparsity``: a valid call for generic tests and ``list methods``
     (``example_sparsity=None`` for methods whose rates live in the options, like ``mixed``).
     ``groups(weights, sparsity, options) -> {group: (param names, rate)}`` says which weights the
@@ -155,9 +159,17 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
     ``rate_options``: option names that are rates in [0, 1) (checked like ``sparsity``).
     ``validate(sparsity, options)``: raises ValueError on arguments the method will refuse, so a
     run stops with exit status 2 before any cell instead of failing cells.
+    ``calibration``: the method needs calibration data; it is then called with the keyword
+    ``calibration=`` a ``benchmarks.calibration.CalibrationData`` (token sequences fixed by the suite's
+    ``calibration`` field, which then joins the cell key).
+    ``label(sparsity, options) -> str``: the leaderboard row label (default ``<name>-<sparsity>``,
+    or ``<name>-N:M`` with an N:M ``pattern`` option).
+    ``patterns``: the method takes the option ``pattern`` ("unstructured" or "N:M"); generic tests
+    then check its N:M masks.
     """
     return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
-                            groups=groups, rate_options=tuple(rate_options), validate=validate)
+                            groups=groups, rate_options=tuple(rate_options), validate=validate,
+                            calibration=bool(calibration), label=label, patterns=bool(patterns))
 
 
 def register_task(name: str):

@@ -1,13 +1,15 @@
 """Pruning methods: small functions from (model, sparsity, generator, options) to masks.
 
 A method never trains or logs. Register one with ``@register_method("name")``; the
-built-ins live in ``methods.magnitude`` and ``methods.random``.
+built-ins live in ``methods.magnitude``, ``methods.random`` and ``methods.oneshot``
+(layerwise magnitude, Wanda, SparseGPT).
 """
 
 from __future__ import annotations
 
 from methods.prunable import PrunableWeight, layer_halves, prunable_weights
-from methods.select import exact_magnitude_masks, exact_random_masks
+from methods.patterns import nm_keep, parse_pattern, pattern_label
+from methods.select import PruneResult, exact_magnitude_masks, exact_random_masks
 
 
 def method_example(name: str) -> tuple[float | None, dict]:
@@ -27,6 +29,15 @@ def method_groups(name: str, weights: list[PrunableWeight], sparsity: float | No
         return {"all": ([w.name for w in weights], sparsity)}
     return groups(weights, sparsity, options)
 
+
+def method_label(name: str, sparsity: float | None, options: dict) -> str:
+    """The leaderboard row label of a method's row: its registered ``label`` or ``name-0.5`` / ``name-2:4``."""
+    from benchmarks.registry import METHODS
+
+    label = METHODS.meta(name).get("label")
+    return label(sparsity, options) if label is not None else pattern_label(name, sparsity, options)
+
+
 __all__ = [
     "PrunableWeight",
     "prunable_weights",
@@ -35,4 +46,8 @@ __all__ = [
     "exact_random_masks",
     "method_example",
     "method_groups",
+    "method_label",
+    "nm_keep",
+    "parse_pattern",
+    "PruneResult",
 ]

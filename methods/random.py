@@ -7,12 +7,19 @@ from torch import nn
 
 from benchmarks.registry import register_method
 from methods.prunable import prunable_weights
-from methods.select import Masks, exact_random_masks
+from methods.patterns import no_pattern
+from methods.select import Masks, check_rate, exact_random_masks
 
 
-@register_method("random")
+def _check_random(sparsity: float, options: dict) -> None:
+    check_rate(sparsity)
+    no_pattern("random", options)
+
+
+@register_method("random", validate=_check_random)
 def global_random(model: nn.Module, sparsity: float, generator: torch.Generator | None = None, **options) -> Masks:
     """Prune exactly round(sparsity*n) encoder weights chosen uniformly at random from ``generator``."""
+    _check_random(sparsity, options)
     if generator is None:
         raise ValueError("random pruning needs a seeded torch.Generator")
     weights = {w.name: w.weight for w in prunable_weights(model)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -132,3 +133,42 @@ def exact_random_masks(weights: dict[str, torch.Tensor], rate: float, generator:
         keep[torch.randperm(n, generator=generator)[:k]] = False
     parts = torch.split(keep, sizes)
     return {name: part.reshape(weights[name].shape).to(weights[name].device) for name, part in zip(names, parts)}
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What a method that also updates kept weights returns: keep-masks and the new weight values.
+
+    ``weights[name]`` replaces the whole matrix ``name``; the runner then applies ``masks`` on top,
+    so pruned entries are exactly zero whatever ``weights`` holds there.
+    """
+
+    masks: Masks
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def split_result(result: "Masks | PruneResult") -> tuple[Masks, dict[str, torch.Tensor]]:
+    """(masks, replacement weights) from a method's return value; no replacements for plain masks."""
+    if isinstance(result, PruneResult):
+        return result.masks, dict(result.weights)
+    return result, {}
+
+
+def row_counts(k: int, rows: int) -> torch.Tensor:
+    """Split ``k`` pruned weights over ``rows`` rows as evenly as possible (counts differ by at most one)."""
+    edges = torch.div(torch.arange(rows + 1, dtype=torch.int64) * k, rows, rounding_mode="floor")
+    return edges[1:] - edges[:-1]
+
+
+def per_row_keep(scores: torch.Tensor, rate: float) -> torch.Tensor:
+    """Keep-mask pruning the lowest scores within each row; exactly round(rate*n) over the matrix.
+
+    Every row prunes the same count when rate*columns is whole (0.5 of an even width), otherwise
+    counts differ by one between rows so the matrix total stays exact. Ties: lower column first.
+    """
+    rows, cols = scores.shape
+    counts = row_counts(prune_count(check_rate(rate), rows * cols), rows)
+    order = torch.argsort(scores, dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(cols).expand(rows, cols).contiguous())
+    return rank >= counts.unsqueeze(1)

@@ -14,11 +14,14 @@ import torch
 from torch.nn.utils import prune
 from transformers import BertConfig, BertModel
 
+from benchmarks.calibration import random_calibration
 from benchmarks.registry import METHODS
-from methods import method_example, method_groups, prunable_weights
-from methods.select import exact_magnitude_masks, kth_smallest
+from methods import method_example, method_groups, method_label, prunable_weights
+from methods.patterns import parse_pattern
+from methods.select import exact_magnitude_masks, kth_smallest, split_result
 
-BUILTIN = ("global", "lower", "upper", "mixed", "random")
+BUILTIN = ("global", "lower", "upper", "mixed", "random", "layerwise", "wanda", "sparsegpt")
+PATTERNED = [name for name in METHODS.names() if METHODS.meta(name).get("patterns")]
 
 
 def small_bert(layers: int = 4, hidden: int = 32, seed: int = 0) -> BertModel:
@@ -34,10 +37,18 @@ def model() -> BertModel:
     return small_bert()
 
 
-def call(name: str, model, sparsity="example", seed: int = 0, **override):
+def call_result(name: str, model, sparsity="example", seed: int = 0, **override):
+    """The method's return value on its example arguments (plus calibration data when it needs some)."""
     ex_sparsity, options = method_example(name)
     sparsity = ex_sparsity if sparsity == "example" else sparsity
+    if METHODS.meta(name).get("calibration"):
+        options["calibration"] = random_calibration(model.config.vocab_size, count=6, seq_len=12, seed=0)
     return METHODS.get(name)(model, sparsity, torch.Generator().manual_seed(seed), **{**options, **override})
+
+
+def call(name: str, model, sparsity="example", seed: int = 0, **override):
+    """The keep-masks of ``call_result``."""
+    return split_result(call_result(name, model, sparsity, seed, **override))[0]
 
 
 def test_builtins_registered():
@@ -80,6 +91,85 @@ def test_deterministic_for_a_seed(name, model):
     first, second = call(name, model, seed=7), call(name, model, seed=7)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[p], second[p]) for p in first)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_model_left_unchanged_and_weights_consistent(name, model):
+    """A method returns masks (and maybe new values); it never edits the model it is given."""
+    before = {p: t.detach().clone() for p, t in model.named_parameters()}
+    masks, weights = split_result(call_result(name, model))
+    assert all(torch.equal(before[p], t) for p, t in model.named_parameters())
+    assert set(weights) <= set(masks)
+    params = dict(model.named_parameters())
+    for p, value in weights.items():
+        assert value.shape == params[p].shape and value.dtype == params[p].dtype
+        assert torch.isfinite(value).all()
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_deterministic_weights_for_a_seed(name, model):
+    """Same arguments, same replacement values, bit for bit (calibration included)."""
+    first, second = split_result(call_result(name, model, seed=7))[1], split_result(call_result(name, model, seed=7))[1]
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[p], second[p]) for p in first)
+
+
+@pytest.mark.parametrize("name", PATTERNED)
+@pytest.mark.parametrize("pattern", ["2:4", "4:8", "1:4"])
+def test_nm_pattern_exact_in_every_group(name, pattern, model):
+    """With pattern N:M every group of M consecutive inputs of every pruned row has exactly N zeros."""
+    n, m = parse_pattern(pattern)
+    masks = call(name, model, sparsity=n / m, pattern=pattern)
+    groups = method_groups(name, prunable_weights(model), n / m, {"pattern": pattern})
+    pruned_names = {p for names, _ in groups.values() for p in names}
+    assert pruned_names
+    for p, keep in masks.items():
+        zeros_per_group = (~keep).reshape(keep.shape[0], -1, m).sum(-1)
+        expected = n if p in pruned_names else 0
+        assert bool((zeros_per_group == expected).all()), f"{name} {pattern} {p}"
+    assert method_label(name, n / m, {"pattern": pattern}).endswith(f"-{pattern}")
+
+
+@pytest.mark.parametrize("name", PATTERNED)
+def test_pattern_conflicting_with_sparsity_refused(name, model):
+    with pytest.raises(ValueError, match="conflicts with pattern 2:4"):
+        call(name, model, sparsity=0.6, pattern="2:4")
+    with pytest.raises(ValueError, match="'unstructured' or 'N:M'"):
+        call(name, model, sparsity=0.5, pattern="4:2")
+    validate = METHODS.meta(name).get("validate")
+    with pytest.raises(ValueError, match="conflicts"):
+        validate(0.6, {"pattern": "2:4"})
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS.names() if n not in PATTERNED])
+def test_methods_without_patterns_refuse_one(name, model):
+    """A method that cannot honour N:M says so in one line instead of pruning unstructured."""
+    with pytest.raises(ValueError, match="does not take an N:M pattern"):
+        call(name, model, pattern="2:4")
+    validate = METHODS.meta(name).get("validate")
+    assert validate is not None, f"{name} must refuse a pattern before a run starts"
+    sparsity, options = method_example(name)
+    with pytest.raises(ValueError, match="does not take an N:M pattern"):
+        validate(sparsity, {**options, "pattern": "2:4"})
+
+
+def test_half_methods_refuse_pattern_with_global_target(model):
+    with pytest.raises(ValueError, match="drop global_target"):
+        call("upper", model, sparsity=0.5, pattern="2:4", global_target=True)
+
+
+def test_nm_width_must_divide(model):
+    with pytest.raises(ValueError, match="not a multiple of M=5"):
+        call("layerwise", model, sparsity=0.4, pattern="2:5")
+
+
+def test_labels_come_from_registration():
+    assert method_label("global", 0.5, {}) == "full-0.5"
+    assert method_label("global", 0.5, {"pattern": "2:4"}) == "full-2:4"
+    assert method_label("mixed", None, {"upper": 0.6, "lower": 0.8}) == "upper-0.6-lower-0.8"
+    assert method_label("wanda", 0.5, {}) == "wanda-0.5"
+    assert method_label("sparsegpt", 0.5, {"pattern": "2:4"}) == "sparsegpt-2:4"
+    assert method_label("upper", 0.9, {"global_target": False}) == "upper-0.9"
 
 
 def test_random_differs_across_seeds(model):
@@ -162,8 +252,8 @@ def test_global_equals_torch_prune(rate):
         assert torch.equal(ours[name], ref[name]), name
 
 
-@pytest.mark.slow  # torch's global_unstructured alone takes 10+ s per call on a bert-base encoder
-def test_global_mask_speed_vs_torch_prune(benchmark):
+@pytest.mark.bench  # torch's global_unstructured alone takes 10+ s per call on a bert-base encoder
+def test_global_mask_speed_vs_torch_prune(benchmark, report_ratio):
     """bert-base-sized encoder (72 matrices, 85M weights): ours vs torch.nn.utils.prune, same process.
 
     The ratio (torch's best time / ours' best time) must be >= 10; both times go in extra_info.
@@ -186,8 +276,8 @@ def test_global_mask_speed_vs_torch_prune(benchmark):
     ours_cpu = time.process_time() - cpu_start  # CPU seconds: what the call costs when the machine is shared
     torch_best = _timed(lambda: torch_global_masks(model, 0.5))  # one call: it is the slow side
     ratio = torch_best / ours_best
-    benchmark.extra_info.update({"ours_s": ours_best, "ours_cpu_s": ours_cpu, "torch_prune_s": torch_best,
-                                 "ratio": ratio})
+    report_ratio("torch.nn.utils.prune / our global mask on a bert-base encoder", ratio, None, ours_s=ours_best,
+                 ours_cpu_s=ours_cpu, torch_prune_s=torch_best)
     print(f"\nglobal mask on bert-base encoder: ours {ours_best:.3f} s (CPU {ours_cpu:.3f} s), "
           f"torch prune {torch_best:.3f} s, ratio {ratio:.1f}x")
     assert ratio >= 10

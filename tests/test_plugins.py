@@ -31,6 +31,37 @@ def per_matrix(model, sparsity, generator=None, **options):
     for w in prunable_weights(model):
         masks.update(exact_magnitude_masks({w.name: w.weight}, sparsity))
     return masks
+
+
+def _input_norms(model, calibration):
+    """Root-mean-square input of every encoder Linear over the calibration tokens (one dense forward)."""
+    import torch
+
+    names = {w.name[:-len(".weight")]: w.name for w in prunable_weights(model)}
+    sums, handles = {}, []
+    for module_name, weight_name in names.items():
+        def hook(module, args, key=weight_name):
+            x = args[0].reshape(-1, args[0].shape[-1]).double()
+            sums[key] = sums.get(key, 0) + x.pow(2).sum(0)
+        handles.append(model.get_submodule(module_name).register_forward_pre_hook(hook))
+    with torch.no_grad():
+        model(input_ids=calibration.input_ids, attention_mask=calibration.attention_mask)
+    for handle in handles:
+        handle.remove()
+    return {k: (v / calibration.input_ids.numel()).sqrt() for k, v in sums.items()}
+
+
+@register_method("act-norm", groups=_groups, calibration=True)
+def act_norm(model, sparsity, generator=None, calibration=None, **options):
+    """Per matrix, prune the lowest |W_ij| * rms(x_j) over the calibration tokens."""
+    if calibration is None or calibration.input_ids.dim() != 2:
+        raise ValueError("act-norm needs calibration data")
+    norms = _input_norms(model, calibration)
+    masks = {}
+    for w in prunable_weights(model):
+        scores = (w.weight.detach().abs().double() * norms[w.name].unsqueeze(0)).float()
+        masks.update(exact_magnitude_masks({w.name: scores}, sparsity))
+    return masks
 '''
 
 PYPROJECT = '''
@@ -44,6 +75,7 @@ version = "0.0.1"
 
 [project.entry-points."prunebench.methods"]
 per-matrix = "pb_per_matrix"
+act-norm = "pb_per_matrix"
 
 [tool.setuptools]
 py-modules = ["pb_per_matrix"]
@@ -68,6 +100,7 @@ def installed_plugin(tmp_path_factory):
         METHODS.reload_entry_points()
         yield site
     METHODS.unregister("per-matrix")
+    METHODS.unregister("act-norm")
     METHODS.reload_entry_points()
     sys.modules.pop("pb_per_matrix", None)
 
@@ -110,3 +143,29 @@ def test_unknown_method_lists_plugin_in_suggestions(installed_plugin):
 
     with pytest.raises(UserError, match="per-matrix"):
         METHODS.get("per-matrx")
+
+
+def test_plugin_method_with_calibration_runs_in_a_suite(installed_plugin, tmp_path, tiny_bert, tiny_mirror, capsys):
+    """A plug-in that declares calibration=True gets the suite's calibration set, keyed and recorded."""
+    import json
+
+    assert METHODS.get("act-norm").__module__ == "pb_per_matrix"
+    assert METHODS.meta("act-norm")["calibration"] is True
+    suite = tmp_path / "plugin-calib.yaml"
+    suite.write_text(tiny_suite_yaml(tiny_bert, name="plugin-calib", tasks="[sst2]",
+                                     rows="[dense, {method: act-norm, sparsity: [0.5]}]",
+                                     extra="calibration: {source: 'glue-train:sst2', count: 8, seq_len: 24}\n"))
+    results = tmp_path / "results"
+    code = main(["run", "--suite-file", str(suite), "--data-dir", str(tiny_mirror), "--results", str(results),
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("|") and "| act-norm-0.5 " in line)
+    assert [c.strip() for c in row.strip("|").split("|")][-1] == "0.5000"
+    record = next(r for r in (json.loads(p.read_text()) for p in (results / "records").glob("*.json"))
+                  if r["config"]["method"] == "act-norm")
+    assert record["status"] == "ok"
+    assert record["config"]["calibration"] == {"source": "glue-train:sst2", "count": 8, "seq_len": 24, "seed": 0}
+    assert "glue/SST-2/train.tsv" in record["provenance"]["data"]
+    with pytest.raises(ValueError, match="needs calibration"):
+        METHODS.get("act-norm")(None, 0.5, None)

@@ -9,14 +9,14 @@ import torch
 from benchmarks.analyses import CellOutcome, RunContext
 from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
-from benchmarks.masking import apply_masks
+from benchmarks.calibration import cell_calibration
+from benchmarks.masking import prune_with_method
 from benchmarks.models import resolve_model
 from benchmarks.registry import METHODS, TASKS, register_analysis
+from methods import method_label
 from methods.select import check_rate
 
 DENSE = "dense"
-# Row labels follow the paper: the global method prints as "full".
-LABEL_PREFIX = {"global": "full"}
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,7 @@ class Row:
     def label(self) -> str:
         if self.method == DENSE:
             return "full-base"
-        opts = dict(self.options)
-        if self.method == "mixed":
-            return f"upper-{opts['upper']:g}-lower-{opts['lower']:g}"
-        return f"{LABEL_PREFIX.get(self.method, self.method)}-{self.sparsity:g}"
+        return method_label(self.method, self.sparsity, dict(self.options))  # the method's registration decides
 
     def as_config(self) -> dict:
         return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label}
@@ -73,19 +70,25 @@ def _rate(value, what: str) -> float:
         raise UserError(f"{what} {value!r} is outside [0, 1); use a rate such as 0.5") from None
 
 
-def make_pruner(row_config: dict, seed: int):
+def make_pruner(row_config: dict, seed: int, ctx: RunContext | None = None) -> "CellPruner":
     """A function that prunes a freshly loaded model in place and returns its masks (None when dense)."""
-    method, sparsity, options = row_config["method"], row_config["sparsity"], row_config["options"]
+    return CellPruner(row_config, seed, ctx)
 
-    def prune(model: torch.nn.Module):
-        if method == DENSE:
+
+class CellPruner:
+    """The cell's pruning step; after the call ``notes``/``data`` hold what the record must add
+    (``weights_updated`` when the method changed kept weights; the calibration files' sha256)."""
+
+    def __init__(self, row_config: dict, seed: int, ctx: RunContext | None) -> None:
+        self.config, self.seed, self.ctx = row_config, seed, ctx
+        self.notes: dict = {}
+        self.data: dict = {}
+
+    def __call__(self, model: torch.nn.Module):
+        if self.config["method"] == DENSE:
             return None
-        generator = torch.Generator().manual_seed(seed)
-        masks = METHODS.get(method)(model, sparsity, generator, **options)
-        apply_masks(model, masks)
+        masks, self.notes, self.data = prune_with_method(model, self.config, self.seed, self.ctx)
         return masks
-
-    return prune
 
 
 @register_analysis("prune-finetune")
@@ -115,6 +118,7 @@ class PruneFinetune:
                         "kind": "prune-finetune",
                         "model": model.identity,
                         **row.as_config(),
+                        **cell_calibration(row.method, suite.calibration, f"suite {suite.name!r}"),
                         "task": task,
                         "task_version": TASKS.get(task).version,
                         "recipe": recipe,
@@ -127,7 +131,8 @@ class PruneFinetune:
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
         cfg = cell.config
         task = TASKS.get(cfg["task"])
-        result = task.run(ctx.model_ref, make_pruner(cfg, cfg["seed"]), cfg["recipe"], cfg["seed"], ctx)
+        pruner = make_pruner(cfg, cfg["seed"], ctx)
+        result = task.run(ctx.model_ref, pruner, cfg["recipe"], cfg["seed"], ctx)
         sparsity = {
             "global_before": result.sparsity_before["global"],
             "global_after": result.sparsity_after["global"],
@@ -137,4 +142,4 @@ class PruneFinetune:
             "per_layer_before": result.sparsity_before["per_layer"],
             "per_layer_after": result.sparsity_after["per_layer"],
         }
-        return CellOutcome(result.metrics, sparsity, result.data, result.notes)
+        return CellOutcome(result.metrics, sparsity, {**result.data, **pruner.data}, {**result.notes, **pruner.notes})
