@@ -506,12 +506,12 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
 
     if fmt == "md":
         written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
-        figures = [tables.Figure(f"{board.title}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
                    for p in written]
         return tables.board_markdown(board, figures)
     with tempfile.TemporaryDirectory() as tmp:  # printed pages still embed their plots
         written = plots.write_plots(board, report_paths(out)["plots"] if out is not None else Path(tmp))
-        figures = [tables.Figure(f"{board.title}: {p.column.title}", data_uri(p.png)) for p in written]
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", data_uri(p.png)) for p in written]
     return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board, figures))
 
 

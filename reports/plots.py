@@ -83,7 +83,7 @@ def column_figure(board: Board, column: Column) -> "Figure | None":
             _draw_dense(ax, dense)
         _draw_methods(ax, lines, paper_series(board, column))
         arrow = "higher is better" if column.higher_is_better else "lower is better"
-        ax.set_title(f"{board.title}: {column.title}")
+        ax.set_title(f"{board.title}: {column.title} ({board.protocol})")
         ax.set_xlabel("achieved global sparsity")
         ax.set_ylabel(f"{column.metric} ({arrow})")
         ax.grid(True, alpha=0.3)
