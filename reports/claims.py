@@ -29,20 +29,23 @@ PAPER_CHANCE = {("mrpc", "accuracy"): 279 / 408, ("qnli", "accuracy"): 2761 / 54
                 ("mnli", "accuracy"): 3479 / 9815, ("sst2", "accuracy"): 444 / 872, ("stsb", "pearson"): 0.0,
                 ("mlm", "mlm_accuracy"): 0.0}
 
+# key -> (the paper's claim, how it is tested here)
 CLAIMS = {
-    "global-best": "Global magnitude pruning is the best method at each sparsity: full-s against every other "
-                   "row at equal sparsity; effect = global minus the other row.",
-    "lower-beats-upper": "Pruning the lower half beats pruning the upper half at equal sparsity: lower-X against "
-                         "upper-X; effect = lower minus upper.",
-    "lower-close": f"Lower stays close to global, except MLM at global-equivalent sparsity >= {MLM_FAR_FROM:g}: "
-                   f"effect = global minus lower; close means below {CLOSE_MARGIN:g}, and for MLM at >= "
-                   f"{MLM_FAR_FROM:g} the claim is that it is above (perplexity is left out: no common margin).",
-    "random-beats-upper": "Random pruning sometimes beats upper: random against upper at equal sparsity; "
-                          "effect = random minus upper; reproduced when at least one comparison is.",
-    "toward-chance": f"At Fig 7 sparsities (>= {FIG7_FROM:g}) every method falls toward chance: effect = the "
-                     "share of dense's margin above chance the row keeps, (row - chance) / (dense - chance); "
-                     f"reproduced below {CHANCE_SHARE:g} (accuracy: majority share, AUC 0.5, correlations and "
-                     "MLM accuracy 0; F1, perplexity and drift are left out).",
+    "global-best": ("Global magnitude pruning is the best method at each sparsity",
+                    "full-s against every other row at equal sparsity; effect = global minus the other row."),
+    "lower-beats-upper": ("Pruning the lower half beats pruning the upper half at equal sparsity",
+                          "lower-X against upper-X; effect = lower minus upper."),
+    "lower-close": (f"Lower stays close to global, except MLM at sparsity >= {MLM_FAR_FROM:g}",
+                    f"global against lower at equal sparsity; effect = global minus lower; close means below "
+                    f"{CLOSE_MARGIN:g}, and for MLM at global-equivalent sparsity >= {MLM_FAR_FROM:g} the claim is "
+                    "that it is above (perplexity is left out: no common margin)."),
+    "random-beats-upper": ("Random pruning sometimes beats upper",
+                           "random against upper at equal sparsity; effect = random minus upper; the claim is "
+                           "reproduced when at least one comparison is."),
+    "toward-chance": (f"At Fig 7 sparsities (>= {FIG7_FROM:g}) every method falls toward chance",
+                      "effect = the share of dense's margin above chance the row keeps, (row - chance) / (dense - "
+                      f"chance); reproduced below {CHANCE_SHARE:g} (chance: majority share for accuracy, 0.5 for "
+                      "AUC, 0 for correlations and MLM accuracy; F1, perplexity and drift are left out)."),
 }
 EXISTENTIAL = {"random-beats-upper"}
 
@@ -88,7 +91,8 @@ class ClaimResult:
     """A claim, its comparisons and its verdict."""
 
     key: str
-    text: str
+    text: str  # the paper's claim
+    how: str  # how it is tested
     comparisons: list
     verdict: str
 
@@ -273,7 +277,7 @@ def check(columns: list[ClaimColumn], rows: list[ClaimRow], points: bool = False
     """Every claim tested on the rows: intervals from replicates, or (points=True) signs beyond a margin."""
     results = []
     dense = next((r for r in rows if r.method == "dense"), None)
-    for key, text in CLAIMS.items():
+    for key, (text, how) in CLAIMS.items():
         found: list = []
         if key == "toward-chance":
             high = [r for r in rows if r.method != "dense" and r.nominal >= FIG7_FROM - 1e-9]
@@ -281,7 +285,7 @@ def check(columns: list[ClaimColumn], rows: list[ClaimRow], points: bool = False
         else:
             found = [compare(key, a, b, s, c, points) for a, b, s in pairs(key, rows) for c in columns]
         comparisons = [c for c in found if c is not None]
-        results.append(ClaimResult(key, text, comparisons, claim_verdict(key, comparisons)))
+        results.append(ClaimResult(key, text, how, comparisons, claim_verdict(key, comparisons)))
     return results
 
 
@@ -331,7 +335,8 @@ def result_view(result: ClaimResult, titles: list[str]) -> dict:
     used = [t for t in titles if any(t in cells for cells in grid.values())]
     rows = [[f"{s:g}", f"{first} vs {second}"] + [effect_text(cells[t]) if t in cells else "" for t in used]
             for (s, first, second), cells in grid.items()]
-    return {"key": result.key, "text": result.text, "verdict": result.verdict, "count": count_line(result),
+    return {"key": result.key, "text": result.text, "how": result.how, "verdict": result.verdict,
+            "count": count_line(result),
             "headers": ["sparsity", "comparison"] + used, "rows": rows}
 
 

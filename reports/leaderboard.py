@@ -271,7 +271,7 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
     collapsed = _collapsed_columns(list(rows.values()), columns)
     for _ in collapsed:
         _footnote(footnotes, ALL_COLLAPSED_NOTE)
-    chance = _chance_notes(rows.get(next((r.label for r in rows.values() if r.dense), "")), columns, footnotes)
+    chance = _chance_notes(next((r for r in rows.values() if r.dense), None), columns, footnotes)
     return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
                  inline, apart, _count(cells, records), protocol, collapsed, chance)
 
@@ -315,13 +315,20 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
 
 
 def flagged_collapsed(record: dict, metric: str) -> bool:
-    """True when a record itself says its predictions collapsed (a flag in metrics, notes or the record)."""
+    """True when a record itself says its predictions collapsed: a truthy ``collapsed`` or
+    ``constant_predictions`` (optionally split-prefixed, or a dict keyed by prefix or metric) in its
+    metrics, notes or top level."""
     parsed = stats.split_metric(metric)
     prefix = parsed[0] if parsed else ""
-    metrics, notes = record.get("metrics") or {}, record.get("notes") or {}
     keys = ("collapsed", f"{prefix}collapsed", "constant_predictions", f"{prefix}constant_predictions")
-    return any(bool(source.get(k)) for source in (metrics, notes, record) for k in keys
-               if not isinstance(source.get(k), dict))
+    for source in (record.get("metrics") or {}, record.get("notes") or {}, record):
+        for key in keys:
+            flag = source.get(key)
+            if isinstance(flag, dict):
+                flag = flag.get(prefix) or flag.get(metric)
+            if flag is True or (isinstance(flag, (int, float)) and flag == 1):
+                return True
+    return False
 
 
 def _attach_intervals(rows: Iterable[Row], footnotes: list[str]) -> None:
@@ -506,12 +513,12 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
 
     if fmt == "md":
         written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
-        figures = [tables.Figure(f"{board.title}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
                    for p in written]
         return tables.board_markdown(board, figures)
     with tempfile.TemporaryDirectory() as tmp:  # printed pages still embed their plots
         written = plots.write_plots(board, report_paths(out)["plots"] if out is not None else Path(tmp))
-        figures = [tables.Figure(f"{board.title}: {p.column.title}", data_uri(p.png)) for p in written]
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", data_uri(p.png)) for p in written]
     return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board, figures))
 
 

@@ -258,7 +258,7 @@ def claims_markdown(view: dict) -> str:
 def _claims_md(results: list[dict]) -> list[str]:
     parts = []
     for i, c in enumerate(results, 1):
-        parts.append(f"### {i}. {c['text']}\n\nVerdict: **{c['verdict']}** · {c['count']}")
+        parts.append(f"### {i}. {c['text']}\n\nTested: {c['how']}\n\nVerdict: **{c['verdict']}** · {c['count']}")
         if c["rows"]:
             parts.append(tabulate(c["rows"], headers=c["headers"], tablefmt="github", disable_numparse=True))
     return parts

@@ -77,15 +77,6 @@ def test_perturbed_analysis_value_fails(analysis_values, key, delta):
         assert not regen.compare_analysis(analysis_values, close)
 
 
-def test_analysis_summary_is_what_the_runner_reports():
-    """The reference goes through experiments.summarize_pruned, the function run_correlations returns."""
-    import inspect
-
-    from benchmarks.mnist import experiments
-
-    assert "summarize_pruned(pruned)" in inspect.getsource(experiments.run_correlations)
-
-
 # ---- training, statistically --------------------------------------------------------------------------
 
 

@@ -345,3 +345,22 @@ def test_a_column_where_dense_is_not_above_chance_says_so():
     assert b.chance_notes and "dense is not above chance (0.750)" in md
     strong, _ = board_with_arrays([("dense", None, classifier(np.arange(400) % 2, 0.9, 0))])
     assert not strong.chance_notes
+
+
+def test_plots_draw_the_interval_as_error_bars():
+    from reports import plots
+
+    label = np.arange(400) % 2
+    b, _ = board_with_arrays([("dense", None, classifier(label, 0.9, 0)), ("global", 0.3, classifier(label, 0.8, 1))])
+    lines, dense = plots.series(b, b.columns[0])
+    assert dense[2] == entry_of(b, "full-base").ci and lines["global"][1][2] == entry_of(b, "full-0.3").ci
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"metrics": {"constant_predictions": True}}, True), ({"metrics": {"mismatched_collapsed": 1.0}}, True),
+    ({"collapsed": {"mismatched_": True}}, True), ({"collapsed": {"": True}}, False),
+    ({"notes": {"collapsed": False}}, False), ({"metrics": {"accuracy": 0.7}}, False)])
+def test_record_collapse_flags(flags, expected):
+    from reports.leaderboard import flagged_collapsed
+
+    assert flagged_collapsed({"metrics": {}, **flags}, "mismatched_accuracy") is expected
