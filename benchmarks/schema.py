@@ -25,6 +25,7 @@ SCHEMA_FILE = paths.REPO_ROOT / "docs" / "record.schema.json"
 KEY_PATTERN = r"^[0-9a-f]{20}$"  # config.KEY_LENGTH hex digits of the config's sha256
 
 MetricValue = Union[float, bool, str, None]  # numbers (int too), flags such as "collapsed", or null when undefined
+PerLayer = Union[dict[str, Optional[float]], list[Optional[float]]]  # by layer name, or in layer order
 
 
 class Timings(TypedDict):
@@ -57,8 +58,8 @@ class Sparsity(TypedDict, total=False):
     zeros_before: int
     zeros_after: int
     prunable_total: int
-    per_layer_before: dict[str, float]
-    per_layer_after: dict[str, float]
+    per_layer_before: PerLayer
+    per_layer_after: PerLayer
 
 
 class Record(TypedDict):
