@@ -102,7 +102,7 @@ def _compare(values: dict, want: dict, tolerance) -> list[str]:
     return problems
 
 
-def _machine() -> dict:
+def machine_info() -> dict:
     """Where a reference was computed (CPU instruction sets matter for float32 training)."""
     import torch
 
@@ -210,7 +210,7 @@ def make_weights(data_dir: Path | None, out: Path = WEIGHTS) -> dict:
         pruned += analysis.prune_models(train_models([seed], x, y, recipe), rates)
         models.append({"seed": seed, "recipe": recipe.as_dict()})
     save_weights(pruned, out)
-    return {"suite": "mnist-correlations", "prune": rates, "models": models, "data_sha256": sha, **_machine()}
+    return {"suite": "mnist-correlations", "prune": rates, "models": models, "data_sha256": sha, **machine_info()}
 
 
 # ---- part 2: training, statistically ---------------------------------------------------------------
@@ -313,7 +313,7 @@ def derive_training_reference(data_dir: Path | None, log=print) -> dict:
                 "|perturbed - baseline| over the perturbed reruns below; floor is the value's resolution "
                 "(1/models for dead-node means, 1/(10000 models) for accuracies, 0 for correlations)",
         "safety_factor": SAFETY_FACTOR, "models": models, "jitter_relative": JITTER,
-        "machine": _machine(), "max_deviation": worst, "perturbations": perturbations,
+        "machine": machine_info(), "max_deviation": worst, "perturbations": perturbations,
         "validation": {"what": "reruns held out from the derivation, compared with the tolerances it gave",
                        "runs": validation},
     }
