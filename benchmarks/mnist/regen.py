@@ -12,7 +12,7 @@ Regenerate (after a deliberate change, and say why in the commit):
 
     python -m benchmarks.mnist.regen weights    # retrain + prune the fixed weights, then write their analysis values
     python -m benchmarks.mnist.regen analysis   # recompute the analysis values from the committed weights
-    python -m benchmarks.mnist.regen training   # the mnist-ci means + tolerances from perturbed reruns (~5 min)
+    python -m benchmarks.mnist.regen training   # the mnist-ci means + tolerances from perturbed reruns (~20 min)
 
 Add ``--data-dir DIR`` when ../shared/data is not beside the repo.
 """
