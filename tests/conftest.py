@@ -181,9 +181,9 @@ def report_ratio(benchmark, request):
 
 def cpu_simd_flags() -> str:
     """The SIMD flags that decide float32 kernels here (avx, avx2, fma, avx512*, or Arm's), for reports."""
-    from benchmarks.mnist.regen import _machine
+    from benchmarks.mnist.regen import machine_info
 
-    info = _machine()
+    info = machine_info()
     return f"{info['machine']} {' '.join(info['cpu_simd_flags']) or 'no SIMD flags read'}" + \
         ("" if info["avx512"] else " (no AVX-512)") + f"; torch CPU capability {info['aten_cpu_capability']}"
 

@@ -110,6 +110,8 @@ def test_training_reference_documents_its_tolerances(reference):
         assert tol == max(derivation["safety_factor"] * derivation["max_deviation"][key],
                           regen._floor(key, derivation["models"])), key
     assert all(not k.startswith("t2.") for k in reference["values"])  # no single-model values here
+    held_out = derivation["validation"]["runs"]
+    assert len(held_out) >= 3 and all(run["largest_deviation_over_tolerance"] < 1 for run in held_out)
 
 
 def test_ci_means_match_reference(ci_run, reference):

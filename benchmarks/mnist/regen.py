@@ -12,7 +12,7 @@ Regenerate (after a deliberate change, and say why in the commit):
 
     python -m benchmarks.mnist.regen weights    # retrain + prune the fixed weights, then write their analysis values
     python -m benchmarks.mnist.regen analysis   # recompute the analysis values from the committed weights
-    python -m benchmarks.mnist.regen training   # the mnist-ci means + tolerances from perturbed reruns (~5 min)
+    python -m benchmarks.mnist.regen training   # the mnist-ci means + tolerances from perturbed reruns (~20 min)
 
 Add ``--data-dir DIR`` when ../shared/data is not beside the repo.
 """
@@ -45,7 +45,10 @@ ANALYSIS_REFERENCE = paths.REPO_ROOT / "tests" / "reference" / "mnist_analysis.j
 # pruned hidden-1 nodes (docs/mnist.md), so the dead-node path is exercised. About 0.36 MB each, compressed.
 WEIGHT_MODELS = (({}, 0), ({}, 1), ({"optimizer": "adam", "lr": 0.01}, 0))
 ANALYSIS_ATOL = 1e-9  # |computed - reference| <= 1e-9 * max(1, |reference|)
-SAFETY_FACTOR = 3.0
+# 3 left a held-out run (jitter + MKL_CBWR=COMPATIBLE) at 0.77 of its tolerance: the deviations have a tail
+# that 11 runs do not show. 5 puts every held-out run below half its tolerance and keeps each correlation's
+# tolerance under 5e-3 (a real change, e.g. another pair convention, moves values by > 1e-2).
+SAFETY_FACTOR = 5.0
 JITTER = 1e-7  # relative jitter of the initial weights: about one float32 ulp
 JITTER_SEEDS = (1, 2, 3, 4, 5)
 # Numeric environments a different CPU could give (each run in a fresh process: the libraries read these at load).
@@ -56,6 +59,12 @@ ENV_VARIANTS = (
     ("MKL_CBWR=COMPATIBLE", {"MKL_CBWR": "COMPATIBLE"}, 0),
     ("MKL_CBWR=AVX2", {"MKL_CBWR": "AVX2"}, 0),
     ("ONEDNN_MAX_CPU_ISA=SSE41", {"ONEDNN_MAX_CPU_ISA": "SSE41"}, 0),
+)
+# Held out from the derivation: run after the tolerances are set, to check them (name, env, jitter seed).
+VALIDATION_RUNS = (
+    ("init jitter (seed 6)", {}, 6),
+    ("init jitter (seed 7) + ATEN_CPU_CAPABILITY=default", {"ATEN_CPU_CAPABILITY": "default"}, 7),
+    ("init jitter (seed 8) + MKL_CBWR=COMPATIBLE", {"MKL_CBWR": "COMPATIBLE"}, 8),
 )
 
 
@@ -93,7 +102,7 @@ def _compare(values: dict, want: dict, tolerance) -> list[str]:
     return problems
 
 
-def _machine() -> dict:
+def machine_info() -> dict:
     """Where a reference was computed (CPU instruction sets matter for float32 training)."""
     import torch
 
@@ -201,7 +210,7 @@ def make_weights(data_dir: Path | None, out: Path = WEIGHTS) -> dict:
         pruned += analysis.prune_models(train_models([seed], x, y, recipe), rates)
         models.append({"seed": seed, "recipe": recipe.as_dict()})
     save_weights(pruned, out)
-    return {"suite": "mnist-correlations", "prune": rates, "models": models, "data_sha256": sha, **_machine()}
+    return {"suite": "mnist-correlations", "prune": rates, "models": models, "data_sha256": sha, **machine_info()}
 
 
 # ---- part 2: training, statistically ---------------------------------------------------------------
@@ -290,13 +299,23 @@ def derive_training_reference(data_dir: Path | None, log=print) -> dict:
                               "deviation": dev})
         log(f"{name}: largest deviation {max(dev.values()):.2e}")
     tolerances = {k: max(SAFETY_FACTOR * worst[k], _floor(k, models)) for k in base}
+    validation = []
+    for name, env, jitter_seed in VALIDATION_RUNS:
+        values = _run_variant(data_dir, env, 0, jitter_seed)
+        ratio, key = max((0.0 if _close(values[k], base[k], 0.0) else abs(values[k] - base[k]) / tolerances[k], k)
+                         for k in base)
+        validation.append({"name": name, "env": env, "jitter_seed": jitter_seed,
+                           "largest_deviation_over_tolerance": ratio, "at": key})
+        log(f"held out, {name}: largest deviation {ratio:.2f} of its tolerance ({key})")
     derivation = {
         "command": f"{COMMAND} training",
         "rule": "tolerance[key] = max(safety_factor * max_deviation[key], floor[key]); max_deviation is the largest "
                 "|perturbed - baseline| over the perturbed reruns below; floor is the value's resolution "
                 "(1/models for dead-node means, 1/(10000 models) for accuracies, 0 for correlations)",
         "safety_factor": SAFETY_FACTOR, "models": models, "jitter_relative": JITTER,
-        "machine": _machine(), "max_deviation": worst, "perturbations": perturbations,
+        "machine": machine_info(), "max_deviation": worst, "perturbations": perturbations,
+        "validation": {"what": "reruns held out from the derivation, compared with the tolerances it gave",
+                       "runs": validation},
     }
     return {"suite": SUITE, "what": f"means over the {models} models of the mnist-ci suite",
             "regenerate_with": f"{COMMAND} training", "values": base, "tolerances": tolerances,
