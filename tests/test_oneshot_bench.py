@@ -137,3 +137,40 @@ def test_sparsegpt_bert_base_stack(benchmark, one_thread):
     print(f"\nsparsegpt on {layers} bert-base layers: {prune:.1f} s (forward {forward:.1f} s, {ratio:.2f}x); "
           f"12 layers ~ {estimate:.0f} s")
     assert ratio <= 8.0
+
+
+def cell_pruning_times(rows: tuple = ("layerwise-0.5", "layerwise-2:4", "full-0.5", "full-2:4", "wanda-0.5",
+                                      "wanda-2:4", "sparsegpt-0.5", "sparsegpt-2:4")) -> None:
+    """Print the pruning step of one bert-oneshot cell per row on MiniLM-L6 (SST-2 head, one thread).
+
+    The step is the same whatever the protocol (fine-tune, zero-shot, probe): it prunes the encoder.
+    Run: ``OMP_NUM_THREADS=1 python tests/test_oneshot_bench.py``.
+    """
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification
+
+    from benchmarks import paths
+    from benchmarks.analyses.prune_finetune import make_pruner
+    from benchmarks.config import apply_overrides, load_suite
+    from benchmarks.context import RunContext
+    from benchmarks.models import resolve_model
+    from benchmarks.runner import expand
+
+    suite = apply_overrides(load_suite("bert-oneshot"), ["model=minilm-l6", "tasks=[sst2]"])
+    data_dir = paths.default_data_dir() or Path("/work/shared/data")
+    ctx = RunContext(data_dir, Path("."), None, resolve_model("minilm-l6"))
+    with intra_op_threads(1):
+        for cell in expand(suite):
+            cfg = cell.config
+            if cfg["label"] not in rows:
+                continue
+            model = AutoModelForSequenceClassification.from_pretrained(ctx.model_ref.location, num_labels=2)
+            calibration_cached = any(key[0] == "calibration" for key in ctx.cache)
+            seconds = _timed(lambda: make_pruner(cfg, cfg["seed"], ctx)(model))
+            note = "" if "calibration" not in cfg or calibration_cached else " (includes building the calibration set)"
+            print(f"{cfg['label']:16s} {seconds:7.1f} s{note}", flush=True)
+
+
+if __name__ == "__main__":
+    cell_pruning_times()
