@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import paths
+from benchmarks import paths, store
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
-from benchmarks.errors import UserError
+from benchmarks.errors import RunAborted, UserError
 from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS
 
 LISTABLE = ("methods", "tasks", "suites", "models", "analyses")
@@ -58,7 +58,7 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
     if bool(args.suite) == bool(args.suite_file):
         raise UserError("name exactly one of --suite NAME or --suite-file PATH")
     suite = load_suite(args.suite, args.suite_file)
-    overrides = list(args.overrides) + ([f"model={args.model}"] if args.model else [])
+    overrides = list(args.overrides) + ([f"model={args.model}"] if args.model is not None else [])
     suite = apply_overrides(suite, overrides) if overrides else suite
     ANALYSES.get(suite.kind)().validate(suite)
     return suite
@@ -69,6 +69,19 @@ def _data_dir(arg: Path | None) -> Path | None:
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UserError(f"data folder {data_dir} does not exist; pass --data-dir with a mirror laid out like ../shared/data")
     return data_dir
+
+
+def _check_out(out: Path) -> None:
+    """``report --out`` must name a file whose folder exists or can be made (checked before anything is written)."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; name a file in it, e.g. --out {out / 'report.md'}")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"--out {out}: {blocker} is a file, not a folder; choose a path inside a folder")
+    try:
+        store.check_writable(out.parent)
+    except OSError as exc:
+        raise UserError(f"--out {out}: its folder is not writable ({exc.strerror or exc}); choose another path") from None
 
 
 def _results_dir(path: Path) -> Path:
@@ -108,7 +121,7 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
 
     if args.shard:
         raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
-    cells = preflight(suite, data_dir)  # bad input: one line and exit 2 here, not once per worker
+    cells = preflight(suite, data_dir, results_dir=results)  # bad input: one line and exit 2 here, not per worker
     resolve_model(suite.model, suite.model_revision)
     env = dict(os.environ)
     # One BLAS pool per worker, sized to share the cores, unless the user chose otherwise.
@@ -129,13 +142,15 @@ def combined_status(codes: list[int]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.runner import parse_shard, run_suite
+    from benchmarks.runner import check_data_present, parse_shard, run_suite
 
     suite = resolve_suite(args)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")
     shard = parse_shard(args.shard)
     data_dir = _data_dir(args.data_dir)
+    if args.data_dir is not None:  # a folder the user named must hold some of the suite's data
+        check_data_present(suite, data_dir)
     results = _results_dir(args.results)
     if args.jobs > 1:
         code = _run_jobs(args, suite, data_dir, results)
@@ -175,6 +190,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
+    if args.out is not None:
+        _check_out(args.out)
     _warn_corrupt(results)
     text = render_suite(suite, results, args.format, out=args.out)
     if args.out is None:
@@ -206,3 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunAborted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,27 @@ from benchmarks.errors import UserError
 
 KEY_LENGTH = 20
 FULL_SCALE = "full"  # the scale that applies no overrides
+SEED_LIMIT = 2**32  # numpy and torch seeds must lie in [0, 2**32)
+
+
+class SuiteLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2 floats: ``3e-5`` is the number 3e-05, not the string '3e-5'.
+
+    PyYAML follows YAML 1.1, whose floats need a dot; without this ``recipe.lr=3e-5`` and
+    ``recipe.lr=3.0e-5`` would be different values (and different cell keys).
+    """
+
+
+SuiteLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),  # 1.1 already reads the forms with a dot
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str):
+    """Parse YAML text safely, with ``SuiteLoader``'s number rules (suite files and --set values alike)."""
+    return yaml.load(text, Loader=SuiteLoader)  # noqa: S506 - SuiteLoader is a SafeLoader
 
 
 def canonical_json(config: dict) -> str:
@@ -86,11 +108,24 @@ def _check_field(source: str, name: str, value: Any) -> Any:
     if not isinstance(value, _FIELD_TYPES[name]):
         want = " or ".join(t.__name__ for t in _FIELD_TYPES[name])
         raise UserError(f"{source}: field {name!r} must be {want}, got {type(value).__name__} {value!r}")
-    if name == "seeds" and not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise UserError(f"{source}: seeds must be a list of integers, got {value!r}")
+    if name == "seeds":
+        _check_seeds(source, value)
+    if name == "model" and not value.strip():
+        raise UserError(f"{source}: model is empty; name a model alias, a folder or a hub id "
+                        f"(python -m benchmarks list models)")
     if isinstance(value, list):
         value = tuple(value)
     return value
+
+
+def _check_seeds(source: str, value: Any) -> None:
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise UserError(f"{source}: seeds must be a list of integers, got {value!r}")
+    if not value:
+        raise UserError(f"{source}: seeds is empty, so nothing would run; give at least one, e.g. seeds: [0]")
+    bad = [s for s in value if not 0 <= s < SEED_LIMIT]
+    if bad:
+        raise UserError(f"{source}: seed {bad[0]} is outside [0, 2**32); use a seed such as 0, 1, 2")
 
 
 def suite_from_mapping(data: Any, source: str) -> Suite:
@@ -112,9 +147,7 @@ def load_suite(name: str | None = None, path: Path | str | None = None) -> Suite
     """Load a suite by built-in name or from a YAML file."""
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"suite file {path} does not exist; pass an existing YAML file to --suite-file")
-        text, source = path.read_text(), str(path)
+        text, source = _read_suite_file(path), str(path)
     else:
         names = builtin_suite_names()
         if name not in names:
@@ -123,11 +156,25 @@ def load_suite(name: str | None = None, path: Path | str | None = None) -> Suite
             raise UserError(f"unknown suite {name!r}; {hint}")
         text, source = (resources.files("suites") / f"{name}.yaml").read_text(), f"suites/{name}.yaml"
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise UserError(f"{source}: invalid YAML ({first}); fix the file's syntax") from None
     return suite_from_mapping(data, source)
+
+
+def _read_suite_file(path: Path) -> str:
+    """The text of a suite file; a folder, a missing or unreadable file, or bytes that are not UTF-8 are bad input."""
+    if path.is_dir():
+        raise UserError(f"--suite-file {path} is a folder; pass a suite YAML file (e.g. {path}/my-suite.yaml)")
+    if not path.is_file():
+        raise UserError(f"suite file {path} does not exist; pass an existing YAML file to --suite-file")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the suite file as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"suite file {path} cannot be read ({exc.strerror or exc}); check its permissions") from None
 
 
 def apply_overrides(suite: Suite, overrides: list[str]) -> Suite:
@@ -138,7 +185,7 @@ def apply_overrides(suite: Suite, overrides: list[str]) -> Suite:
             raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seeds=[0,1]")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = parse_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: value {raw!r} is not valid YAML") from None
         parts = key.strip().split(".")

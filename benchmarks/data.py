@@ -114,7 +114,7 @@ def _load_glue_hub(spec: GlueSpec, split: str) -> Examples:
 
     hub_split = HUB_SPLITS[spec.splits.get(split, split) if spec.name == "mnli" else split]
     try:
-        ds = datasets.load_dataset(GLUE_HUB_ID, spec.name, split=hub_split)
+        ds = datasets.load_dataset(paths.hub_location(GLUE_HUB_ID), spec.name, split=hub_split)
     except Exception as exc:  # network or hub errors: the cell is skipped with the reason
         raise DataMissing(f"{spec.name} {split} could not be loaded from the hub ({exc.__class__.__name__}); "
                           f"pass --data-dir with a local mirror") from None

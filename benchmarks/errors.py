@@ -9,3 +9,7 @@ class UserError(Exception):
 
 class DataMissing(Exception):
     """A data split is not available here; the cell is recorded as skipped with this reason."""
+
+
+class RunAborted(Exception):
+    """A fault that stops a run (e.g. the results disk is full): the CLI prints one line and exits 1."""

@@ -8,6 +8,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "PRUNEBENCH_DATA_DIR"
 CACHE_ENV = "PRUNEBENCH_CACHE_DIR"
+HUB_ENV = "PRUNEBENCH_HUB_DIR"  # a folder of hub repositories in the hub's layout, used instead of the network
 DEFAULT_RESULTS = Path("results")
 # The mirror sits beside the checkout in this workplace (../shared/data from the repo root).
 MIRROR_CANDIDATES = (REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data")
@@ -40,6 +41,16 @@ def default_data_dir() -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
+
+
+def hub_location(repo_id: str) -> str:
+    """Where to load hub repository ``repo_id`` from: ``$PRUNEBENCH_HUB_DIR/<repo_id>`` when that folder
+    exists (a local copy in the hub's layout: README.md with its configs, parquet files, model files),
+    else the hub id itself. The one seam between the hub code paths and the network."""
+    root = os.environ.get(HUB_ENV)
+    if root and (Path(root) / repo_id).is_dir():
+        return str(Path(root) / repo_id)
+    return repo_id
 
 
 # Files inside a data mirror laid out like ../shared/data.

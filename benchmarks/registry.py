@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 from importlib.metadata import entry_points
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -37,6 +38,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._meta: dict[str, dict] = {}
         self._entry_points_loaded = False
+        self._broken: dict[str, str] = {}  # entry point name -> why it failed to import
 
     def register(self, name: str, obj: T | None = None, **meta) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name`` with optional metadata; used bare or as a decorator."""
@@ -69,6 +71,7 @@ class Registry(Generic[T]):
     def reload_entry_points(self) -> None:
         """Forget which entry points were loaded so the next lookup scans the group again."""
         self._entry_points_loaded = False
+        self._broken.clear()
 
     def _load(self) -> None:
         load_builtins()
@@ -78,7 +81,12 @@ class Registry(Generic[T]):
         for ep in entry_points(group=self.entry_point_group):
             if ep.name in self._items:
                 continue
-            obj = ep.load()
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plug-in must not break the commands that do not need it
+                self._broken[ep.name] = _broken_reason(self.kind, ep, exc)
+                print(f"warning: {self._broken[ep.name]}", file=sys.stderr)
+                continue
             # An entry point may name a module whose import registers itself, or the object.
             if ep.name not in self._items:
                 self._add(ep.name, obj)
@@ -88,6 +96,8 @@ class Registry(Generic[T]):
         self._load()
         if name in self._items:
             return self._items[name]
+        if name in self._broken:
+            raise UserError(self._broken[name])
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(sorted(self._items))
@@ -104,6 +114,16 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _broken_reason(kind: str, ep, exc: Exception) -> str:
+    """One line naming a plug-in entry point that failed to load, why, and the fix."""
+    text = str(exc).strip().splitlines()
+    why = f"{exc.__class__.__name__}: {text[0][:160]}" if text else exc.__class__.__name__
+    dist = getattr(getattr(ep, "dist", None), "name", None)
+    package = f" (package {dist})" if dist else ""
+    return (f"plug-in {kind} {ep.name!r} = {ep.value}{package} failed to import ({why}); "
+            f"fix or uninstall that package")
 
 
 _builtins_loaded = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import json
 import sys
 import time
 import traceback
@@ -14,10 +15,11 @@ from benchmarks import paths, store
 from benchmarks.analyses import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
-from benchmarks.errors import DataMissing, UserError
+from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import ANALYSES, METHODS, TASKS
+from benchmarks.schema import validate_record
 
 
 @dataclass
@@ -31,6 +33,7 @@ class RunSummary:
     failed: list = field(default_factory=list)  # (label, error)
     data_skipped: list = field(default_factory=list)  # (label, reason)
     corrupt: list = field(default_factory=list)  # record file names that were unreadable and are rerun
+    claimed: list = field(default_factory=list)  # (label, owner) of cells another live run is computing
 
     @property
     def exit_code(self) -> int:
@@ -63,13 +66,46 @@ def expand(suite: Suite, shard: tuple[int, int] | None = None) -> list[Cell]:
     return cells
 
 
-def preflight(suite: Suite, data_dir: Path | None, shard: tuple[int, int] | None = None) -> list[Cell]:
+def preflight(suite: Suite, data_dir: Path | None, shard: tuple[int, int] | None = None,
+              results_dir: Path | None = None) -> list[Cell]:
     """The suite's cells (this shard's), after every check of the input that can run before a cell does:
-    grid, methods, data files. Raises UserError (exit 2) before anything is written."""
-    cells = expand(suite, shard)
+    grid, methods, model folder, data files and (given ``results_dir``) that the results folder is
+    writable. Raises UserError (exit 2) before anything is written."""
+    cells = expand(suite, shard)  # resolves the model: a folder that does not load is bad input here
     check_methods(cells)
     check_data(suite, ANALYSES.get(suite.kind)(), data_dir)  # a malformed data file is bad input
+    if results_dir is not None:
+        check_results_writable(results_dir)
     return cells
+
+
+def check_results_writable(results_dir: Path) -> None:
+    """Bad input when records cannot be written under ``results_dir`` (read-only, full, or a file in the way)."""
+    try:
+        store.check_writable(paths.records_dir(results_dir))
+    except OSError as exc:
+        raise UserError(f"results folder {results_dir} is not writable ({exc.strerror or exc}); "
+                        f"free some space, fix its permissions or pass --results another folder") from None
+
+
+# Where each task's or suite kind's files sit in a mirror laid out like ../shared/data (for the check
+# that an explicitly given --data-dir holds any of them). Kinds and tasks not listed are not checked.
+DATA_GLOBS = {
+    "mrpc": "glue/MRPC/*.tsv", "stsb": "glue/STS-B/*.tsv", "sst2": "glue/SST-2/*.tsv",
+    "qnli": "glue/QNLI/*.tsv", "mnli": "glue/MNLI*/*.tsv", "mlm": "wikitext-2-raw/wiki.*.raw",
+    "mnist-correlations": "mnist/*-ubyte*", "mnist-recipes": "mnist/*-ubyte*", "mnist-init": "mnist/*-ubyte*",
+}
+
+
+def check_data_present(suite: Suite, data_dir: Path) -> None:
+    """Bad input when a data folder the user named holds none of the files the suite reads."""
+    names = [suite.kind] if suite.kind in DATA_GLOBS else [t for t in suite.tasks if isinstance(t, str)]
+    globs = [DATA_GLOBS[n] for n in names if n in DATA_GLOBS]
+    if not globs or len(globs) < len(names):
+        return  # a kind or task this table does not know: its cells say what they miss
+    if not any(next(Path(data_dir).glob(g), None) for g in globs):
+        raise UserError(f"--data-dir {data_dir} holds none of the files suite {suite.name!r} reads (e.g. "
+                        f"{globs[0]}); point it at a mirror laid out like ../shared/data, or drop --data-dir")
 
 
 def count_done(cells: list[Cell], results_dir: Path) -> int:
@@ -91,9 +127,11 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     A cell is finished when it has a readable ``ok`` record. Failed and skipped cells run again
     (skipped ones cost nothing when their data is still missing); unreadable records are named
     in a warning on stderr and their cells rerun, the new record replacing the file atomically.
+    Each cell is claimed (``store.claim_cell``) while it runs, so a second run on the same folder
+    skips it instead of computing it twice. An OSError while writing a record raises RunAborted.
     """
     analysis = ANALYSES.get(suite.kind)()
-    cells = preflight(suite, data_dir, shard)
+    cells = preflight(suite, data_dir, shard, results_dir)
     accelerator = accelerator or _make_accelerator()
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
     summary = RunSummary(total=len(cells))
@@ -102,6 +140,10 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     if summary.corrupt and accelerator.is_main_process:
         print(f"warning: {len(summary.corrupt)} unreadable record(s) ignored and rerun: "
               f"{', '.join(summary.corrupt)} (under {paths.records_dir(results_dir)})", file=sys.stderr)
+    # Claims need one process deciding for all: with several (accelerate launch) every process runs every cell.
+    claims = getattr(accelerator, "num_processes", 1) == 1
+    # Folders this run creates (for claims); removed again if bad input stops it before any record.
+    created = [p for p in (paths.records_dir(results_dir), Path(results_dir)) if not p.exists()]
     bar = _progress(todo, progress and accelerator.is_main_process, summary)
     # Everything imported so far lives for the whole run: move it out of the collector's sight so the
     # gc.collect() that accelerate's free_memory() runs after each cell scans only the cell's objects.
@@ -110,24 +152,87 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
         for cell in todo:
             if bar is not None:
                 bar.set_postfix_str(cell.label, refresh=False)
-            record = run_cell(analysis, cell, ctx, suite)
-            summary.ran += 1
-            if record["status"] == store.OK:
-                summary.ok += 1
-            elif record["status"] == store.SKIPPED:
-                summary.data_skipped.append((cell.label, record["error"]))
-            else:
-                summary.failed.append((cell.label, record["error"]))
-            if accelerator.is_main_process:  # only the main process writes records
-                store.write_record(results_dir, record)
-            accelerator.wait_for_everyone()
+            if claims and not _claim(results_dir, cell, summary):
+                if bar is not None:
+                    bar.update(1)
+                continue
+            try:
+                _run_and_write(analysis, cell, ctx, suite, results_dir, summary)
+            finally:
+                if claims:
+                    store.release_cell(results_dir, cell.key)
             if bar is not None:
                 bar.update(1)
+    except UserError:
+        for folder in created:  # bad input found inside a cell: leave no empty folder behind
+            _remove_empty(folder)
+        raise
     finally:
         gc.unfreeze()  # a library caller (tests, notebooks) gets its collector back as it was
-    if bar is not None:
-        bar.close()
+        if bar is not None:
+            bar.close()
+    if summary.claimed and accelerator.is_main_process:
+        print(f"note: {len(summary.claimed)} cell(s) left to other runs that claim them: "
+              f"{', '.join(label for label, _ in summary.claimed)}", file=sys.stderr)
     return summary
+
+
+def _claim(results_dir: Path, cell: Cell, summary: RunSummary) -> bool:
+    """Claim ``cell``; False (noted in the summary) when another run holds it or finished it meanwhile."""
+    try:
+        claimed = store.claim_cell(results_dir, cell.key)
+    except OSError as exc:
+        raise RunAborted(f"cannot claim a cell under {paths.records_dir(results_dir)} ({exc.strerror or exc}); "
+                         f"free some space or fix the folder's permissions, then rerun") from None
+    if not claimed:
+        summary.claimed.append((cell.label, store.claimed_by(results_dir, cell.key)))
+        return False
+    if store.record_state(results_dir, cell.key) == store.OK:  # the other run finished it before our claim
+        store.release_cell(results_dir, cell.key)
+        summary.skipped_done += 1
+        return False
+    return True
+
+
+def _run_and_write(analysis, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path,
+                   summary: RunSummary) -> None:
+    """Run one cell, count it, and write its record (main process only)."""
+    record = _valid(run_cell(analysis, cell, ctx, suite))
+    summary.ran += 1
+    if record["status"] == store.OK:
+        summary.ok += 1
+    elif record["status"] == store.SKIPPED:
+        summary.data_skipped.append((cell.label, record["error"]))
+    else:
+        summary.failed.append((cell.label, record["error"]))
+    if ctx.accelerator.is_main_process:  # only the main process writes records
+        try:
+            store.write_record(results_dir, record)
+        except OSError as exc:  # the atomic write left the old file (or none): nothing is corrupt
+            raise RunAborted(f"could not write the record of {cell.label} under {paths.records_dir(results_dir)} "
+                             f"({exc.strerror or exc}); free some space or fix the folder, then rerun "
+                             f"(finished cells are kept)") from None
+    ctx.accelerator.wait_for_everyone()
+
+
+def _valid(record: dict) -> dict:
+    """The record, or a failed record saying why when the cell produced one that does not fit the schema.
+
+    What is checked is the record as it will read back from disk (JSON, non-JSON values as strings).
+    """
+    try:
+        validate_record(json.loads(json.dumps(record, default=str)))
+        return record
+    except ValueError as exc:
+        return {**record, "status": store.FAILED, "error": f"the cell's record does not fit the schema: {exc}",
+                "metrics": {}, "traceback": record.get("traceback") or ""}
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty or already gone
 
 
 def _unfinished(cells: list[Cell], results_dir: Path) -> tuple[list[Cell], list[str]]:

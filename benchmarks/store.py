@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import json
 import os
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import paths
+from benchmarks.schema import validate_record
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 STATUSES = (OK, FAILED, SKIPPED)
@@ -68,6 +72,10 @@ def read_record(path: Path) -> dict:
         raise ValueError(f"{path}: not a prunebench record (missing key/status)")
     if record["key"] != Path(path).stem:
         raise ValueError(f"{path}: record key {record['key']!r} does not match its file name")
+    try:
+        validate_record(record)
+    except ValueError as exc:  # e.g. an ok record whose metrics is missing: not done, reported and rerun
+        raise ValueError(f"{path}: not a valid record ({exc})") from None
     return record
 
 
@@ -93,7 +101,7 @@ def write_record(results_dir: Path, record: dict) -> Path:
 
 
 def record_state(results_dir: Path, key: str) -> str:
-    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable)."""
+    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable or not valid)."""
     path = paths.record_path(results_dir, key)
     if not path.exists():
         return MISSING
@@ -104,7 +112,7 @@ def record_state(results_dir: Path, key: str) -> str:
 
 
 def is_done(results_dir: Path, key: str) -> bool:
-    """True when the cell has a readable ok record (failed and skipped cells run again)."""
+    """True when the cell has a valid ok record (failed and skipped cells run again)."""
     return record_state(results_dir, key) == OK
 
 
@@ -140,3 +148,116 @@ def records_frame(results_dir: Path, keys: list[str] | None = None) -> pd.DataFr
     frame.attrs["corrupt"] = loaded.corrupt
     frame.attrs["records"] = {r["key"]: r for r in records}
     return frame
+
+
+# -- writability ---------------------------------------------------------------------------------
+
+def check_writable(folder: Path) -> None:
+    """Raise OSError unless a file can be created, written and synced where ``folder`` is (or will be).
+
+    Probes the nearest existing ancestor with a temporary file that is removed again, so a check
+    of a folder that does not exist yet creates nothing.
+    """
+    folder = Path(folder)
+    probe_dir = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not probe_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(probe_dir))
+    fd, tmp = tempfile.mkstemp(prefix=".prunebench-probe.", suffix=".tmp", dir=probe_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"\0" * 4096)  # one block, so a full disk shows here and not after the first cell
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+# -- claims: two runs on one results folder never compute the same cell --------------------------
+
+def claim_path(results_dir: Path, key: str) -> Path:
+    """The claim file of a cell that a run is computing now."""
+    return paths.records_dir(results_dir) / f"{key}.claim"
+
+
+def _owner() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": dt.datetime.now(dt.timezone.utc).isoformat()}
+
+
+def _read_claim(path: Path) -> dict | None:
+    try:
+        owner = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # unreadable (e.g. a crash between create and write): treated as stale
+    return owner if isinstance(owner, dict) else {}
+
+
+def _is_stale(owner: dict) -> bool:
+    """True when the claim's process is gone: same host and no such pid, or an unreadable claim."""
+    pid, host = owner.get("pid"), owner.get("host")
+    if not isinstance(pid, int) or not isinstance(host, str):
+        return True
+    if host != socket.gethostname():
+        return False  # another machine's process: cannot tell, so respect it
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
+
+
+def claim_cell(results_dir: Path, key: str) -> bool:
+    """Claim a cell for this process; False when a live process holds it.
+
+    The claim is a file created with O_EXCL (atomic, on local and NFSv3+ folders) holding pid and host.
+    A claim whose process is gone (same host) is taken over: it is renamed away first, which only
+    one of several takers can do.
+    """
+    path = claim_path(results_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _read_claim(path)
+            if owner is None:
+                continue  # released meanwhile: try again
+            if not _is_stale(owner):
+                return False
+            stale = path.with_name(f".{path.name}.{os.getpid()}.stale")
+            try:
+                os.rename(path, stale)
+            except FileNotFoundError:
+                continue  # another run took it over first
+            if _read_claim(stale) != owner:  # we moved a fresh claim that another taker wrote meanwhile
+                try:
+                    os.link(stale, path)  # put it back (fails if a third run claimed the path already)
+                except FileExistsError:
+                    pass
+                stale.unlink(missing_ok=True)
+                return False
+            stale.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_owner(), fh)
+        return True
+    return False
+
+
+def release_cell(results_dir: Path, key: str) -> None:
+    """Remove this process's claim on a cell (after its record is written, or when it was not run)."""
+    path = claim_path(results_dir, key)
+    owner = _read_claim(path)
+    if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+        path.unlink(missing_ok=True)
+
+
+def claimed_by(results_dir: Path, key: str) -> dict | None:
+    """The owner recorded in a cell's claim file, or None when unclaimed."""
+    return _read_claim(claim_path(results_dir, key))

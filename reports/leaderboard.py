@@ -18,7 +18,7 @@ import pandas as pd
 from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.registry import TASKS
-from reports import paper
+from reports import paper, stats
 from reports.render import register_renderer
 
 # Leaderboard column order: the paper's, then anything else in the suite's task order.
@@ -35,6 +35,10 @@ VARIANT_SUFFIX_DEFAULT = {"data_split": "dev split"}
 STATUS_WORD = {"missing": "missing", "skipped": "skipped", "failed": "failed", "corrupt": "unreadable", "na": "n/a"}
 DENSE = "dense"
 BUCKET_DIGITS = 6  # nominal rates equal to 1e-6 share a bucket
+DEFAULT_PROTOCOL = "finetune"  # records made before the protocol field existed were fine-tuned
+COLLAPSE_NOTE = ("collapsed: the classifier gives one class to at least 95% of the evaluation examples, or the "
+                 "regressor (score) is constant; never bold, never marked as matching dense")
+ALL_COLLAPSED_NOTE = "every row collapsed in this column: it cannot tell the methods apart"
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,20 @@ class Entry:
 
     status: str  # ok | partial | missing | skipped | failed | corrupt
     values: list = field(default_factory=list)
+    metric: str = ""  # the record metric behind the cell
     expected: int = 0  # seeds the suite asks for
     notes: list = field(default_factory=list)  # footnote numbers
     best: bool = False
-    matching: bool = False
+    matching: bool = False  # lottery-ticket criterion over seeds (cells without per-example arrays)
     paper: float | None = None
+    seeds: list = field(default_factory=list)  # seed of each value
+    arrays: list = field(default_factory=list)  # per value: the metric's arrays (reports.stats) or None
+    flagged: bool = False  # a record says its predictions collapsed
+    collapsed: bool = False
+    reps: object = None  # bootstrap replicates (np.ndarray) when every seed has arrays
+    ci: tuple | None = None  # 95% percentile interval
+    indistinct: bool = False  # paired interval of (row - dense) contains 0: statistically matches dense
+    lead: tuple | None = None  # bold cells: (runner-up label, lo, hi) of the paired difference
 
     @property
     def mean(self) -> float | None:
@@ -120,6 +133,9 @@ class Board:
     paper_inline: bool  # published values sit beside ours (same model as the paper)
     paper_apart: list  # published rows listed separately (other models): [dict from paper.paper_rows]
     counts: dict  # status -> number of cells
+    protocol: str = DEFAULT_PROTOCOL
+    collapsed_columns: list = field(default_factory=list)  # columns where every row with a value collapsed
+    chance_notes: dict = field(default_factory=dict)  # Column -> footnote number: dense not above chance
 
     @property
     def rows(self) -> list:
@@ -224,27 +240,44 @@ def _problem(cell: Cell, record: dict | None, corrupt: dict) -> tuple[str, str]:
     return record["status"], reason[:240]
 
 
+def protocol_of(cells: list[Cell]) -> str:
+    """The protocol the cells ran under ('finetune' when the config predates the field)."""
+    names = sorted({str(c.config.get("protocol") or DEFAULT_PROTOCOL) for c in cells}) or [DEFAULT_PROTOCOL]
+    return ", ".join(names)
+
+
 def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | None = None, *,
-                description: str = "", model: str = "", scale: str = "", seeds: list | None = None) -> Board:
-    """Group the cells' records into the leaderboard: entries, bold bests, matching marks, paper values."""
+                description: str = "", model: str = "", scale: str = "", seeds: list | None = None,
+                predictions: dict | None = None) -> Board:
+    """Group the cells' records into the leaderboard: entries, intervals, bold bests, marks, paper values.
+
+    ``predictions`` maps a record key to its per-example arrays (benchmarks.predictions.load); cells
+    without them show plain values and are never bold."""
     corrupt = corrupt or {}
     columns = build_columns(cells, records)
     footnotes: list[str] = [c.note for c in columns if c.note]
-    rows = _fill_rows(cells, records, corrupt, columns, footnotes)
+    rows = _fill_rows(cells, records, corrupt, columns, footnotes, predictions or {})
+    _attach_intervals(rows.values(), footnotes)
     buckets = _bucketize(list(rows.values()))
     _mark_best(buckets, columns)
     _mark_matching(buckets, columns)
     identity = next((c.config.get("model") for c in cells if isinstance(c.config.get("model"), dict)), {}) or {}
-    inline = paper.paper_applies(identity)
+    protocol = protocol_of(cells)
+    # published values are fine-tuned: beside ours only for the paper's model under the paper's protocol
+    inline = paper.paper_applies(identity) and protocol == DEFAULT_PROTOCOL
     if inline:
         _attach_paper(rows.values())
     apart = [] if inline else _paper_rows_for(list(rows))
+    collapsed = _collapsed_columns(list(rows.values()), columns)
+    for _ in collapsed:
+        _footnote(footnotes, ALL_COLLAPSED_NOTE)
+    chance = _chance_notes(next((r for r in rows.values() if r.dense), None), columns, footnotes)
     return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
-                 inline, apart, _count(cells, records))
+                 inline, apart, _count(cells, records), protocol, collapsed, chance)
 
 
 def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Column],
-               footnotes: list[str]) -> dict[str, Row]:
+               footnotes: list[str], predictions: dict) -> dict[str, Row]:
     """One Row per label with an Entry per column: the seeds' values, or marks with footnoted reasons."""
     rows: dict[str, Row] = {}
     problems: dict[tuple, list] = {}
@@ -255,11 +288,14 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
         ok = record is not None and record["status"] == "ok"
         for metric, _ in task_columns(cfg["task"]).values():
             column = column_for(columns, cfg["task"], metric, record)
-            entry = row.entries.setdefault(column, Entry("ok"))
+            entry = row.entries.setdefault(column, Entry("ok", metric=metric))
             entry.expected += 1
             value = record["metrics"].get(metric) if ok else None
             if isinstance(value, (int, float)) and math.isfinite(value):
                 entry.values.append(float(value))
+                entry.seeds.append(cfg.get("seed"))
+                entry.arrays.append(stats.cell_arrays(predictions.get(cell.key), metric))
+                entry.flagged |= flagged_collapsed(record, metric)
                 continue
             why = ("failed", f"metric {metric!r} is missing or not finite in the record") if ok \
                 else _problem(cell, record, corrupt)
@@ -276,6 +312,40 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                     footnotes, "not applicable: this row's results for the task are in its other column "
                                "(the column notes say why the columns are kept apart)")])
     return rows
+
+
+def flagged_collapsed(record: dict, metric: str) -> bool:
+    """True when a record itself says its predictions collapsed: a truthy ``collapsed`` or
+    ``constant_predictions`` (optionally split-prefixed, or a dict keyed by prefix or metric) in its
+    metrics, notes or top level."""
+    parsed = stats.split_metric(metric)
+    prefix = parsed[0] if parsed else ""
+    keys = ("collapsed", f"{prefix}collapsed", "constant_predictions", f"{prefix}constant_predictions")
+    for source in (record.get("metrics") or {}, record.get("notes") or {}, record):
+        for key in keys:
+            flag = source.get(key)
+            if isinstance(flag, dict):
+                flag = flag.get(prefix) or flag.get(metric)
+            if flag is True or (isinstance(flag, (int, float)) and flag == 1):
+                return True
+    return False
+
+
+def _attach_intervals(rows: Iterable[Row], footnotes: list[str]) -> None:
+    """Collapse marks, and bootstrap replicates and intervals for complete cells whose every seed has arrays."""
+    for row in rows:
+        for entry in row.entries.values():
+            have = [a for a in entry.arrays if a is not None]
+            metric = entry.metric
+            entry.collapsed = entry.flagged or any(stats.is_collapsed(a, metric) for a in have)
+            if entry.collapsed:
+                entry.notes.append(_footnote(footnotes, COLLAPSE_NOTE))
+            if entry.complete and have and len(have) == len(entry.values):
+                try:
+                    entry.reps = stats.replicates(have, metric)
+                except ValueError:  # seeds evaluated on different units: no interval rather than a wrong one
+                    continue
+                entry.ci = stats.interval(entry.reps)
 
 
 def _attach_paper(rows: Iterable[Row]) -> None:
@@ -317,17 +387,31 @@ def _bucketize(rows: list[Row]) -> list[tuple[float, list[Row]]]:
     return list(groups.items())
 
 
+def paired_bounds(first: Entry, second: Entry, higher_is_better: bool) -> tuple[float, float] | None:
+    """95% paired bootstrap interval of (first - second), oriented so positive favours ``first``.
+
+    None when the two cells cannot be paired: either lacks replicates, or they differ in seeds."""
+    if first.reps is None or second.reps is None or first.seeds != second.seeds \
+            or first.reps.shape != second.reps.shape:
+        return None
+    sign = 1 if higher_is_better else -1
+    return stats.paired_interval(sign * first.reps, sign * second.reps)
+
+
 def _mark_best(buckets: list, columns: list[Column]) -> None:
-    """Bold the best complete mean per bucket and column (ties all bold); buckets with one candidate stay plain."""
+    """Bold the best complete cell per bucket and column only when its paired interval to the runner-up
+    excludes zero; a collapsed cell is never bold, and cells without arrays are never bold."""
     for _, rows in buckets:
         for column in columns:
-            ranked = [r.entries[column] for r in rows if r.entries[column].complete]
-            if len(ranked) < 2:
-                continue
             sign = 1 if column.higher_is_better else -1
-            top = max(sign * e.mean for e in ranked)
-            for entry in ranked:
-                entry.best = math.isclose(sign * entry.mean, top, rel_tol=0, abs_tol=1e-12)
+            ranked = sorted(((r.label, r.entries[column]) for r in rows if r.entries[column].complete),
+                            key=lambda item: -sign * item[1].mean)
+            if len(ranked) < 2 or ranked[0][1].collapsed:
+                continue
+            (_, top), (runner, second) = ranked[:2]
+            bounds = paired_bounds(top, second, column.higher_is_better)
+            if bounds is not None and bounds[0] > 0:
+                top.best, top.lead = True, (runner, *bounds)
 
 
 def is_matching(entry: Entry, dense: Entry, higher_is_better: bool) -> bool:
@@ -339,8 +423,16 @@ def is_matching(entry: Entry, dense: Entry, higher_is_better: bool) -> bool:
     return entry.mean <= dense.mean + dense.std
 
 
+def is_indistinct(entry: Entry, dense: Entry) -> bool:
+    """≈: the paired bootstrap interval of (row - dense) contains 0; never for a collapsed cell."""
+    if not (entry.complete and dense.complete) or entry.collapsed or dense.collapsed:
+        return False
+    bounds = paired_bounds(entry, dense, True)
+    return bounds is not None and not stats.excludes_zero(bounds)
+
+
 def _mark_matching(buckets: list, columns: list[Column]) -> None:
-    """Mark entries that match dense (see ``is_matching``)."""
+    """Mark entries that match dense: ≈ where both have arrays, else the seed criterion (``is_matching``)."""
     dense = next((r for _, rows in buckets for r in rows if r.dense), None)
     if dense is None:
         return
@@ -349,8 +441,39 @@ def _mark_matching(buckets: list, columns: list[Column]) -> None:
             if row.dense:
                 continue
             for column in columns:
-                entry = row.entries[column]
-                entry.matching = is_matching(entry, dense.entries[column], column.higher_is_better)
+                entry, base = row.entries[column], dense.entries[column]
+                if entry.reps is not None:
+                    entry.indistinct = is_indistinct(entry, base)
+                elif not entry.collapsed:
+                    entry.matching = is_matching(entry, base, column.higher_is_better)
+
+
+def dense_above_chance(entry: Entry) -> tuple[bool, float] | None:
+    """(whether dense's 95% interval lies above chance, the chance level), or None without arrays or chance."""
+    arrays = next((a for a in entry.arrays if a is not None), None)
+    level = stats.chance(arrays, entry.metric) if arrays is not None and entry.ci else None
+    return None if level is None else (entry.ci[0] > level, level)
+
+
+def _chance_notes(dense: Row | None, columns: list[Column], footnotes: list[str]) -> dict:
+    """A header footnote for each column where dense's interval does not clear chance (nothing to rank)."""
+    out = {}
+    for column in columns:
+        verdict = dense_above_chance(dense.entries[column]) if dense is not None else None
+        if verdict is not None and not verdict[0]:
+            out[column] = _footnote(footnotes, f"{column.title}: dense is not above chance ({verdict[1]:.3f}) "
+                                               "with its 95% interval, so this column cannot rank the methods")
+    return out
+
+
+def _collapsed_columns(rows: list[Row], columns: list[Column]) -> list[Column]:
+    """Columns where every row with a value collapsed."""
+    out = []
+    for column in columns:
+        valued = [r.entries[column] for r in rows if r.entries[column].values]
+        if valued and all(e.collapsed for e in valued):
+            out.append(column)
+    return out
 
 
 def _paper_rows_for(labels: list[str]) -> list[dict]:
@@ -378,7 +501,8 @@ def board_from_frame(suite: Suite, frame: pd.DataFrame) -> Board:
     # a bare records_frame has no expected cells: then the records themselves define the grid
     cells = frame.attrs.get("cells") or [Cell(r["config"], r.get("label", "")) for r in records.values()]
     return build_board(suite.name, cells, records, frame.attrs.get("corrupt"),
-                       description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds))
+                       description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds),
+                       predictions=frame.attrs.get("predictions"))
 
 
 def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
@@ -389,13 +513,13 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
 
     if fmt == "md":
         written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
-        figures = [tables.Figure(f"{board.title}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
                    for p in written]
         return tables.board_markdown(board, figures)
     with tempfile.TemporaryDirectory() as tmp:  # printed pages still embed their plots
         written = plots.write_plots(board, report_paths(out)["plots"] if out is not None else Path(tmp))
-        figures = [tables.Figure(f"{board.title}: {p.column.title}", data_uri(p.png)) for p in written]
-    return html_document(f"{board.title} leaderboard", tables.board_html(board, figures))
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", data_uri(p.png)) for p in written]
+    return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board, figures))
 
 
 @register_renderer("prune-finetune")

@@ -36,10 +36,20 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "column"
 
 
-def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
-    """Per method [(x, mean, std)] sorted by x, and dense's (x, mean, std) or None; only rows with values.
+def band(entry) -> tuple[float, float] | None:
+    """A cell's error band: its 95% bootstrap interval, else mean ± one std over seeds, else None."""
+    if entry.ci:
+        return entry.ci
+    if entry.std is not None:
+        return (entry.mean - entry.std, entry.mean + entry.std)
+    return None
 
-    Every method's line starts at the dense point: sparsity 0 is where all pruning methods begin."""
+
+def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
+    """Per method [(x, mean, band)] sorted by x, and dense's (x, mean, band) or None; only rows with values.
+
+    ``band`` is (low, high) or None (see ``band``). Every method's line starts at the dense point: sparsity 0
+    is where all pruning methods begin."""
     lines: dict[str, list] = {}
     dense = None
     for row in board.rows:
@@ -48,9 +58,9 @@ def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
             continue
         x = row.achieved if row.achieved is not None else row.nominal
         if row.dense:
-            dense = (x, entry.mean, entry.std)
+            dense = (x, entry.mean, band(entry))
             continue
-        lines.setdefault(row.method, []).append((x, entry.mean, entry.std))
+        lines.setdefault(row.method, []).append((x, entry.mean, band(entry)))
     return {m: sorted(points + ([dense] if dense else []), key=lambda p: p[0]) for m, points in lines.items()}, dense
 
 
@@ -83,7 +93,7 @@ def column_figure(board: Board, column: Column) -> "Figure | None":
             _draw_dense(ax, dense)
         _draw_methods(ax, lines, paper_series(board, column))
         arrow = "higher is better" if column.higher_is_better else "lower is better"
-        ax.set_title(f"{board.title}: {column.title}")
+        ax.set_title(f"{board.title}: {column.title} ({board.protocol})")
         ax.set_xlabel("achieved global sparsity")
         ax.set_ylabel(f"{column.metric} ({arrow})")
         ax.grid(True, alpha=0.3)
@@ -92,19 +102,22 @@ def column_figure(board: Board, column: Column) -> "Figure | None":
 
 
 def _draw_dense(ax, dense: tuple) -> None:
-    """Dense as a dashed level, with a band of one std over seeds when there are several."""
-    _, mean, std = dense
+    """Dense as a dashed level, with its band (95% interval, or one std over seeds) when it has one."""
+    _, mean, low_high = dense
     ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
-    if std:
-        ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0, label="dense ± 1 std")
+    if low_high:
+        ax.axhspan(*low_high, color="black", alpha=0.08, linewidth=0, label="dense band")
 
 
 def _draw_methods(ax, lines: dict, published: dict) -> None:
-    """One line per method (error bars = std over seeds) and, if any, the paper's values dotted beside it."""
+    """One line per method (error bars = 95% interval, or std over seeds) and the paper's values dotted beside it."""
     order = list(METHOD_COLORS) + sorted(set(lines) - set(METHOD_COLORS))
     for i, method in enumerate(m for m in order if m in lines):
-        xs, ys, sds = zip(*lines[method])
-        yerr = [s or 0.0 for s in sds] if any(s for s in sds) else None
+        xs, ys, bands = zip(*lines[method])
+        yerr = None
+        if any(bands):
+            yerr = [[y - b[0] if b else 0.0 for y, b in zip(ys, bands)], [b[1] - y if b else 0.0 for y, b in zip(ys, bands)]]
+            yerr = [[max(e, 0.0) for e in side] for side in yerr]  # a percentile bound may sit past the value
         color = METHOD_COLORS.get(method, f"C{5 + i % 5}")
         name = METHOD_NAMES.get(method, method)
         ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5, color=color, label=name)

@@ -67,7 +67,16 @@ def suite_frame(suite: Suite, results_dir: Path) -> "pd.DataFrame":
     cells = expand(suite)
     frame = store.records_frame(results_dir, [c.key for c in cells])
     frame.attrs["cells"] = cells
+    frame.attrs["predictions"] = load_predictions(results_dir, frame.attrs["records"])
     return frame
+
+
+def load_predictions(results_dir: Path, records: dict) -> dict:
+    """Record key -> its per-example arrays, for the records that name a readable ``.npz``."""
+    from benchmarks import predictions
+
+    loaded = {key: predictions.load(results_dir, record) for key, record in records.items()}
+    return {key: arrays for key, arrays in loaded.items() if arrays is not None}
 
 
 def load_renderers() -> None:

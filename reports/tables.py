@@ -6,13 +6,16 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from reports import paper
-from reports.leaderboard import STATUS_WORD, Board, Column, Entry, Row
+from reports import claims, paper, stats
+from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
 from reports.render import template
 
 DIGITS = 3  # metrics, as the paper prints them
 SPARSITY_DIGITS = 4
 MATCH_MARK = "✓"
+SAME_MARK = "≈"  # statistically indistinguishable from dense (paired bootstrap)
+COLLAPSE_MARK = "⊘"
+APART_HEADING = "Published values (not ranked; the paper's finetune protocol on bert-base-uncased)"
 
 
 @dataclass(frozen=True)
@@ -33,27 +36,50 @@ def _diff(value: float) -> str:
     return f"{value:+.{DIGITS}f}"
 
 
+def _bounds(ci: tuple, value: float) -> str:
+    """'[0.79, 0.83]': one digit fewer than the value, so the cell stays readable."""
+    digits = DIGITS - 1 if abs(value) < 100 else 1
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def title(board: Board) -> str:
+    """The board's title, naming its protocol."""
+    return f"{board.title} · {board.protocol} protocol"
+
+
 def bucket_name(bucket: float, rows: list[Row]) -> str:
     """How a bucket is titled: 'dense' or the nominal global sparsity."""
     return "dense" if all(r.dense for r in rows) else f"sparsity {bucket:g}"
 
 
 def legend(board: Board) -> str:
-    """One paragraph explaining marks, bold, ± and the matching criterion."""
-    parts = ["Rows grouped by nominal global sparsity (upper/lower rates prune half the layers, so upper-0.6 "
-             "sits with full-0.3); bold: best mean in its bucket and column (lowest for perplexity), "
-             "only where at least two rows have complete results."]
-    if any(len(e.values) > 1 for r in board.rows for e in r.entries.values()):
+    """One paragraph explaining intervals, bold, marks and the matching criteria."""
+    entries = [e for r in board.rows for e in r.entries.values()]
+    parts = [f"Protocol: {board.protocol}. Rows grouped by nominal global sparsity (upper/lower rates prune half "
+             "the layers, so upper-0.6 sits with full-0.3)."]
+    if any(e.ci for e in entries):
+        parts.append(f"[lo, hi]: 95% percentile bootstrap interval ({stats.RESAMPLES:,} resamples of the evaluation "
+                     "examples, MLM blocks for MLM, and of seeds when there are several; docs/statistics.md).")
+    parts.append("Bold: best in its bucket and column (lowest for perplexity) only where the 95% paired bootstrap "
+                 "interval of its difference to the runner-up excludes zero; cells without per-example arrays, "
+                 "collapsed cells and partial cells are never bold.")
+    if any(len(e.values) > 1 for e in entries):
         parts.append("Cells show mean ± sample std over seeds.")
-    if len(board.seeds) > 1:
-        parts.append(f"{MATCH_MARK} matching (lottery-ticket criterion): the row's mean is no worse than the dense "
-                     "row's mean minus one standard deviation of the dense row over seeds.")
-    na = any(e.status == "na" for r in board.rows for e in r.entries.values())
+    if any(e.reps is not None for e in entries):
+        parts.append(f"{SAME_MARK}: statistically indistinguishable from dense (the paired bootstrap interval of "
+                     "the row minus dense contains zero).")
+    if any(e.collapsed for e in entries):
+        parts.append(f"{COLLAPSE_MARK}: collapsed (one class for at least 95% of examples, or a constant "
+                     "regressor); never bold and never matching.")
+    if len(board.seeds) > 1 and any(e.reps is None and e.values for e in entries):
+        parts.append(f"{MATCH_MARK} matching (lottery-ticket criterion, cells without arrays): the row's mean is no "
+                     "worse than the dense row's mean minus one standard deviation of the dense row over seeds.")
+    na = any(e.status == "na" for e in entries)
     parts.append("Marks: missing (no record yet), skipped (data unavailable), failed (the cell raised), "
                  "unreadable (corrupt record)" + (", n/a (results in the task's other column)" if na else "")
                  + "; see the numbered notes.")
     if board.paper_inline:
-        parts.append(f"paper: published value ({paper.PAPER_CITATION}); Δ = ours minus paper.")
+        parts.append(f"paper: published value ({paper.PAPER_CITATION}); Δ = ours minus paper; never ranked with ours.")
     return " ".join(parts)
 
 
@@ -79,20 +105,32 @@ def headers(board: Board) -> list[dict]:
     out = [{"text": "method", "notes": [], "title": None}]
     for column in board.columns:
         notes = [board.footnotes.index(column.note) + 1] if column.note else []
+        text = f"{column.title} · {board.protocol}"
+        if column in board.collapsed_columns:
+            notes.append(board.footnotes.index(ALL_COLLAPSED_NOTE) + 1)
+            text += f" {COLLAPSE_MARK}"
+        if column in board.chance_notes:
+            notes.append(board.chance_notes[column])
         arrow = "higher is better" if column.higher_is_better else "lower is better"
-        out.append({"text": column.title, "notes": notes, "title": f"{column.task}: {column.metric}, {arrow}"})
+        out.append({"text": text, "notes": notes,
+                    "title": f"{column.task}: {column.metric}, {arrow}, {board.protocol} protocol"})
     out.append({"text": "achieved sparsity", "notes": [], "title": "mean measured global sparsity of the row's records"})
     return out
 
 
 def cell_view(entry: Entry, column: Column) -> dict:
     """What one cell shows: value, std, marks, notes and the paper's value, as strings."""
-    view = {"value": None, "sd": None, "matching": entry.matching, "word": STATUS_WORD.get(entry.status, entry.status),
+    view = {"value": None, "sd": None, "ci": None, "matching": entry.matching, "same": entry.indistinct,
+            "collapsed": entry.collapsed, "lead": None, "word": STATUS_WORD.get(entry.status, entry.status),
             "notes": list(entry.notes), "paper": None, "diff": None, "diff_class": "", "sort": ""}
     if entry.values:
         view["value"] = _num(entry.mean)
         view["sd"] = _num(entry.std) if entry.std is not None else None
+        view["ci"] = _bounds(entry.ci, entry.mean) if entry.ci else None
         view["sort"] = repr(round(entry.mean, 12))
+    if entry.lead:
+        runner, lo, hi = entry.lead
+        view["lead"] = f"better than {runner}: paired 95% interval of the difference [{lo:+.{DIGITS}f}, {hi:+.{DIGITS}f}]"
     if entry.paper is not None:
         view["paper"] = _num(entry.paper)
         if entry.diff is not None:
@@ -100,6 +138,7 @@ def cell_view(entry: Entry, column: Column) -> dict:
             view["diff"] = _diff(entry.diff)
             view["diff_class"] = "pos" if better else "neg"
     classes = ["best"] if entry.best else []
+    classes += ["collapsed"] if entry.collapsed else []
     if not entry.values:
         classes += ["status", entry.status]
     elif entry.status == "partial":
@@ -138,7 +177,8 @@ def paper_apart_note(board: Board) -> str:
 def board_view(board: Board, figures: list[Figure] = ()) -> dict:
     """Everything the templates need, as strings."""
     return {
-        "title": board.title,
+        "title": title(board),
+        "protocol": board.protocol,
         "description": board.description,
         "model": board.model,
         "model_id": model_id(board),
@@ -152,6 +192,8 @@ def board_view(board: Board, figures: list[Figure] = ()) -> dict:
         "footnotes": board.footnotes,
         "paper_apart": paper_apart_view(board),
         "paper_apart_note": paper_apart_note(board),
+        "apart_heading": APART_HEADING,
+        "claims": claims.section_view(board),
         "figures": [{"src": f.src, "alt": f.caption, "caption": f.caption, "width": f.width, "height": f.height}
                     for f in figures],
     }
@@ -164,13 +206,16 @@ def _md_notes(notes: list[int]) -> str:
 
 
 def md_cell(c: dict) -> str:
-    """A cell as Markdown text: '**0.853 ± 0.004** ✓[2] · paper 0.857 (Δ -0.004)'."""
+    """A cell as Markdown text: '**0.853 ± 0.004** [0.84, 0.86] ≈[2] · paper 0.857 (Δ -0.004)'."""
     if c["value"] is None:
         text = c["word"]
     else:
         text = c["value"] + (f" ± {c['sd']}" if c["sd"] else "")
         text = f"**{text}**" if "best" in c["classes"].split() else text
+        text += f" {c['ci']}" if c["ci"] else ""
         text += f" {MATCH_MARK}" if c["matching"] else ""
+        text += f" {SAME_MARK}" if c["same"] else ""
+        text += f" {COLLAPSE_MARK}" if c["collapsed"] else ""
     text += _md_notes(c["notes"])
     if c["paper"] is not None:
         text += f" · paper {c['paper']}" + (f" (Δ {c['diff']})" if c["diff"] is not None else "")
@@ -189,13 +234,34 @@ def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
              tabulate(body, headers=head, tablefmt="github", disable_numparse=True), v["legend"]]
     if v["footnotes"]:
         parts.append("Notes:\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(v["footnotes"], 1)))
+    parts.append(claims_markdown(v["claims"]))
     if v["paper_apart"]:
         apart = v["paper_apart"]
-        parts.append("## Published values (not ranked)\n\n" + v["paper_apart_note"] + "\n\n"
+        parts.append(f"## {APART_HEADING}\n\n" + v["paper_apart_note"] + "\n\n"
                      + tabulate(apart["rows"], headers=apart["headers"], tablefmt="github", disable_numparse=True))
     if figures:
-        parts.append("## Metric against achieved sparsity\n\n" + "\n".join(f"![{f.caption}]({f.src})" for f in figures))
+        parts.append(f"## Metric against achieved sparsity ({v['protocol']} protocol)\n\n" + "\n".join(f"![{f.caption}]({f.src})" for f in figures))
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def claims_markdown(view: dict) -> str:
+    """The claims sections (our records, then the paper's table) as Markdown."""
+    parts = [f"## The paper's claims, checked on these records ({view['protocol']} protocol)",
+             view["rule"], view["legend"], f"**{view['ours_summary']}**"]
+    parts += _claims_md(view["ours"])
+    parts += ["## The paper's claims, checked on the paper's own table (finetune protocol, bert-base-uncased)",
+              view["paper_note"], f"**{view['paper_summary']}**"]
+    parts += _claims_md(view["paper"])
+    return "\n\n".join(parts)
+
+
+def _claims_md(results: list[dict]) -> list[str]:
+    parts = []
+    for i, c in enumerate(results, 1):
+        parts.append(f"### {i}. {c['text']}\n\nTested: {c['how']}\n\nVerdict: **{c['verdict']}** · {c['count']}")
+        if c["rows"]:
+            parts.append(tabulate(c["rows"], headers=c["headers"], tablefmt="github", disable_numparse=True))
+    return parts
 
 
 def board_html(board: Board, figures: list[Figure] = ()) -> str:

@@ -159,3 +159,39 @@ def fake_kind():
 
     yield make
     ANALYSES.unregister("fake-grid")
+
+
+# ---- speed ratios (`bench` marker, run by `tox -e bench`) ---------------------------------------------------
+
+_RATIOS: list[str] = []
+
+
+@pytest.fixture
+def report_ratio(benchmark, request):
+    """Record a speed ratio and its roofline (the best this machine allows, or None) in the benchmark JSON's
+    extra_info and in the run's closing "speed ratios" summary."""
+
+    def report(name: str, ratio: float, roofline: float | None, **details) -> None:
+        benchmark.extra_info.update({"ratio": ratio, "roofline": roofline, **details})
+        bound = f"roofline {roofline:.2f}x" if roofline is not None else "no roofline"
+        _RATIOS.append(f"{name}: {ratio:.2f}x ({bound}) [{request.node.name}]")
+
+    return report
+
+
+def cpu_simd_flags() -> str:
+    """The SIMD flags that decide float32 kernels here (avx, avx2, fma, avx512*, or Arm's), for reports."""
+    from benchmarks.mnist.regen import _machine
+
+    info = _machine()
+    return f"{info['machine']} {' '.join(info['cpu_simd_flags']) or 'no SIMD flags read'}" + \
+        ("" if info["avx512"] else " (no AVX-512)") + f"; torch CPU capability {info['aten_cpu_capability']}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After a bench run: every measured ratio with its roofline, and the CPU it was measured on."""
+    if _RATIOS:
+        terminalreporter.section("speed ratios (same-process pytest-benchmark minima)")
+        terminalreporter.write_line(f"cpu: {cpu_simd_flags()}")
+        for line in _RATIOS:
+            terminalreporter.write_line(line)

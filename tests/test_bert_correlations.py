@@ -267,7 +267,8 @@ def _stats_loop(w: torch.Tensor) -> list:
             for r in w]
 
 
-def test_node_statistics_are_vectorized(benchmark):
+@pytest.mark.bench
+def test_node_statistics_are_vectorized(benchmark, report_ratio):
     """Vectorized per-row statistics vs a loop over nodes, same process, bert-base intermediate shape."""
     w = pruned_random((3072, 768), seed=9)
     with intra_op_threads(1):  # both sides on one thread, so a loaded machine slows them alike
@@ -282,13 +283,13 @@ def test_node_statistics_are_vectorized(benchmark):
         benchmark.pedantic(bertcorr.vector_stats, args=(w, 1), rounds=3, iterations=1)
     vector_seconds = min(vector_seconds, benchmark.stats.stats.min)
     ratio = loop_seconds / vector_seconds
-    benchmark.extra_info["loop_over_vectorized"] = ratio
+    report_ratio("Python loop over nodes / vectorized node statistics", ratio, None)
     # Measured ~9-18x here; 3x leaves room for a loaded machine while still catching a per-node loop.
     assert ratio > 3, f"vectorized stats only {ratio:.1f}x faster than a Python loop over nodes"
 
 
-@pytest.mark.slow
-def test_bert_base_sized_analysis_speed(benchmark):
+@pytest.mark.bench
+def test_bert_base_sized_analysis_speed(benchmark, report_ratio):
     """Whole analysis on random bert-base weights; baseline in the same process: the per-matrix pruning alone."""
     model = bertcorr.bert_base_random()
     layers = bertcorr.layer_matrices(model)
@@ -297,7 +298,8 @@ def test_bert_base_sized_analysis_speed(benchmark):
     prune_seconds = time.perf_counter() - start
     benchmark.pedantic(bertcorr.analyze_model, args=(model, 0.5), rounds=1, iterations=1)
     seconds = benchmark.stats.stats.min
-    benchmark.extra_info.update(seconds=seconds, prune_seconds=prune_seconds)
+    report_ratio("bert-base correlation analysis / its per-matrix pruning alone", seconds / prune_seconds, None,
+                 seconds=seconds, prune_seconds=prune_seconds)
     # The statistics add a bounded multiple of one pass over the weights (pruning reads each once).
     assert seconds / prune_seconds < 15, f"analysis {seconds:.1f}s is {seconds / prune_seconds:.1f}x the pruning"
 

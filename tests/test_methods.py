@@ -252,8 +252,8 @@ def test_global_equals_torch_prune(rate):
         assert torch.equal(ours[name], ref[name]), name
 
 
-@pytest.mark.slow  # torch's global_unstructured alone takes 10+ s per call on a bert-base encoder
-def test_global_mask_speed_vs_torch_prune(benchmark):
+@pytest.mark.bench  # torch's global_unstructured alone takes 10+ s per call on a bert-base encoder
+def test_global_mask_speed_vs_torch_prune(benchmark, report_ratio):
     """bert-base-sized encoder (72 matrices, 85M weights): ours vs torch.nn.utils.prune, same process.
 
     The ratio (torch's best time / ours' best time) must be >= 10; both times go in extra_info.
@@ -276,8 +276,8 @@ def test_global_mask_speed_vs_torch_prune(benchmark):
     ours_cpu = time.process_time() - cpu_start  # CPU seconds: what the call costs when the machine is shared
     torch_best = _timed(lambda: torch_global_masks(model, 0.5))  # one call: it is the slow side
     ratio = torch_best / ours_best
-    benchmark.extra_info.update({"ours_s": ours_best, "ours_cpu_s": ours_cpu, "torch_prune_s": torch_best,
-                                 "ratio": ratio})
+    report_ratio("torch.nn.utils.prune / our global mask on a bert-base encoder", ratio, None, ours_s=ours_best,
+                 ours_cpu_s=ours_cpu, torch_prune_s=torch_best)
     print(f"\nglobal mask on bert-base encoder: ours {ours_best:.3f} s (CPU {ours_cpu:.3f} s), "
           f"torch prune {torch_best:.3f} s, ratio {ratio:.1f}x")
     assert ratio >= 10

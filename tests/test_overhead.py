@@ -1,4 +1,5 @@
-"""The harness's evaluation adds at most 5% to a bare Hugging Face forward over the same batches.
+"""The harness's evaluation adds at most 5% to a bare Hugging Face forward over the same batches (``bench``
+marker: run by ``tox -e bench``, never in the default run, as the ratio depends on how fast this CPU runs the model).
 
 Both sides tokenize the same examples, pad each batch of 32 dynamically and run the same model;
 the harness side is ``benchmarks.tasks.glue.predict`` (dataset, collator, accelerate data loader,
@@ -22,6 +23,9 @@ from benchmarks.models import resolve_model  # noqa: E402
 from benchmarks.tasks.glue import predict  # noqa: E402
 
 RECIPE = {"max_length": 64, "eval_batch_size": 32}
+# The project's target (docs/bert-grid.md). Both sides run the same model on the same batches, so the ratio is
+# the harness's own per-batch Python cost over one forward: 0.96 measured on a 2-core AVX2 machine; a much
+# faster CPU shortens the forward and raises it, which `tox -e bench` reports.
 MAX_OVERHEAD = 1.05
 
 
@@ -63,7 +67,8 @@ def _interleaved_minima(fns: dict, rounds: int = 7) -> dict:
     return best
 
 
-def test_harness_predict_overhead(benchmark, setup):
+@pytest.mark.bench
+def test_harness_predict_overhead(benchmark, report_ratio, setup):
     model, tokenizer, examples, accelerator = setup
     harness = lambda: predict(model, tokenizer, examples, RECIPE, accelerator, False)  # noqa: E731
     bare = lambda: bare_forward(model, tokenizer, examples)  # noqa: E731
@@ -72,6 +77,7 @@ def test_harness_predict_overhead(benchmark, setup):
     assert (preds == bare().numpy()).all()  # same examples, same answers
     best = _interleaved_minima({"bare": bare, "harness": harness})
     ratio = best["harness"] / best["bare"]
-    benchmark.extra_info.update(harness_over_bare=ratio, **{f"{k}_min_s": v for k, v in best.items()})
+    report_ratio("harness / bare Hugging Face evaluation time", ratio, 1.0,
+                 **{f"{k}_min_s": v for k, v in best.items()})
     print(f"\nharness/bare evaluation time ratio: {ratio:.3f} (interleaved min of 7 rounds each)")
     assert ratio <= MAX_OVERHEAD

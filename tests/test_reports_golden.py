@@ -36,3 +36,18 @@ def test_saved_records_are_what_the_fixture_generator_makes(case):
     assert not saved.corrupt
     made = {c.key: golden.make_record(case, c) for c in golden.case_cells(case)}
     assert saved.records == {k: r for k, r in made.items() if r is not None}
+
+
+@pytest.mark.parametrize("case", [name for name, case in golden.CASES.items() if case.get("arrays")])
+def test_saved_arrays_are_what_the_fixture_generator_makes(case):
+    """The per-example arrays beside the records are the generator's (npz bytes carry a zip time stamp)."""
+    from benchmarks import predictions
+
+    saved = store.load_records(golden.RECORDS / case)
+    for cell in golden.case_cells(case):
+        record = saved.records[cell.key]
+        arrays = predictions.load(golden.RECORDS / case, record)
+        made = golden.make_arrays(cell)
+        assert arrays is not None and sorted(arrays) == sorted(made)
+        for name, values in made.items():
+            assert (arrays[name] == values).all() and arrays[name].dtype == values.dtype

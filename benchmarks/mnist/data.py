@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from benchmarks.errors import DataMissing, UserError
+from benchmarks import paths
 from benchmarks.paths import MNIST_FILES
 
 # Mean and std of the training pixels in [0, 1] (the usual torchvision constants).
@@ -65,10 +66,10 @@ def _load_mirror(data_dir: str, split: str) -> Split:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_hub(split: str) -> Split:  # pragma: no cover - needs network
+def _load_hub(split: str, location: str = HUB_ID) -> Split:
     import datasets
 
-    ds = datasets.load_dataset(HUB_ID, split="train" if split == "train" else "test")
+    ds = datasets.load_dataset(location, split="train" if split == "train" else "test")
     images = np.stack([np.asarray(im, dtype=np.uint8).reshape(784) for im in ds["image"]])
     labels = np.asarray(ds["label"], dtype=np.int64)
     return Split(torch.from_numpy(images), torch.from_numpy(labels), {f"hub:{HUB_ID}:{split}": ds._fingerprint})
@@ -82,7 +83,7 @@ def load_split(split: str, data_dir: Path | None) -> Split:
         except FileNotFoundError as exc:
             raise DataMissing(f"MNIST file {exc} missing from the mirror") from None
     try:
-        return _load_hub(split)
+        return _load_hub(split, paths.hub_location(HUB_ID))
     except Exception as exc:  # offline: the hub is unreachable
         raise DataMissing(f"MNIST not in the mirror and the hub failed ({exc.__class__.__name__}); "
                           "pass --data-dir with an mnist/ folder") from None

@@ -54,30 +54,44 @@ def _test_accuracy(models: list[list[torch.Tensor]], pruned: list[list[np.ndarra
     return np.concatenate(out)
 
 
-def run_correlations(recipe: Recipe, n_models: int, seed: int, rates: dict, data_dir: Path | None,
-                     train_limit: int | None = None, device: str | torch.device = "cpu") -> dict:
-    """Train ``n_models`` models, prune them, and compute Table 1 (mean over models) and Table 2 (model 0)."""
-    timer = Timer()
-    x, y, xt, yt, sha = load_xy(data_dir, recipe.input_scaling, train_limit)
-    seeds = [seed * 100_000 + i for i in range(n_models)]
-    models = train_models(seeds, x.to(device), y.to(device), recipe)
-    train_time = timer.read()
-    pruned = analysis.prune_models(models, rates)
+def model_seeds(seed: int, n_models: int) -> list[int]:
+    """The per-model seeds of a correlations cell with cell seed ``seed``."""
+    return [seed * 100_000 + i for i in range(n_models)]
+
+
+def summarize_pruned(pruned: list[list[np.ndarray]]) -> dict:
+    """Table 1 (mean, std and per model), Table 2 (model 0 and mean over models), model 0's per-node
+    properties (Fig 2) and dead hidden-1 nodes per model, from each model's pruned [W1, W2, W3]."""
     t1 = [analysis.table1(ws) for ws in pruned]
     t2 = [analysis.table2(ws) for ws in pruned]
-    dense_acc = _test_accuracy(models, None, recipe, xt, yt)
-    pruned_acc = _test_accuracy(models, pruned, recipe, xt, yt)
-    table1_mean = {row: _nanmean([t[row] for t in t1]) for row in analysis.TABLE1_ROWS}
     t2_mean = {layer: {p: _nanmean([t[layer][p] for t in t2]) for p in (*analysis.PROPERTIES, "dead_nodes")}
                for layer in ("hidden1", "hidden2")}
     return {
-        "table1": table1_mean,
+        "table1": {row: _nanmean([t[row] for t in t1]) for row in analysis.TABLE1_ROWS},
         "table1_std": {row: float(np.nanstd([t[row] for t in t1])) for row in analysis.TABLE1_ROWS},
         "table1_per_model": t1,
         "table2": {layer: t2[0][layer] for layer in ("hidden1", "hidden2")},
         "table2_mean": t2_mean,
         "nodes_model0": {layer: {k: v.tolist() for k, v in props.items()} for layer, props in t2[0]["nodes"].items()},
         "dead_nodes_per_model": [t["hidden1"]["dead_nodes"] for t in t2],
+    }
+
+
+def run_correlations(recipe: Recipe, n_models: int, seed: int, rates: dict, data_dir: Path | None,
+                     train_limit: int | None = None, device: str | torch.device = "cpu",
+                     init_params: list[list[torch.Tensor]] | None = None) -> dict:
+    """Train ``n_models`` models (from ``init_params`` when given), prune them, and compute Table 1 (mean
+    over models) and Table 2 (model 0)."""
+    timer = Timer()
+    x, y, xt, yt, sha = load_xy(data_dir, recipe.input_scaling, train_limit)
+    seeds = model_seeds(seed, n_models)
+    models = train_models(seeds, x.to(device), y.to(device), recipe, init_params=init_params)
+    train_time = timer.read()
+    pruned = analysis.prune_models(models, rates)
+    dense_acc = _test_accuracy(models, None, recipe, xt, yt)
+    pruned_acc = _test_accuracy(models, pruned, recipe, xt, yt)
+    return {
+        **summarize_pruned(pruned),
         "accuracy_dense": float(dense_acc.mean()),
         "accuracy_pruned": float(pruned_acc.mean()),
         "train_timing": train_time,

@@ -53,7 +53,7 @@ def load_wikitext(data_dir: Path | None, split: str = "test") -> tuple[str, dict
     try:
         import datasets
 
-        ds = datasets.load_dataset(*WIKITEXT_HUB, split=split)
+        ds = datasets.load_dataset(paths.hub_location(WIKITEXT_HUB[0]), WIKITEXT_HUB[1], split=split)
     except Exception as exc:  # network or hub errors: the cell is skipped with the reason
         raise DataMissing(f"WikiText-2 raw {split} could not be loaded from the hub ({exc.__class__.__name__}); "
                           f"pass --data-dir with a local mirror") from None

@@ -4,7 +4,10 @@ The records under tests/golden/records/<case>/ are synthetic (notes.fixture says
 formula below, not from training. They are shaped like the runner's records (same fields) and cover what
 the leaderboard must show: several seeds, a failed, a skipped and a missing cell, a seed that failed in
 an otherwise complete cell, a dev-split QNLI, pre-trained and fitted MLM heads, and both model cases
-(bert-base-uncased: the paper's values inline; MiniLM: the paper's values apart).
+(bert-base-uncased: the paper's values inline; MiniLM: the paper's values apart). The case
+``zeroshot-arrays`` also writes per-example arrays (records/<key>.npz, benchmarks.predictions) drawn
+from a fixed generator, so its report has intervals, bold backed by paired intervals, the ≈ and
+collapse marks and a claims section with verdicts.
 
 Regenerate records and expected outputs after an intended change, then review the diff:
 
@@ -15,16 +18,19 @@ The test (tests/test_reports_golden.py) renders the records and compares with te
 
 from __future__ import annotations
 
+import hashlib
 import random
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import store  # noqa: E402
+from benchmarks import predictions, store  # noqa: E402
 from benchmarks.config import Cell, canonical_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -69,7 +75,19 @@ CASES = {
         "problems": {("full-0.7", "sst2", 0): ("failed", "ValueError: loss is nan (fixture)")},
         "dev_split": [],
     },
+    # the zero-shot protocol with per-example arrays: intervals, paired bold, ≈, collapse, the claims
+    "zeroshot-arrays": {
+        "model": MINILM, "seeds": [0], "tasks": ["mrpc", "stsb", "sst2", "mlm"], "protocol": "zeroshot",
+        "rows": [("dense", None, {}), ("global", 0.1, {}), ("random", 0.1, {}), ("upper", 0.2, {}),
+                 ("lower", 0.2, {}), ("global", 0.45, {}), ("random", 0.45, {}), ("upper", 0.9, {}),
+                 ("lower", 0.9, {}), ("global", 0.7, {}), ("random", 0.7, {})],
+        "mlm_head": "fitted",
+        "problems": {}, "dev_split": [], "arrays": True,
+    },
 }
+# zeroshot-arrays: how much of dense's skill a row keeps at its nominal sparsity (synthetic), per method.
+DAMAGE = {"dense": 0.0, "global": 0.6, "lower": 0.8, "upper": 1.6, "random": 2.2}
+UNITS = {"mrpc": 240, "stsb": 200, "sst2": 300, "mlm": 48}  # dev examples, or MLM blocks
 
 
 def label_of(method: str, rate: float | None, options: dict) -> str:
@@ -101,6 +119,8 @@ def case_cells(name: str) -> list[Cell]:
                 config = {"kind": "prune-finetune", "model": case["model"], "method": method, "sparsity": rate,
                           "options": options, "label": label, "task": task, "task_version": "1",
                           "recipe": RECIPE, "scale": "full", "seed": seed}
+                if "protocol" in case:
+                    config["protocol"] = case["protocol"]
                 cells.append(Cell(config, f"{label} {task} seed={seed}"))
     return cells
 
@@ -116,6 +136,56 @@ def _metrics(cell: Cell, sparsity: float) -> dict:
         out[metric] = round(value, 6)
     if cfg["task"] == "mlm":
         out["mlm_ppl"] = round(22.0 * (1 + 6 * penalty * sparsity ** 2) + rng.gauss(0, 0.3), 6)
+    return out
+
+
+def _rng(*parts) -> np.random.Generator:
+    """A generator seeded from text, so every array is a fixed function of its names."""
+    return np.random.default_rng(int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:16], 16))
+
+
+def make_arrays(cell: Cell) -> dict[str, np.ndarray]:
+    """Per-example arrays of a zeroshot-arrays cell: rows share the examples and their difficulty (paired)."""
+    cfg = cell.config
+    task, n = cfg["task"], UNITS[cfg["task"]]
+    skill = max(0.05, 1.0 - DAMAGE[cfg["method"]] * nominal(cfg["method"], cfg["sparsity"], cfg["options"]) ** 1.5)
+    shared, own = _rng("examples", task), _rng("row", cfg["label"], task)
+    if task == "mlm":
+        tokens = shared.integers(14, 22, n)
+        p = 0.5 * skill
+        correct = own.binomial(tokens, p)
+        nll = tokens * (2.5 + 3.0 * (1 - skill)) + own.normal(0, 1.0, n)
+        return {"mlm_correct": correct, "mlm_tokens": tokens, "mlm_nll": nll.round(4)}
+    if task == "stsb":
+        gold = shared.uniform(0, 5, n).round(2)
+        pred = skill * gold + own.normal(0, 1.2, n) + (1 - skill) * own.normal(0, 2.0, n)
+        return {"pred": pred.round(4).astype(np.float32), "label": gold.astype(np.float32)}
+    label = shared.integers(0, 2, n)
+    difficulty = shared.uniform(0, 1, n)
+    correct = difficulty + own.normal(0, 0.15, n) < 0.55 + 0.35 * skill
+    pred = np.where(correct, label, 1 - label)
+    if cfg["method"] == "random" and nominal(cfg["method"], cfg["sparsity"], cfg["options"]) >= 0.7:
+        pred = np.ones(n, dtype=pred.dtype)  # this row's classifier collapsed onto one class
+    return {"pred": pred, "label": label}
+
+
+def metrics_from_arrays(task: str, arrays: dict) -> dict:
+    """Record metrics computed directly (not through reports.stats, which the reports use)."""
+    from scipy import stats as sps
+
+    if task == "mlm":
+        tokens = arrays["mlm_tokens"].sum()
+        return {"mlm_accuracy": round(float(arrays["mlm_correct"].sum() / tokens), 6),
+                "mlm_ppl": round(float(np.exp(arrays["mlm_nll"].sum() / tokens)), 6)}
+    pred, label = arrays["pred"], arrays["label"]
+    if task == "stsb":
+        return {"pearson": round(float(sps.pearsonr(pred, label)[0]), 6),
+                "spearman": round(float(sps.spearmanr(pred, label)[0]), 6)}
+    out = {"accuracy": round(float(np.mean(pred == label)), 6)}
+    if task == "mrpc":
+        from sklearn.metrics import f1_score
+
+        out["f1"] = round(float(f1_score(label, pred)), 6)
     return out
 
 
@@ -136,10 +206,13 @@ def make_record(name: str, cell: Cell) -> dict | None:
     if cfg["task"] in case["dev_split"]:
         notes["data_split"] = DEV_SPLIT
     ok = status == "ok"
+    arrays = make_arrays(cell) if case.get("arrays") and ok else None
+    metrics = (metrics_from_arrays(cfg["task"], arrays) if arrays else _metrics(cell, achieved)) if ok else {}
+    extra = {"predictions": f"{cell.key}.npz"} if arrays else {}
     return {
         "key": cell.key, "suite": name, "label": cell.label, "status": status, "error": error,
-        "config": cfg, "config_canonical": canonical_json(cfg),
-        "metrics": _metrics(cell, achieved) if ok else {},
+        "config": cfg, "config_canonical": canonical_json(cfg), **extra,
+        "metrics": metrics,
         "sparsity": {"global_before": achieved, "global_after": achieved} if ok else {},
         "notes": notes, "artifacts": {},
         "timings": {"seconds": 1.0, "started": "2026-01-01T00:00:00+00:00"},
@@ -153,8 +226,12 @@ def write_records(name: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     for cell in case_cells(name):
         record = make_record(name, cell)
-        if record is not None:
-            store.write_record(folder, record)
+        if record is None:
+            continue
+        if record.get("predictions"):  # arrays first, so a record never names a missing file
+            store.write_bytes_atomic(predictions.predictions_path(folder, cell.key),
+                                     predictions.to_bytes(make_arrays(cell)))
+        store.write_record(folder, record)
     return folder
 
 
@@ -164,14 +241,17 @@ def render_case(name: str, fmt: str) -> str:
     from reports.leaderboard import build_board
     from reports.render import html_document
 
+    from reports.render import load_predictions
+
     loaded = store.load_records(RECORDS / name)
     case = CASES[name]
     board = build_board(name, case_cells(name), loaded.records, loaded.corrupt,
                         description=f"golden-test fixture {name} (synthetic records)",
-                        model=case["model"]["model"], scale="full", seeds=case["seeds"])
+                        model=case["model"]["model"], scale="full", seeds=case["seeds"],
+                        predictions=load_predictions(RECORDS / name, loaded.records))
     if fmt == "md":
         return tables.board_markdown(board)
-    return html_document(f"{name} leaderboard", tables.board_html(board))
+    return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board))
 
 
 def expected_path(name: str, fmt: str) -> Path:

@@ -1,0 +1,282 @@
+"""Leaderboard statistics from per-example arrays (benchmarks/predictions.py): metrics, bootstrap intervals,
+paired differences, a paired permutation test and McNemar's test. numpy and scipy only (no torch).
+
+Every metric is computed for a whole matrix of resamples at once: ``fn(arrays, w)`` with ``w`` of shape
+(units, resamples), how often each resample drew each unit, returns one value per resample. The resamples
+depend only on the number of units and the fixed ``SEED``, so every row of a column (same dev examples,
+same order) is resampled with the same indices: the difference of two rows' replicates *is* their paired bootstrap (Koehn 2004;
+Berg-Kirkpatrick et al. 2012). docs/statistics.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from benchmarks import predictions as P
+
+SEED = 20221  # fixed: the same records give the same intervals on every run
+RESAMPLES = 2000
+LEVEL = 0.95
+Arrays = dict  # array name (without prefix) -> np.ndarray, one seed of one cell
+
+
+# -- metrics, vectorised over resamples -----------------------------------------------------------
+# A resample is a column of weights, how many times it drew each unit: ``w`` has shape (units, resamples)
+# (``unit_weights``). Sums over resamples are then one product ``x @ w``, and gathering units gathers whole
+# contiguous rows, which is what keeps 2,000 resamples of a few thousand examples fast.
+
+def _sum(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64) @ w
+
+
+def _accuracy(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return _sum(a[P.PRED] == a[P.LABEL], w) / w.sum(axis=0)
+
+
+def _f1(a: Arrays, w: np.ndarray) -> np.ndarray:
+    """Binary F1 of class 1; 0 where undefined (as benchmarks.tasks.glue.binary_f1)."""
+    pred, label = (a[P.PRED] == 1), (a[P.LABEL] == 1)
+    tp, denom = _sum(pred & label, w), _sum(pred, w) + _sum(label, w)
+    return np.where(denom == 0, 0.0, 2 * tp / np.maximum(denom, 1))
+
+
+def _tie_groups(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order that sorts x, start of each run of equal values in that order, tie group of each unit)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    group = np.empty(len(x), dtype=np.intp)
+    group[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(x)]))
+    return order, starts, group
+
+
+def _group_sums(w: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Rows of ``w`` summed per tie group (groups in increasing value): shape (groups, resamples)."""
+    sorted_w = w[order]
+    return sorted_w if len(starts) == len(order) else np.add.reduceat(sorted_w, starts, axis=0)
+
+
+def _ranks(w: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(average rank of each tie group per resample, the group's weight, each unit's group).
+
+    Ranks are 1-based with ties averaged, as scipy.stats.rankdata: a group's rank is the weight of the
+    smaller groups plus (its own weight + 1) / 2, the mean of the ranks its copies take in the resample."""
+    order, starts, group = _tie_groups(np.asarray(x))
+    weight = _group_sums(w, order, starts)
+    return np.cumsum(weight, axis=0) - weight + (weight + 1) / 2, weight, group
+
+
+def _roc_auc(a: Arrays, w: np.ndarray) -> np.ndarray:
+    """Mann-Whitney form of ROC AUC (ties count a half, as sklearn); nan without both classes."""
+    positive = (a[P.LABEL] == 1)
+    ranks, _, group = _ranks(w, a[P.SCORE])
+    rank_sum = (ranks[group[positive]] * w[positive]).sum(axis=0)
+    n1 = _sum(positive, w)
+    n0 = w.sum(axis=0) - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def _r_from_sums(n, sx, sy, sxx, syy, sxy) -> np.ndarray:
+    """Pearson r from weighted sums; 0 where either variable is constant (the tasks' convention)."""
+    cxx, cyy, cxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
+    denom = np.sqrt(np.maximum(cxx, 0) * np.maximum(cyy, 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 1e-9 * (sxx + syy + 1e-300), cxy / denom, 0.0)
+
+
+def _pearson(a: Arrays, w: np.ndarray) -> np.ndarray:
+    x, y = a[P.PRED].astype(np.float64), a[P.LABEL].astype(np.float64)
+    x, y = x - x.mean(), y - y.mean()  # centred first: fewer cancellation errors in the sums
+    return _r_from_sums(w.sum(axis=0), x @ w, y @ w, (x * x) @ w, (y * y) @ w, (x * y) @ w)
+
+
+def _spearman(a: Arrays, w: np.ndarray) -> np.ndarray:
+    """Pearson r of the resample's average ranks (scipy.stats.spearmanr)."""
+    rx, wx, gx = _ranks(w, a[P.PRED])
+    ry, wy, gy = _ranks(w, a[P.LABEL])
+    cross = (w * rx[gx] * ry[gy]).sum(axis=0)
+    return _r_from_sums(w.sum(axis=0), (wx * rx).sum(0), (wy * ry).sum(0), (wx * rx * rx).sum(0),
+                        (wy * ry * ry).sum(0), cross)
+
+
+def _mlm_accuracy(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return _sum(a[P.MLM_CORRECT], w) / _sum(a[P.MLM_TOKENS], w)
+
+
+def _mlm_ppl(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return np.exp(_sum(a[P.MLM_NLL], w) / _sum(a[P.MLM_TOKENS], w))
+
+
+def _drift(a: Arrays, w: np.ndarray) -> np.ndarray:
+    return _sum(a[P.DRIFT], w) / w.sum(axis=0)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How a record metric is recomputed from arrays, and which array decides collapse (None: never)."""
+
+    fn: Callable[[Arrays, np.ndarray], np.ndarray]
+    needs: tuple
+    collapse_on: str | None = None
+    regression: bool = False
+
+
+# Record metric base name -> spec; a record metric is ``<prefix><base>`` (MNLI: e.g. ``mismatched_accuracy``).
+METRICS = {
+    "mlm_accuracy": MetricSpec(_mlm_accuracy, (P.MLM_CORRECT, P.MLM_TOKENS)),
+    "mlm_ppl": MetricSpec(_mlm_ppl, (P.MLM_NLL, P.MLM_TOKENS)),
+    "drift_cosine": MetricSpec(_drift, (P.DRIFT,)),
+    "accuracy": MetricSpec(_accuracy, (P.PRED, P.LABEL), P.PRED),
+    "f1": MetricSpec(_f1, (P.PRED, P.LABEL), P.PRED),
+    "roc_auc": MetricSpec(_roc_auc, (P.SCORE, P.LABEL), P.SCORE, regression=True),
+    "auc": MetricSpec(_roc_auc, (P.SCORE, P.LABEL), P.SCORE, regression=True),
+    "pearson": MetricSpec(_pearson, (P.PRED, P.LABEL), P.PRED, regression=True),
+    "spearman": MetricSpec(_spearman, (P.PRED, P.LABEL), P.PRED, regression=True),
+}
+
+
+def split_metric(metric: str) -> tuple[str, MetricSpec] | None:
+    """(array prefix, spec) of a record metric name, or None when it cannot be recomputed from arrays."""
+    for base in sorted(METRICS, key=len, reverse=True):  # longest first: mlm_accuracy is not <mlm_>accuracy
+        if metric.endswith(base):
+            return metric[: -len(base)], METRICS[base]
+    return None
+
+
+def cell_arrays(arrays: dict | None, metric: str) -> Arrays | None:
+    """The arrays one metric needs from a record's npz (prefix stripped), or None when any is missing."""
+    parsed = split_metric(metric)
+    if arrays is None or parsed is None:
+        return None
+    prefix, spec = parsed
+    names = set(spec.needs) | ({spec.collapse_on} if spec.collapse_on else set())
+    if not all(prefix + n in arrays for n in names):
+        return None
+    out = {n: np.asarray(arrays[prefix + n]) for n in names}
+    lengths = {len(v) for v in out.values()}
+    return out if len(lengths) == 1 and lengths != {0} else None
+
+
+def units(a: Arrays) -> int:
+    """Evaluation units (examples or MLM blocks) in one cell's arrays."""
+    return len(next(iter(a.values())))
+
+
+def value(a: Arrays, metric: str) -> float:
+    """The metric on every unit (no resampling)."""
+    _, spec = split_metric(metric)
+    return float(spec.fn(a, np.ones((units(a), 1)))[0])
+
+
+def is_collapsed(a: Arrays, metric: str) -> bool:
+    """benchmarks.predictions.collapsed on the array the metric's verdict rests on (False for MLM, drift)."""
+    _, spec = split_metric(metric)
+    if spec.collapse_on is None:
+        return False
+    return P.collapsed(a[spec.collapse_on], spec.regression)
+
+
+def chance(a: Arrays, metric: str) -> float | None:
+    """The metric of a predictor that knows nothing: majority share, AUC 0.5, correlation 0, MLM 0."""
+    _, spec = split_metric(metric)
+    if spec.fn is _accuracy:
+        _, counts = np.unique(a[P.LABEL], return_counts=True)
+        return float(counts.max() / counts.sum())
+    if spec.fn is _roc_auc:
+        return 0.5
+    if spec.fn in (_pearson, _spearman, _mlm_accuracy):
+        return 0.0
+    return None
+
+
+# -- resampling -----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=16)
+def unit_indices(n: int, resamples: int = RESAMPLES) -> np.ndarray:
+    """(resamples, n) indices drawn with replacement; a function of (n, resamples) only, so shared by rows."""
+    return np.random.default_rng([SEED, n]).integers(0, n, size=(resamples, n))
+
+
+@functools.lru_cache(maxsize=16)
+def unit_weights(n: int, resamples: int = RESAMPLES) -> np.ndarray:
+    """(n, resamples) draw counts of ``unit_indices``: column b says how often resample b took each unit."""
+    idx = unit_indices(n, resamples)
+    flat = (idx + n * np.arange(resamples)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=resamples * n).reshape(resamples, n)
+    weights = np.ascontiguousarray(counts.T, dtype=np.float64)
+    weights.flags.writeable = False  # cached and shared: nobody may change it
+    return weights
+
+
+@functools.lru_cache(maxsize=16)
+def seed_indices(k: int, resamples: int = RESAMPLES) -> np.ndarray:
+    """(resamples, k) seed positions drawn with replacement (one seed: all zeros)."""
+    return np.random.default_rng([SEED, 0, k]).integers(0, k, size=(resamples, k))
+
+
+def replicates(per_seed: list[Arrays], metric: str, resamples: int = RESAMPLES) -> np.ndarray:
+    """Bootstrap replicates of the seed-mean of ``metric``: seeds and units resampled, units shared by seeds.
+
+    Replicate b averages, over k seeds drawn with replacement, each seed's metric on the b-th resample of
+    units (the same units for every seed: they share the dev set)."""
+    _, spec = split_metric(metric)
+    n = units(per_seed[0])
+    if any(units(a) != n for a in per_seed):
+        raise ValueError("every seed of a cell must have the same evaluation units")
+    weights = unit_weights(n, resamples)
+    by_seed = np.stack([spec.fn(a, weights) for a in per_seed])  # (k, resamples)
+    chosen = seed_indices(len(per_seed), resamples)  # (resamples, k)
+    return by_seed[chosen, np.arange(resamples)[:, None]].mean(axis=1)
+
+
+def interval(reps: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates (Efron & Tibshirani 1993, ch. 13); nan replicates dropped."""
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.nanpercentile(reps, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def paired_interval(reps_a: np.ndarray, reps_b: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of a - b from replicates drawn on the same resamples (paired bootstrap)."""
+    if reps_a.shape != reps_b.shape:
+        raise ValueError("paired replicates must come from the same resamples")
+    return interval(reps_a - reps_b, level)
+
+
+def excludes_zero(bounds: tuple[float, float]) -> bool:
+    """True when an interval lies entirely on one side of 0."""
+    return bounds[0] > 0 or bounds[1] < 0
+
+
+# -- classical paired tests (cross-checks; see docs/statistics.md) ----------------------------------
+
+def paired_permutation_p(diff: np.ndarray, resamples: int = 10000) -> float:
+    """Two-sided p of a paired sign-flip permutation test of mean(diff) = 0 (exact when 2^n <= resamples).
+
+    Randomised: p counts the observed statistic, (1 + hits) / (1 + resamples) as scipy does."""
+    diff = np.asarray(diff, dtype=np.float64)
+    n = diff.size
+    observed = abs(diff.mean())
+    if 2 ** n <= resamples:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+        stats = np.abs((signs * diff).mean(axis=1))
+        return float(np.mean(stats >= observed * (1 - 1e-12)))
+    signs = np.random.default_rng(SEED).choice([-1.0, 1.0], size=(resamples, n))
+    hits = np.sum(np.abs((signs * diff).mean(axis=1)) >= observed * (1 - 1e-12))
+    return float((1 + hits) / (1 + resamples))
+
+
+def mcnemar_p(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
+    """Exact McNemar test of equal accuracy on the same examples: a binomial test on the discordant pairs."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
