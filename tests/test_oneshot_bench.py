@@ -1,7 +1,8 @@
 """Speed of the one-shot methods, as pytest-benchmark ratios against a baseline in the same process.
 
-Run with ``pytest -m bench tests/test_oneshot_bench.py -s`` (one intra-op thread; set OMP_NUM_THREADS=1
-too, so scipy's LAPACK call is single-threaded as well). Absolute seconds go to extra_info and stdout.
+Run with ``OMP_NUM_THREADS=1 pytest -m bench tests/test_oneshot_bench.py -s`` (or ``tox -e bench``); one
+intra-op thread (OMP_NUM_THREADS=1 makes scipy's LAPACK call single-threaded too). Each ratio is a time
+multiple of its baseline (lower is faster); absolute seconds go to extra_info and stdout.
 - per-matrix kernels on a bert-base output.dense (768 x 3072): the Wanda mask against one calibration
   forward pass through that matrix (16384 tokens); the SparseGPT solve against building its Hessian
   from the same tokens;
@@ -49,13 +50,6 @@ def _forward(model, calibration: CalibrationData) -> None:
             model(input_ids=ids, attention_mask=attention)
 
 
-@pytest.fixture(autouse=True)
-def _only_on_request(request):
-    """Minutes of CPU: run only when the marker expression asks for bench tests (tox -e bench, -m bench)."""
-    if "bench" not in (request.config.getoption("-m") or ""):
-        pytest.skip("bench test: select it with -m bench")
-
-
 @pytest.fixture(scope="module")
 def one_thread():
     with intra_op_threads(1):
@@ -70,24 +64,25 @@ def layer_case():
     return w, x
 
 
-def test_wanda_kernel_vs_one_forward_through_the_matrix(benchmark, one_thread, layer_case):
+def test_wanda_kernel_vs_one_forward_through_the_matrix(benchmark, report_ratio, one_thread, layer_case):
     w, x = layer_case
     sq = x.double().pow(2).sum(0)
     forward = min(_timed(lambda: x @ w.T) for _ in range(2))
     kernel = _measure(benchmark, lambda: wanda_keep(w, sq, 0.5), rounds=3)
     ratio = kernel / forward
-    benchmark.extra_info.update({"wanda_mask_s": kernel, "forward_s": forward, "ratio": ratio})
+    report_ratio("wanda mask (768x3072) / one forward through the matrix", ratio, None, wanda_mask_s=kernel,
+                 forward_s=forward)
     print(f"\nwanda mask 768x3072: {kernel:.3f} s; one forward of {TOKENS} tokens: {forward:.3f} s ({ratio:.2f}x)")
     assert ratio <= 0.5
 
 
-def test_sparsegpt_solve_vs_building_its_hessian(benchmark, one_thread, layer_case):
+def test_sparsegpt_solve_vs_building_its_hessian(benchmark, report_ratio, one_thread, layer_case):
     w, x = layer_case
     gram_s = _timed(lambda: x.T @ x)
     h = 2.0 * (x.T @ x).double() / TOKENS
     solve = _measure(benchmark, lambda: sparsegpt_matrix(w, h, 0.5))
     ratio = solve / gram_s
-    benchmark.extra_info.update({"solve_s": solve, "hessian_s": gram_s, "ratio": ratio})
+    report_ratio("sparsegpt solve (768x3072) / building its Hessian", ratio, None, solve_s=solve, hessian_s=gram_s)
     print(f"\nsparsegpt solve 768x3072: {solve:.2f} s; its Hessian from {TOKENS} tokens: {gram_s:.2f} s ({ratio:.2f}x)")
     assert ratio <= 2.0
 
@@ -104,20 +99,20 @@ def minilm(real_data_dir):
 
 
 @pytest.mark.parametrize("method,bound", [("wanda", 3.0), ("sparsegpt", 6.0)])
-def test_method_on_minilm_vs_calibration_forward(benchmark, one_thread, minilm, method, bound):
+def test_method_on_minilm_vs_calibration_forward(benchmark, report_ratio, one_thread, minilm, method, bound):
     """Whole-model pruning time over one plain forward pass of the calibration set (2 passes are needed)."""
     model, calibration = minilm
     forward = _timed(lambda: _forward(model, calibration))
     prune = _measure(benchmark, lambda: METHODS.get(method)(model, 0.5, None, calibration=calibration))
     ratio = prune / forward
-    benchmark.extra_info.update({"method": method, "prune_s": prune, "forward_s": forward, "ratio": ratio,
-                                 "extra_over_two_forwards_s": prune - 2 * forward})
+    report_ratio(f"{method} on MiniLM-L6 / one calibration forward pass", ratio, None, prune_s=prune,
+                 forward_s=forward, extra_over_two_forwards_s=prune - 2 * forward)
     print(f"\n{method} on MiniLM-L6, 128x128 calibration, 1 thread: {prune:.1f} s; one forward {forward:.1f} s "
           f"({ratio:.2f}x; {prune - 2 * forward:+.1f} s beyond two forward passes)")
     assert ratio <= bound
 
 
-def test_sparsegpt_bert_base_stack(benchmark, one_thread):
+def test_sparsegpt_bert_base_stack(benchmark, report_ratio, one_thread):
     """bert-base layer sizes, 2 random layers: time per layer, extrapolated to 12, against their forward.
 
     Bound 8x: two passes per layer (2x), the Hessians (16384 x (768^2 shared by q/k/v, o, intermediate,
@@ -132,8 +127,8 @@ def test_sparsegpt_bert_base_stack(benchmark, one_thread):
     prune = _measure(benchmark, lambda: METHODS.get("sparsegpt")(model, 0.5, None, calibration=calibration))
     ratio = prune / forward
     estimate = prune / layers * 12
-    benchmark.extra_info.update({"layers": layers, "prune_s": prune, "forward_s": forward, "ratio": ratio,
-                                 "estimate_12_layers_s": estimate})
+    report_ratio("sparsegpt on 2 bert-base layers / their calibration forward pass", ratio, None, layers=layers,
+                 prune_s=prune, forward_s=forward, estimate_12_layers_s=estimate)
     print(f"\nsparsegpt on {layers} bert-base layers: {prune:.1f} s (forward {forward:.1f} s, {ratio:.2f}x); "
           f"12 layers ~ {estimate:.0f} s")
     assert ratio <= 8.0
