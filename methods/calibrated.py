@@ -116,8 +116,8 @@ def prune_sequentially(model: nn.Module, calibration, statistic: Statistic, solv
                        ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Prune every encoder layer in order from calibration activations; returns (keep-masks, new weights).
 
-    ``model`` is left as it was (weights restored); the new weights hold the solved values with
-    pruned entries at zero, the values the pruned-so-far model used for the next layers.
+    ``model`` is left as it was (weights restored); the new weights (only for matrices whose solution
+    has values) hold the solved values with pruned entries at zero, as the next layers saw them.
     """
     if calibration is None:
         raise ValueError("this method needs calibration data; register it with calibration=True")
@@ -134,10 +134,12 @@ def prune_sequentially(model: nn.Module, calibration, statistic: Statistic, solv
                 sums, tokens = _collect(layer, members, batches, statistic)
                 for w, module in members:
                     solution = solve(w, sums[w.name], tokens)
-                    new = (solution.weight if solution.weight is not None else module.weight) * solution.keep
                     masks[w.name] = solution.keep
-                    weights[w.name] = new.to(module.weight.dtype).clone()
-                    module.weight.copy_(weights[w.name])
+                    if solution.weight is not None:
+                        weights[w.name] = (solution.weight * solution.keep).to(module.weight.dtype)
+                        module.weight.copy_(weights[w.name])
+                    else:
+                        module.weight.mul_(solution.keep)
                 batches = _run_layer(layer, batches)
     finally:
         with torch.no_grad():

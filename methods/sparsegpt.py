@@ -11,6 +11,7 @@ per group of M columns for N:M. Arithmetic is float64 (cheap next to the forward
 from __future__ import annotations
 
 import torch
+from scipy.linalg import lapack
 
 from methods.select import prune_count
 
@@ -21,17 +22,24 @@ PERCDAMP = 0.01
 def inverse_hessian_factor(hessian: torch.Tensor, percdamp: float = PERCDAMP) -> torch.Tensor:
     """Upper Cholesky factor U of (H + damp*I)^-1 (U^T U = H^-1), damp = ``percdamp`` x mean diag(H).
 
-    Inputs that never fire (zero diagonal) get a unit diagonal so H stays invertible.
+    Computed as U = J L^-1 J with J the order reversal and L L^T = J H J: one Cholesky and one
+    triangular inverse (LAPACK trtri through scipy; 2/3 d^3 flops) instead of factor, invert, factor
+    again (4/3 d^3); the same U, since the Cholesky factor is unique. Inputs that never fire (zero
+    diagonal) get a unit diagonal.
     """
     h = hessian.to(torch.float64).clone()
     diag = torch.diagonal(h)
     diag[diag == 0] = 1.0
     diag += percdamp * float(diag.mean())
-    lower, info = torch.linalg.cholesky_ex(h)
+    lower, info = torch.linalg.cholesky_ex(h.flip(0, 1))
     if int(info):
         raise ValueError("the calibration Hessian is not positive definite; raise the dampening or use more "
                          "calibration sequences")
-    return torch.linalg.cholesky(torch.cholesky_inverse(lower), upper=True)
+    inverse, info = lapack.dtrtri(lower.numpy(), lower=1)
+    if info:
+        raise ValueError(f"the Cholesky factor of the calibration Hessian is singular (LAPACK info {info})")
+    # trtri leaves the strictly upper triangle as it was: zeros, as torch's Cholesky factor has there
+    return torch.from_numpy(inverse).flip(0, 1).contiguous()
 
 
 def _block_prune_counts(k_total: int, cols: int, starts: list[int]) -> list[int]:

@@ -221,6 +221,16 @@ def test_sparsegpt_single_weight_is_the_obs_optimum(seed):
     torch.testing.assert_close(new, obs, rtol=1e-9, atol=1e-10)
 
 
+def test_inverse_hessian_factor_is_the_papers():
+    """U from one reversed Cholesky equals cholesky(inverse(H + damp I), upper) as the paper computes it."""
+    from methods.sparsegpt import inverse_hessian_factor
+
+    h = hessian(activation_like_inputs(40, 200, seed=3))
+    damped = h + 0.01 * float(torch.diagonal(h).mean()) * torch.eye(40, dtype=torch.float64)
+    expected = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True)
+    torch.testing.assert_close(inverse_hessian_factor(h), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_sparsegpt_dampening_and_dead_inputs():
     """1% of the mean diagonal is added; an input that never fires does not break the factorisation."""
     x = correlated_inputs(8, 100, seed=2)
