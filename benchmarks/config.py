@@ -57,6 +57,11 @@ class Suite:
     recipe: dict = field(default_factory=dict)
     scales: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    # How the pruned encoder is judged (docs/protocols.md): fine-tune it (the paper), use its embeddings
+    # with no training (zeroshot), or fit a linear probe on them (probe); pooling turns token states
+    # into one embedding for zeroshot/probe (mean: attention-masked mean, the model's own; cls: [CLS]).
+    protocol: str = "finetune"
+    pooling: str = "mean"
 
     def resolved_recipe(self) -> dict:
         """The recipe with the chosen scale's overrides applied ("full" is the recipe as written)."""
@@ -73,7 +78,7 @@ _FIELD_TYPES: dict[str, tuple] = {
     "name": (str,), "description": (str,), "kind": (str,), "model": (str,),
     "model_revision": (str, type(None)), "scale": (str,), "seeds": (list, tuple),
     "tasks": (list, tuple), "rows": (list, tuple), "recipe": (dict,), "scales": (dict,),
-    "options": (dict,),
+    "options": (dict,), "protocol": (str,), "pooling": (str,),
 }
 
 

@@ -10,7 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import paths, store
+from benchmarks import paths, predictions, store
 from benchmarks.analyses import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
@@ -18,6 +18,10 @@ from benchmarks.errors import DataMissing, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import ANALYSES, METHODS, TASKS
+
+
+# Key under which run_cell hands a cell's per-example arrays to run_suite (never written into the JSON).
+ARRAYS_KEY = "_arrays"
 
 
 @dataclass
@@ -118,7 +122,11 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
                 summary.data_skipped.append((cell.label, record["error"]))
             else:
                 summary.failed.append((cell.label, record["error"]))
+            arrays = record.pop(ARRAYS_KEY, None)
             if accelerator.is_main_process:  # only the main process writes records
+                if arrays:  # the arrays first: a record never names a file that is not there
+                    store.write_bytes_atomic(predictions.predictions_path(results_dir, cell.key),
+                                             predictions.to_bytes(arrays))
                 store.write_record(results_dir, record)
             accelerator.wait_for_everyone()
             if bar is not None:
@@ -228,4 +236,8 @@ def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
     }
     if status == store.FAILED:
         record["traceback"] = tb
+    if outcome.arrays:
+        record["predictions"] = predictions.predictions_path(ctx.results_dir, cell.key).name
+        record[ARRAYS_KEY] = outcome.arrays  # popped and written beside the record by run_suite
     return record
+

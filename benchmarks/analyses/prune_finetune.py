@@ -12,6 +12,7 @@ from benchmarks.errors import UserError
 from benchmarks.masking import apply_masks
 from benchmarks.models import resolve_model
 from benchmarks.registry import METHODS, TASKS, register_analysis
+from benchmarks.tasks.embed import FINETUNE, POOLINGS, PROTOCOLS
 from methods.select import check_rate
 
 DENSE = "dense"
@@ -102,6 +103,7 @@ class PruneFinetune:
             raise UserError(f"{source}: no rows; add e.g. 'rows: [dense, {{method: global, sparsity: [0.5]}}]'")
         parse_rows(list(suite.rows), source)
         suite.resolved_recipe()
+        check_protocol(suite)
 
     def cells(self, suite: Suite) -> list[Cell]:
         self.validate(suite)
@@ -120,6 +122,9 @@ class PruneFinetune:
                         "recipe": recipe,
                         "scale": suite.scale,
                         "seed": seed,
+                        # Fine-tuned cells keep the keys they always had; other protocols are new cells.
+                        **({} if suite.protocol == FINETUNE else {"protocol": suite.protocol,
+                                                                  "pooling": suite.pooling}),
                     }
                     cells.append(Cell(config, f"{row.label} {task} seed={seed}"))
         return cells
@@ -127,7 +132,10 @@ class PruneFinetune:
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
         cfg = cell.config
         task = TASKS.get(cfg["task"])
-        result = task.run(ctx.model_ref, make_pruner(cfg, cfg["seed"]), cfg["recipe"], cfg["seed"], ctx)
+        protocol = cfg.get("protocol", FINETUNE)
+        recipe = cfg["recipe"] if protocol == FINETUNE else {**cfg["recipe"], "protocol": protocol,
+                                                              "pooling": cfg.get("pooling", "mean")}
+        result = task.run(ctx.model_ref, make_pruner(cfg, cfg["seed"]), recipe, cfg["seed"], ctx)
         sparsity = {
             "global_before": result.sparsity_before["global"],
             "global_after": result.sparsity_after["global"],
@@ -137,4 +145,23 @@ class PruneFinetune:
             "per_layer_before": result.sparsity_before["per_layer"],
             "per_layer_after": result.sparsity_after["per_layer"],
         }
-        return CellOutcome(result.metrics, sparsity, result.data, result.notes)
+        notes = {"protocol": protocol, **result.notes}
+        return CellOutcome(result.metrics, sparsity, result.data, notes, arrays=getattr(result, "arrays", {}) or {})
+
+
+def check_protocol(suite: Suite) -> None:
+    """The suite's protocol and pooling are known, and every task supports the protocol (bad input: exit 2)."""
+    source = f"suite {suite.name!r}"
+    if suite.protocol not in PROTOCOLS:
+        raise UserError(f"{source}: unknown protocol {suite.protocol!r}; use one of {', '.join(PROTOCOLS)} "
+                        f"(--set protocol=zeroshot)")
+    if suite.pooling not in POOLINGS:
+        raise UserError(f"{source}: unknown pooling {suite.pooling!r}; use one of {', '.join(POOLINGS)}")
+    if suite.protocol == FINETUNE and suite.pooling != "mean":
+        raise UserError(f"{source}: pooling applies to the zeroshot and probe protocols (fine-tuning uses the "
+                        f"model's classification head); drop --set pooling or add --set protocol=zeroshot")
+    for task in suite.tasks:
+        supported = getattr(TASKS.get(task), "protocols", (FINETUNE,))
+        if suite.protocol not in supported:
+            raise UserError(f"{source}: task {task!r} does not support protocol {suite.protocol!r} "
+                            f"(it supports {', '.join(supported)}); remove it from tasks or change the protocol")
