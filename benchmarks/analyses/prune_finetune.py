@@ -160,6 +160,9 @@ def check_protocol(suite: Suite) -> None:
     if suite.protocol == FINETUNE and suite.pooling != "mean":
         raise UserError(f"{source}: pooling applies to the zeroshot and probe protocols (fine-tuning uses the "
                         f"model's classification head); drop --set pooling or add --set protocol=zeroshot")
+    if suite.scale in PROTOCOLS and suite.scale != suite.protocol:
+        raise UserError(f"{source}: scale {suite.scale!r} is sized for protocol {suite.scale!r}, not "
+                        f"{suite.protocol!r}; add --set protocol={suite.scale} or choose another scale")
     for task in suite.tasks:
         supported = getattr(TASKS.get(task), "protocols", (FINETUNE,))
         if suite.protocol not in supported:

@@ -101,10 +101,13 @@ class GlueTask:
         try:
             train = load_glue(self.name, "train", ctx.data_dir)
             evals = [(prefix, load_glue(self.name, split, ctx.data_dir)) for prefix, split in self.eval_splits]
-        except DataMissing:
+        except DataMissing as missing:
             if not self.dev_fallback:
                 raise
-            train, evals, notes = self._dev_split(ctx, recipe)
+            try:
+                train, evals, notes = self._dev_split(ctx, recipe)
+            except DataMissing:
+                raise missing from None  # no train and no dev: the train split is what is missing
         train = _limit(train, recipe.get("train_limit"))
         evals = [(prefix, _limit(ex, recipe.get("eval_limit"))) for prefix, ex in evals]
         return train, evals, notes
@@ -215,15 +218,19 @@ class GlueTask:
 
     # -- protocol helpers -------------------------------------------------------------------------
     def _classifier(self, model_ref: ModelRef, ctx: RunContext, seed: int):
-        """A fresh sequence classifier: the pre-trained weights load once per run and are copied per cell;
-        the new head is initialised from ``seed`` exactly as from_pretrained would (tests check)."""
+        """A fresh sequence classifier. The pre-trained weights load once per run and are copied per cell;
+        when only the task head is new, it is initialised from ``seed`` exactly as from_pretrained does
+        after ``set_seed(seed)`` (tests check weights and RNG state); otherwise the model loads afresh."""
         from transformers import AutoModelForSequenceClassification
 
         def load():
             return AutoModelForSequenceClassification.from_pretrained(
-                model_ref.location, num_labels=self.num_labels, revision=model_ref.identity.get("revision"))
+                model_ref.location, num_labels=self.num_labels, revision=model_ref.identity.get("revision"),
+                output_loading_info=True)
 
-        cached = pristine(ctx, load, ("pristine-classifier", model_ref.location, self.num_labels))
+        cached, info = _cached(ctx, ("pristine-classifier", model_ref.location, self.num_labels), load)
+        if any(not k.startswith("classifier.") for k in info.get("missing_keys", [])):
+            return load()[0]  # more than the head is new (e.g. no pooler): let from_pretrained draw it all
         model = fresh_copy(cached)
         model.train(False)
         reinit_missing(model, seed)

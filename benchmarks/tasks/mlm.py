@@ -202,8 +202,8 @@ def _cached_head(model: nn.Module, tokenizer, model_ref: ModelRef, recipe: dict,
 
 # -- evaluation ---------------------------------------------------------------------------------
 @torch.no_grad()
-def mlm_pass(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, accelerator
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def mlm_pass(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, accelerator,
+             pooling: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
     """Per block: (summed NLL, correct, masked tokens) as an [n, 3] tensor, and the block's mean-pooled
     last hidden state [n, hidden] (what drift to dense compares). Logits only at masked positions."""
     from torch.utils.data import DataLoader, TensorDataset
@@ -225,7 +225,8 @@ def mlm_pass(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch
         sums[:, 1].index_add_(0, row, correct)
         sums[:, 2] = keep.sum(1).float()
         totals.append(accelerator.gather_for_metrics(sums).cpu())
-        pooled.append(accelerator.gather_for_metrics(hidden.float().mean(1)).cpu())  # blocks have no padding
+        vector = hidden[:, 0] if pooling == "cls" else hidden.mean(1)  # blocks have no padding
+        pooled.append(accelerator.gather_for_metrics(vector.float()).cpu())
     return torch.cat(totals), torch.cat(pooled)
 
 
@@ -279,13 +280,15 @@ class MlmTask:
         key = ("pristine-mlm", model_ref.location, head_cache_path(model_ref, recipe).name)
         cached, head = _cached_value(ctx, key, lambda: load_mlm_model(model_ref, tokenizer, recipe, ctx.data_dir,
                                                                        ctx.accelerator))
-        dense_key = ("dense-mlm", key, tuple(source.items()), tuple(inputs.shape), recipe.get("mlm_eval_blocks"))
+        pooling = recipe.get("pooling", "mean")
+        dense_key = ("dense-mlm", key, tuple(source.items()), tuple(inputs.shape), recipe.get("mlm_eval_blocks"),
+                     pooling)
         dense_pooled = _cached_value(ctx, dense_key,
-                                     lambda: mlm_pass(cached, inputs, labels, batch, ctx.accelerator)[1])
+                                     lambda: mlm_pass(cached, inputs, labels, batch, ctx.accelerator, pooling)[1])
         model = copy.deepcopy(cached)
         pruner(model)
         before = measure_sparsity(model)
-        sums, pooled = mlm_pass(model, inputs, labels, batch, ctx.accelerator)
+        sums, pooled = mlm_pass(model, inputs, labels, batch, ctx.accelerator, pooling)
         metrics = mlm_metrics(sums)
         cos, cka = drift([pooled.numpy()], [dense_pooled.numpy()])
         metrics.update({"drift_cosine": float(cos.mean()), "drift_cka": cka, "collapsed": False})
@@ -293,6 +296,8 @@ class MlmTask:
                   MLM_TOKENS: sums[:, 2].numpy().astype(np.int16), DRIFT: cos.astype(np.float32)}
         notes = {"mlm_head": head, "protocol": recipe.get("protocol", "finetune"), "headline": self.headline,
                  "higher_is_better": self.higher_is_better, "chance": {"mlm_accuracy": 1.0 / len(tokenizer)}}
+        if notes["protocol"] != "finetune":
+            notes["pooling"] = pooling
         if head == "fitted":
             notes["mlm_head_detail"] = FITTED_NOTE
         return TaskResult(metrics, before, measure_sparsity(model), dict(source), notes, arrays)
