@@ -46,6 +46,7 @@ def world(tmp_path_factory):
 
 def _run(world, tmp_path, monkeypatch, protocol: str, tasks: str, extra=()) -> tuple[Path, dict]:
     mirror, model = world
+    tmp_path.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     suite = apply_overrides(load_suite("bert-lowsparsity"),
                             [f"model={model}", "scale=smoke", f"protocol={protocol}", f"tasks={tasks}", ROWS,
@@ -298,6 +299,22 @@ def test_every_committed_record_is_still_found_as_done(folder):
         cells = [c for c in expand(suite) if c.key in {r["key"] for r in group}]
         assert len(cells) == len(group), f"{len(group) - len(cells)} committed records no longer match a cell"
         assert count_done(cells, folder) == len(group)
+
+
+def test_probe_reuses_the_zeroshot_embeddings(world, tmp_path, monkeypatch):
+    """A probe run after a zero-shot run of the same rows reads every embedding from the cache."""
+    import benchmarks.tasks.glue as glue
+
+    _run(world, tmp_path / "zero", monkeypatch, "zeroshot", "[mrpc]")
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "zero" / "cache"))
+    computed = []
+    real = glue.embed
+    monkeypatch.setattr(glue, "embed", lambda *a, **k: computed.append(1) or real(*a, **k))
+    suite = apply_overrides(load_suite("bert-lowsparsity"),
+                            [f"model={world[1]}", "scale=smoke", "protocol=probe", "tasks=[mrpc]", ROWS,
+                             "scales.smoke.fit_limit=24"])
+    assert run_suite(suite, tmp_path / "probe", world[0], progress=False).ok == 2
+    assert computed == []
 
 
 def test_embedding_helpers_on_small_inputs():

@@ -12,7 +12,7 @@ from benchmarks.errors import UserError
 from benchmarks.masking import apply_masks
 from benchmarks.models import resolve_model
 from benchmarks.registry import METHODS, TASKS, register_analysis
-from benchmarks.tasks.embed import FINETUNE, POOLINGS, PROTOCOLS
+from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
 from methods.select import check_rate
 
 DENSE = "dense"
@@ -133,8 +133,12 @@ class PruneFinetune:
         cfg = cell.config
         task = TASKS.get(cfg["task"])
         protocol = cfg.get("protocol", FINETUNE)
+        # Tasks learn the protocol, and what decides the pruned weights (keys their embedding cache).
+        pruned_as = (DENSE_IDENTITY if cfg["method"] == DENSE
+                     else {k: cfg.get(k) for k in ("method", "sparsity", "options", "seed")})
         recipe = cfg["recipe"] if protocol == FINETUNE else {**cfg["recipe"], "protocol": protocol,
-                                                              "pooling": cfg.get("pooling", "mean")}
+                                                              "pooling": cfg.get("pooling", "mean"),
+                                                              "pruned_as": pruned_as}
         result = task.run(ctx.model_ref, make_pruner(cfg, cfg["seed"]), recipe, cfg["seed"], ctx)
         sparsity = {
             "global_before": result.sparsity_before["global"],

@@ -17,6 +17,8 @@ FINETUNE = "finetune"
 # Zero-shot rules (GlueTask.zeroshot_rule): nearest class centroid by cosine (of the sentence, or of
 # [|u-v|, u*v] for pairs); one cosine threshold on the pair's cosine; the pair's cosine as the score.
 CENTROID, THRESHOLD, COSINE = "centroid", "threshold", "cosine"
+# The dense model's identity in the embedding cache (what a pruned row's method, rate, options, seed are).
+DENSE_IDENTITY = {"method": "dense", "sparsity": None, "options": {}, "seed": None}
 
 
 # -- embeddings ---------------------------------------------------------------------------------------

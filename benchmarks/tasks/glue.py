@@ -18,7 +18,7 @@ from benchmarks.context import RunContext
 from benchmarks import predictions
 from benchmarks.predictions import DRIFT, LABEL, PRED, SCORE
 from benchmarks.tasks.base import Pruner, TaskResult
-from benchmarks.tasks.embed import (CENTROID, COSINE, FINETUNE, THRESHOLD, drift, embed, fresh_copy, pristine,
+from benchmarks.tasks.embed import (CENTROID, COSINE, DENSE_IDENTITY, FINETUNE, THRESHOLD, drift, embed, fresh_copy, pristine,
                                     probe_predict, roc_auc, zeroshot_predict)
 
 # Subset selection uses its own fixed seed so every row and seed of a suite sees the same examples.
@@ -187,17 +187,18 @@ class GlueTask:
         pooling = recipe.get("pooling", "mean")
         encoder = fresh_copy(_pristine_encoder(model_ref, ctx))
         masks = pruner(encoder)
+        pruned_as = recipe.get("pruned_as")  # set by the prune-finetune analysis
         before = measure_sparsity(encoder)
         encoder.to(ctx.accelerator.device)
         if protocol == "zeroshot" and self.zeroshot_rule == COSINE:
             fit = (None, None, None)  # the cosine rule fits nothing: skip embedding the fit subset
         else:
-            fit = (*self._embed(encoder, tokenizer, train, "fit", model_ref, recipe, ctx), train.labels)
+            fit = (*self._embed(encoder, tokenizer, train, "fit", model_ref, recipe, ctx, pruned_as), train.labels)
         metrics: dict = {}
         arrays: dict = {}
         dense_encoder = _pristine_encoder(model_ref, ctx)
         for prefix, examples in evals:
-            u, v = self._embed(encoder, tokenizer, examples, "eval" + prefix, model_ref, recipe, ctx)
+            u, v = self._embed(encoder, tokenizer, examples, "eval" + prefix, model_ref, recipe, ctx, pruned_as)
             if masks is None:  # the dense row: its embeddings are the dense ones; share them
                 _cached(ctx, self._dense_key(prefix, model_ref, recipe, ctx), lambda: (u, v))
             du, dv = self._dense(dense_encoder, tokenizer, examples, prefix, model_ref, recipe, ctx)
@@ -237,8 +238,13 @@ class GlueTask:
         return model
 
     def _embed(self, encoder, tokenizer, examples: Examples, role: str, model_ref: ModelRef, recipe: dict,
-               ctx: RunContext) -> tuple[np.ndarray, np.ndarray | None]:
-        """Pooled embeddings (u of text_a, v of text_b or None); tokenization cached per run."""
+               ctx: RunContext, pruned_as: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Pooled embeddings (u of text_a, v of text_b or None); tokenization cached per run.
+
+        With ``pruned_as`` (the row's method, rate, options and seed: what decides the pruned weights) the
+        embeddings are also kept on disk (embedding_cache), so another protocol's run of the same rows
+        reuses them instead of recomputing identical numbers.
+        """
         max_length = int(recipe.get("max_length", 128))
         batch = int(recipe.get("eval_batch_size", 64))
         pooling = recipe.get("pooling", "mean")
@@ -248,8 +254,14 @@ class GlueTask:
                 out.append(None)
                 continue
             key = ("glue-tokens", self.name, role, side, model_ref.location, max_length, _data_key(examples))
-            tokens = _cached(ctx, key, lambda: dict(tokenizer(texts, truncation=True, max_length=max_length)))
-            out.append(embed(encoder, tokens, pooling, batch, ctx.accelerator.device))
+            tokens = lambda: _cached(ctx, key, lambda: dict(tokenizer(texts, truncation=True, max_length=max_length)))
+            compute = lambda: embed(encoder, tokens(), pooling, batch, ctx.accelerator.device)
+            if pruned_as is None:
+                out.append(compute())
+                continue
+            identity = {"model": model_ref.identity, "pruned_as": pruned_as, "task": self.name, "role": role,
+                        "side": side, "max_length": max_length, "pooling": pooling, "data": _data_key(examples)}
+            out.append(embedding_cache(identity, compute))
         return out[0], out[1]
 
     def _dense_key(self, prefix: str, model_ref: ModelRef, recipe: dict, ctx: RunContext) -> tuple:
@@ -262,7 +274,7 @@ class GlueTask:
         """The dense model's embeddings of an eval split, computed once per run."""
         return _cached(ctx, self._dense_key(prefix, model_ref, recipe, ctx),
                        lambda: self._embed(dense_encoder.to(ctx.accelerator.device), tokenizer, examples,
-                                           "eval" + prefix, model_ref, recipe, ctx))
+                                           "eval" + prefix, model_ref, recipe, ctx, DENSE_IDENTITY))
 
     def _drift(self, encoder, model_ref: ModelRef, tokenizer, evals: list, recipe: dict, ctx: RunContext
                ) -> tuple[dict, dict]:
@@ -337,6 +349,32 @@ def _pristine_encoder(model_ref: ModelRef, ctx: RunContext):
     return pristine(ctx, lambda: AutoModel.from_pretrained(model_ref.location,
                                                            revision=model_ref.identity.get("revision")),
                     ("pristine-encoder", model_ref.location))
+
+
+EMBEDDING_CACHE_VERSION = 1  # bump when embed() would give other numbers for the same inputs
+
+
+def embedding_cache(identity: dict, compute) -> np.ndarray:
+    """Embeddings kept under ``paths.cache_dir()/embeddings`` by the sha256 of everything that decides them
+    (model weights, pruning row and seed, task, split, text side, length, pooling, data), else ``compute()``."""
+    import hashlib
+    import io
+
+    from benchmarks import paths, store
+    from benchmarks.config import canonical_json
+
+    text = canonical_json({**identity, "v": EMBEDDING_CACHE_VERSION, "torch": torch.__version__})
+    path = paths.cache_dir() / "embeddings" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            pass  # unreadable: recompute and replace it
+    value = compute()
+    buffer = io.BytesIO()
+    np.save(buffer, value, allow_pickle=False)
+    store.write_bytes_atomic(path, buffer.getvalue())
+    return value
 
 
 def _data_key(examples: Examples) -> tuple:
