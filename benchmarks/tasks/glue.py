@@ -160,13 +160,14 @@ class GlueTask:
         before = measure_sparsity(model)
         # Drift is measured on the pruned pre-trained encoder, before fine-tuning moves it.
         drift_metrics, arrays = self._drift(model.base_model, model_ref, tokenizer, evals, recipe, ctx)
-        encode_key = (self.name, model_ref.location, max_length, str(ctx.data_dir),
-                      recipe.get("train_limit"), recipe.get("eval_limit"))
-        train_enc = _cached(ctx, ("glue-encoded", "train", *encode_key), lambda: _encode(tokenizer, train, max_length))
+        # Tokenized data is shared by every cell of the run with the same task, tokenizer, length and rows.
+        encode_key = (self.name, model_ref.location, max_length)
+        train_enc = _cached(ctx, ("glue-encoded", "train", *encode_key, _data_key(train)),
+                            lambda: _encode(tokenizer, train, max_length))
         finetune(model, tokenizer, train, recipe, seed, masks, ctx.accelerator, self.regression, encoded=train_enc)
         metrics: dict = {}
         for prefix, examples in evals:
-            enc = _cached(ctx, ("glue-encoded", "eval" + prefix, *encode_key),
+            enc = _cached(ctx, ("glue-encoded", "eval" + prefix, *encode_key, _data_key(examples)),
                           lambda: _encode(tokenizer, examples, max_length))
             logits = predict_logits(model, tokenizer, examples, recipe, ctx.accelerator, self.regression, encoded=enc)
             preds = logits.squeeze(-1) if self.regression else logits.argmax(-1)
@@ -378,9 +379,13 @@ def embedding_cache(identity: dict, compute) -> np.ndarray:
 
 
 def _data_key(examples: Examples) -> tuple:
-    """Identity of a split's rows for caches: its sources' sha256 plus its length and first/last texts."""
-    return (tuple(sorted(examples.source.items())), len(examples),
-            examples.text_a[0] if len(examples) else "", examples.text_a[-1] if len(examples) else "")
+    """Identity of a split's rows for caches: its sources' sha256 and the sha256 of its texts and labels."""
+    import hashlib
+
+    digest = hashlib.sha256("\x1f".join(examples.text_a).encode())
+    digest.update(b"\x1e" + "\x1f".join(examples.text_b or []).encode() + b"\x1e")
+    digest.update(np.ascontiguousarray(examples.labels).tobytes())
+    return tuple(sorted(examples.source.items())), len(examples), digest.hexdigest()
 
 
 def _cached(ctx: RunContext, key: tuple, build):
