@@ -104,7 +104,11 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
     if "name" not in data:
         raise UserError(f"{source}: suite has no 'name' field; add 'name: my-suite'")
     values = {k: _check_field(source, k, v) for k, v in data.items()}
-    return Suite(**values)
+    suite = Suite(**values)
+    if suite.kind != "prune-finetune" and (suite.protocol, suite.pooling) != ("finetune", "mean"):
+        raise UserError(f"{source}: protocol and pooling apply to prune-finetune suites; suite {suite.name!r} "
+                        f"is kind {suite.kind!r}, drop --set protocol / pooling")
+    return suite
 
 
 def builtin_suite_names() -> list[str]:

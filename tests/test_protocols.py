@@ -256,6 +256,8 @@ def test_protocol_keys_and_bad_values():
                                (["pooling=cls"], "pooling applies"), (["scale=zeroshot"], "sized for protocol")):
         with pytest.raises(UserError, match=message):
             expand(apply_overrides(load_suite("bert-lowsparsity"), ["model=minilm-l6", *overrides]))
+    with pytest.raises(UserError, match="apply to prune-finetune suites"):
+        apply_overrides(load_suite("mnist-ci"), ["protocol=zeroshot"])
 
 
 def test_mnli_offline_reads_the_1k_dev_samples():
