@@ -206,12 +206,14 @@ def test_records_carry_what_reports_need(world, tmp_path, monkeypatch):
 def test_finetune_records_keep_their_keys_and_gain_arrays(world, tmp_path, monkeypatch):
     """Fine-tuned cells have no protocol in their config (old keys hold) but name it and carry arrays."""
     results, recs = _run(world, tmp_path, monkeypatch, "finetune", "[mrpc]",
-                         extra=["scales.smoke.train_limit=16", "scales.smoke.eval_limit=16"])
+                         extra=["scales.smoke.train_limit=16", "scales.smoke.eval_limit=16",
+                                "scales.smoke.drift_limit=8"])
     record = recs["full-0.5", "mrpc"]
     assert "protocol" not in record["config"] and record["notes"]["protocol"] == "finetune"
     arrays = _arrays(results, record)
     assert {"pred", "label", "score", "drift"} <= set(arrays) and len(arrays["pred"]) == 16
     assert np.all(arrays["drift"] < 1.0) and np.all(_arrays(results, recs["full-base", "mrpc"])["drift"] > 1 - 1e-6)
+    assert record["metrics"]["drift_examples"] == len(arrays["drift"]) == 8  # a fixed sample of the 16
     assert record["metrics"]["accuracy"] == pytest.approx(np.mean(arrays["pred"] == arrays["label"]))
 
 

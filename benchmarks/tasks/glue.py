@@ -21,6 +21,8 @@ from benchmarks.tasks.base import Pruner, TaskResult
 from benchmarks.tasks.embed import (CENTROID, COSINE, DENSE_IDENTITY, FINETUNE, THRESHOLD, drift, embed, fresh_copy, pristine,
                                     probe_predict, roc_auc, zeroshot_predict)
 
+# Finetune protocol: drift to dense on a fixed sample of this many examples of each eval split.
+DRIFT_LIMIT = 256
 # Subset selection uses its own fixed seed so every row and seed of a suite sees the same examples.
 SUBSET_SEED = 1234
 # QNLI offline: the mirror has dev only; train on one half of dev, evaluate on the other (flagged).
@@ -159,7 +161,7 @@ class GlueTask:
         masks = pruner(model)
         before = measure_sparsity(model)
         # Drift is measured on the pruned pre-trained encoder, before fine-tuning moves it.
-        drift_metrics, arrays = self._drift(model.base_model, model_ref, tokenizer, evals, recipe, ctx)
+        drift_metrics, arrays = self._drift(model.base_model, model_ref, tokenizer, evals, recipe, ctx, masks is None)
         # Tokenized data is shared by every cell of the run with the same task, tokenizer, length and rows.
         encode_key = (self.name, model_ref.location, max_length)
         train_enc = _cached(ctx, ("glue-encoded", "train", *encode_key, _data_key(train)),
@@ -265,31 +267,43 @@ class GlueTask:
             out.append(embedding_cache(identity, compute))
         return out[0], out[1]
 
-    def _dense_key(self, prefix: str, model_ref: ModelRef, recipe: dict, ctx: RunContext) -> tuple:
+    def _dense_key(self, prefix, model_ref: ModelRef, recipe: dict, ctx: RunContext) -> tuple:
         return ("dense-embeddings", self.name, prefix, tuple(sorted(model_ref.identity.items())),
                 int(recipe.get("max_length", 128)), recipe.get("pooling", "mean"), str(ctx.data_dir),
                 recipe.get("eval_limit"), recipe.get("dev_split_eval_limit"))
 
-    def _dense(self, dense_encoder, tokenizer, examples: Examples, prefix: str, model_ref: ModelRef, recipe: dict,
+    def _dense(self, dense_encoder, tokenizer, examples: Examples, prefix, model_ref: ModelRef, recipe: dict,
                ctx: RunContext) -> tuple[np.ndarray, np.ndarray | None]:
-        """The dense model's embeddings of an eval split, computed once per run."""
+        """The dense model's embeddings of an eval split (or of a drift sample), computed once per run."""
+        role = "eval" + prefix if isinstance(prefix, str) else "-".join(map(str, prefix))
         return _cached(ctx, self._dense_key(prefix, model_ref, recipe, ctx),
                        lambda: self._embed(dense_encoder.to(ctx.accelerator.device), tokenizer, examples,
-                                           "eval" + prefix, model_ref, recipe, ctx, DENSE_IDENTITY))
+                                           role, model_ref, recipe, ctx, DENSE_IDENTITY))
 
-    def _drift(self, encoder, model_ref: ModelRef, tokenizer, evals: list, recipe: dict, ctx: RunContext
-               ) -> tuple[dict, dict]:
-        """Drift metrics and per-example arrays of a (pruned, not yet fine-tuned) encoder on every eval split."""
+    def _drift(self, encoder, model_ref: ModelRef, tokenizer, evals: list, recipe: dict, ctx: RunContext,
+               dense_row: bool) -> tuple[dict, dict]:
+        """Drift metrics and arrays of a pruned, not yet fine-tuned encoder on a fixed sample of each eval split.
+
+        A sample (``drift_limit``, default 256 examples, seed 1234, the same for every row) keeps the extra
+        forward passes small next to a short fine-tune; the ``drift`` array then covers that sample.
+        """
         recipe = {**recipe, "pooling": recipe.get("pooling", "mean")}
+        limit = int(recipe.get("drift_limit", DRIFT_LIMIT))
         dense_encoder = _pristine_encoder(model_ref, ctx)
         metrics, arrays = {}, {}
         encoder.to(ctx.accelerator.device)
         for prefix, examples in evals:
-            u, v = self._embed(encoder, tokenizer, examples, "eval" + prefix, model_ref, recipe, ctx)
-            du, dv = self._dense(dense_encoder, tokenizer, examples, prefix, model_ref, recipe, ctx)
+            sample = _limit(examples, limit)
+            key = ("drift" + prefix, limit)
+            if dense_row:  # the dense row's embeddings are the dense ones: compute them once
+                u, v = self._dense(encoder, tokenizer, sample, key, model_ref, recipe, ctx)
+            else:
+                u, v = self._embed(encoder, tokenizer, sample, "drift" + prefix, model_ref, recipe, ctx)
+            du, dv = self._dense(dense_encoder, tokenizer, sample, key, model_ref, recipe, ctx)
             cos, cka = drift([x for x in (u, v) if x is not None], [x for x in (du, dv) if x is not None])
             arrays[prefix + DRIFT] = cos.astype(np.float32)
-            metrics.update({f"{prefix}drift_cosine": float(cos.mean()), f"{prefix}drift_cka": cka})
+            metrics.update({f"{prefix}drift_cosine": float(cos.mean()), f"{prefix}drift_cka": cka,
+                            f"{prefix}drift_examples": len(sample)})
         return metrics, arrays
 
     def _evaluate(self, prefix: str, preds: np.ndarray, score: np.ndarray | None, labels: np.ndarray,
