@@ -296,10 +296,12 @@ def test_every_committed_record_is_still_found_as_done(folder):
     assert ours
     groups: dict = {}
     for r in ours:
-        model = r["config"]["model"]["model"]
-        groups.setdefault((r["suite"], model, r["config"]["scale"]), []).append(r)
-    for (suite_name, model, scale), group in groups.items():
-        suite = apply_overrides(load_suite(suite_name), [f"model={model}", f"scale={scale}"])
+        cfg = r["config"]
+        overrides = (f"model={cfg['model']['model']}", f"scale={cfg['scale']}",
+                     f"protocol={cfg.get('protocol', 'finetune')}", f"pooling={cfg.get('pooling', 'mean')}")
+        groups.setdefault((r["suite"], overrides), []).append(r)
+    for (suite_name, overrides), group in groups.items():
+        suite = apply_overrides(load_suite(suite_name), list(overrides))
         cells = [c for c in expand(suite) if c.key in {r["key"] for r in group}]
         assert len(cells) == len(group), f"{len(group) - len(cells)} committed records no longer match a cell"
         assert count_done(cells, folder) == len(group)
