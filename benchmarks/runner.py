@@ -240,4 +240,3 @@ def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
         record["predictions"] = predictions.predictions_path(ctx.results_dir, cell.key).name
         record[ARRAYS_KEY] = outcome.arrays  # popped and written beside the record by run_suite
     return record
-

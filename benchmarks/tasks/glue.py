@@ -149,7 +149,8 @@ class GlueTask:
             return self._run_finetune(model_ref, pruner, recipe, seed, ctx)
         return self._run_embedding(model_ref, pruner, recipe, seed, ctx, protocol)
 
-    def _run_finetune(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext) -> TaskResult:
+    def _run_finetune(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int,
+                      ctx: RunContext) -> TaskResult:
         """Fine-tune with the mask held fixed on train, evaluate on dev (the paper's protocol)."""
         from accelerate.utils import set_seed
 
@@ -185,7 +186,8 @@ class GlueTask:
     def _run_embedding(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext,
                        protocol: str) -> TaskResult:
         """Zero-shot rule or linear probe on the pruned encoder's pooled embeddings; nothing is fine-tuned."""
-        train, evals, notes = self.splits(ctx, {**recipe, "train_limit": recipe.get("fit_limit", recipe.get("train_limit"))})
+        fit_limit = recipe.get("fit_limit", recipe.get("train_limit"))
+        train, evals, notes = self.splits(ctx, {**recipe, "train_limit": fit_limit})
         tokenizer = load_tokenizer(model_ref.location, ctx)
         pooling = recipe.get("pooling", "mean")
         encoder = fresh_copy(_pristine_encoder(model_ref, ctx))
