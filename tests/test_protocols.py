@@ -100,6 +100,7 @@ def test_zeroshot_matches_a_direct_computation(world, tmp_path, monkeypatch):
     got = _arrays(results, recs["full-base", "sst2"])
     np.testing.assert_allclose(got["score"], sims[:, 1] - sims[:, 0], atol=1e-5)
     clear = np.abs(sims[:, 1] - sims[:, 0]) > 1e-4  # batching moves floats by ~1e-7; near-ties may flip
+    assert clear.sum() >= len(clear) // 2
     np.testing.assert_array_equal(got["pred"][clear], sims.argmax(1)[clear])
     np.testing.assert_array_equal(got["label"], dev.labels)
     assert recs["full-base", "sst2"]["metrics"]["accuracy"] == pytest.approx(np.mean(got["pred"] == dev.labels))
@@ -144,6 +145,7 @@ def test_probe_matches_scikit_learn(world, tmp_path, monkeypatch):
     got = _arrays(results, recs["full-base", "mrpc"])
     np.testing.assert_allclose(got["score"], clf.decision_function(xd), atol=1e-3)
     clear = np.abs(clf.decision_function(xd)) > 1e-2
+    assert clear.sum() >= len(clear) // 2
     np.testing.assert_array_equal(got["pred"][clear], clf.predict(xd)[clear])
     assert recs["full-base", "mrpc"]["notes"]["protocol"] == "probe"
 
@@ -201,6 +203,27 @@ def test_records_carry_what_reports_need(world, tmp_path, monkeypatch):
             values, counts = np.unique(arrays[p + "label"], return_counts=True)
             assert notes["chance"][p + "accuracy"] == pytest.approx(counts.max() / counts.sum())
     assert "1k sample of MNLI dev" in recs["full-base", "mnli"]["notes"]["data_split"]
+    # MNLI: nearest centroid of [|u-v|, u*v], fitted on fixed halves of both samples, each other half evaluated.
+    from benchmarks.data import Examples
+    from benchmarks.tasks.glue import SUBSET_SEED
+
+    halves = []
+    for split in ("dev_matched", "dev_mismatched"):
+        dev = load_glue("mnli", split, mirror)
+        order = np.random.default_rng(SUBSET_SEED).permutation(len(dev))
+        halves.append((dev.subset(order[:len(dev) // 2]), dev.subset(np.sort(order[len(dev) // 2:]))))
+    fit = Examples.concat([h[0] for h in halves])
+    fit = fit.subset(np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(fit))[:24]))
+    emb = lambda texts: _direct_embeddings(world[1], texts)  # noqa: E731
+    cents = E.centroids(E.pair_features(emb(fit.text_a), emb(fit.text_b)), fit.labels, 3)
+    arrays = _arrays(results, recs["full-base", "mnli"])
+    for prefix, (_, evaluated) in zip(("", "mismatched_"), halves):
+        sims = E.normalize(E.pair_features(emb(evaluated.text_a), emb(evaluated.text_b))) @ cents.T
+        top2 = np.sort(sims, 1)
+        clear = top2[:, -1] - top2[:, -2] > 1e-4
+        assert clear.sum() >= len(clear) // 2  # the comparison covers most examples
+        np.testing.assert_array_equal(arrays[prefix + "label"], evaluated.labels)
+        np.testing.assert_array_equal(arrays[prefix + "pred"][clear], sims.argmax(1)[clear])
     assert "dev-split" in recs["full-base", "qnli"]["notes"]["data_split"]
 
 
