@@ -80,6 +80,11 @@ class Suite:
     scales: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)  # calibration data of methods that need it
+    # How the pruned encoder is judged (docs/protocols.md): fine-tune it (the paper), use its embeddings
+    # with no training (zeroshot), or fit a linear probe on them (probe); pooling turns token states
+    # into one embedding for zeroshot/probe (mean: attention-masked mean, the model's own; cls: [CLS]).
+    protocol: str = "finetune"
+    pooling: str = "mean"
 
     def resolved_recipe(self) -> dict:
         """The recipe with the chosen scale's overrides applied ("full" is the recipe as written)."""
@@ -96,7 +101,7 @@ _FIELD_TYPES: dict[str, tuple] = {
     "name": (str,), "description": (str,), "kind": (str,), "model": (str,),
     "model_revision": (str, type(None)), "scale": (str,), "seeds": (list, tuple),
     "tasks": (list, tuple), "rows": (list, tuple), "recipe": (dict,), "scales": (dict,),
-    "options": (dict,), "calibration": (dict,),
+    "options": (dict,), "calibration": (dict,), "protocol": (str,), "pooling": (str,),
 }
 
 
@@ -136,7 +141,11 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
     if "name" not in data:
         raise UserError(f"{source}: suite has no 'name' field; add 'name: my-suite'")
     values = {k: _check_field(source, k, v) for k, v in data.items()}
-    return Suite(**values)
+    suite = Suite(**values)
+    if suite.kind != "prune-finetune" and (suite.protocol, suite.pooling) != ("finetune", "mean"):
+        raise UserError(f"{source}: protocol and pooling apply to prune-finetune suites; suite {suite.name!r} "
+                        f"is kind {suite.kind!r}, drop --set protocol / pooling")
+    return suite
 
 
 def builtin_suite_names() -> list[str]:

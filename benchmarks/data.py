@@ -38,6 +38,10 @@ GLUE = {
                      label_map={"entailment": 0, "neutral": 1, "contradiction": 2},
                      splits={"train": "train", "dev": "dev_matched", "dev_mismatched": "dev_mismatched"}),
 }
+# Offline MNLI: the mirror holds two 1,000-example samples of dev (no header: gold_label, premise, hypothesis).
+MNLI_SUBSET_FILES = {"dev": "glue/MNLI-subset/dev_matched_1k.tsv", "dev_matched": "glue/MNLI-subset/dev_matched_1k.tsv",
+                     "dev_mismatched": "glue/MNLI-subset/dev_mismatched_1k.tsv"}
+MNLI_SUBSET_COLUMNS = ("gold_label", "premise", "hypothesis")
 HUB_SPLITS = {"train": "train", "dev": "validation", "dev_matched": "validation_matched",
               "dev_mismatched": "validation_mismatched"}
 
@@ -64,6 +68,13 @@ class Examples:
             self.source,
         )
 
+    @staticmethod
+    def concat(parts: list["Examples"]) -> "Examples":
+        """The rows of ``parts`` one after the other (sources merged)."""
+        pairs = all(p.text_b is not None for p in parts)
+        return Examples([t for p in parts for t in p.text_a], [t for p in parts for t in p.text_b] if pairs else None,
+                        np.concatenate([p.labels for p in parts]), {k: v for p in parts for k, v in p.source.items()})
+
 
 def read_glue_tsv(path: Path, spec: GlueSpec) -> Examples:
     """Read a GLUE TSV file: UTF-8 BOM tolerated, quoting off (bare quotes occur), columns checked."""
@@ -88,6 +99,26 @@ def read_glue_tsv(path: Path, spec: GlueSpec) -> Examples:
     return Examples(frame[a].tolist(), frame[b].tolist() if b else None, labels, {_rel(path): sha256_file(path)})
 
 
+def read_mnli_subset(path: Path, spec: GlueSpec) -> Examples:
+    """Read one of the mirror's 1k MNLI dev samples (no header: gold_label, premise, hypothesis)."""
+    try:
+        frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, encoding="utf-8-sig", header=None,
+                            names=list(MNLI_SUBSET_COLUMNS), dtype=str, keep_default_na=False, on_bad_lines="error")
+        labels = frame["gold_label"].map(spec.label_map)
+        if labels.isna().any():
+            bad = frame["gold_label"][labels.isna()].iloc[0]
+            raise ValueError(f"label {bad!r} is not one of {sorted(spec.label_map)}")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise UserError(f"{path}: malformed MNLI sample ({str(exc).splitlines()[0]}); restore the mirror's file") from None
+    return Examples(frame["premise"].tolist(), frame["hypothesis"].tolist(), labels.astype(int).to_numpy(),
+                    {_rel(path): sha256_file(path)})
+
+
+def is_mnli_subset(examples: Examples) -> bool:
+    """True when ``examples`` come from the mirror's 1k MNLI dev samples."""
+    return any("MNLI-subset/" in k for k in examples.source)
+
+
 def _rel(path: Path) -> str:
     """A data file's name relative to its mirror root (paths stay out of provenance keys)."""
     parts = Path(path).parts
@@ -103,6 +134,10 @@ def load_glue(task: str, split: str, data_dir: Path | None) -> Examples:
     file_split = spec.splits.get(split, split)
     if data_dir is not None:
         path = Path(data_dir) / paths.GLUE_FILES[task].format(split=file_split)
+        if not path.is_file() and task == "mnli" and split in MNLI_SUBSET_FILES:
+            subset = Path(data_dir) / MNLI_SUBSET_FILES[split]
+            if subset.is_file():
+                return read_mnli_subset(subset, spec)
         if not path.is_file():
             raise DataMissing(f"{task} {split} is not in the data mirror ({path.name} missing under {Path(data_dir).name}/)")
         return read_glue_tsv(path, spec)

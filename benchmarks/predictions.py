@@ -7,6 +7,9 @@ The contract between tasks (which write them) and reports (which resample them):
   a missing file; a cell without it simply has no interval.
 - Arrays are aligned on the evaluation units (dev examples, or text blocks for masked LM), in the same
   fixed order for every row of a suite, so two rows can be compared pairwise on the same units.
+- ``drift`` may cover a fixed sample of the evaluation units instead of all of them (the fine-tune
+  protocol measures it on ``drift_limit`` examples, the same for every row; the record's
+  ``<prefix>drift_examples`` metric gives the count), so it is resampled on its own.
 - Names are ``<prefix><name>``, where ``<prefix>`` is the task's metric prefix (``""`` for one dev
   split, e.g. ``m_`` / ``mm_`` for MNLI matched / mismatched) and ``<name>`` one of ``ARRAY_NAMES``.
 """

@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import paths, store
+from benchmarks import paths, predictions, store
 from benchmarks.analyses import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
@@ -20,6 +20,10 @@ from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import ANALYSES, METHODS, TASKS
 from benchmarks.schema import validate_record
+
+
+# Key under which run_cell hands a cell's per-example arrays to run_suite (never written into the JSON).
+ARRAYS_KEY = "_arrays"
 
 
 @dataclass
@@ -197,7 +201,9 @@ def _claim(results_dir: Path, cell: Cell, summary: RunSummary) -> bool:
 def _run_and_write(analysis, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path,
                    summary: RunSummary) -> None:
     """Run one cell, count it, and write its record (main process only)."""
-    record = _valid(run_cell(analysis, cell, ctx, suite))
+    record = run_cell(analysis, cell, ctx, suite)
+    arrays = record.pop(ARRAYS_KEY, None)
+    record = _valid(record)
     summary.ran += 1
     if record["status"] == store.OK:
         summary.ok += 1
@@ -207,6 +213,9 @@ def _run_and_write(analysis, cell: Cell, ctx: RunContext, suite: Suite, results_
         summary.failed.append((cell.label, record["error"]))
     if ctx.accelerator.is_main_process:  # only the main process writes records
         try:
+            if arrays and record["status"] == store.OK:  # the arrays first: a record never names a missing file
+                store.write_bytes_atomic(predictions.predictions_path(results_dir, cell.key),
+                                         predictions.to_bytes(arrays))
             store.write_record(results_dir, record)
         except OSError as exc:  # the atomic write left the old file (or none): nothing is corrupt
             raise RunAborted(f"could not write the record of {cell.label} under {paths.records_dir(results_dir)} "
@@ -333,4 +342,7 @@ def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
     }
     if status == store.FAILED:
         record["traceback"] = tb
+    if outcome.arrays:
+        record["predictions"] = predictions.predictions_path(ctx.results_dir, cell.key).name
+        record[ARRAYS_KEY] = outcome.arrays  # popped and written beside the record by run_suite
     return record

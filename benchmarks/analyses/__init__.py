@@ -23,6 +23,7 @@ class CellOutcome:
     data: dict = field(default_factory=dict)  # data file -> sha256
     notes: dict = field(default_factory=dict)
     artifacts: dict = field(default_factory=dict)  # larger per-cell results (tables, per-layer lists)
+    arrays: dict = field(default_factory=dict)  # per-example arrays, saved as records/<key>.npz (predictions.py)
 
 
 class Analysis(Protocol):

@@ -13,6 +13,7 @@ from benchmarks.calibration import cell_calibration
 from benchmarks.masking import prune_with_method
 from benchmarks.models import resolve_model
 from benchmarks.registry import METHODS, TASKS, register_analysis
+from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
 from methods import method_label
 from methods.select import check_rate
 
@@ -105,6 +106,7 @@ class PruneFinetune:
             raise UserError(f"{source}: no rows; add e.g. 'rows: [dense, {{method: global, sparsity: [0.5]}}]'")
         parse_rows(list(suite.rows), source)
         suite.resolved_recipe()
+        check_protocol(suite)
 
     def cells(self, suite: Suite) -> list[Cell]:
         self.validate(suite)
@@ -124,6 +126,9 @@ class PruneFinetune:
                         "recipe": recipe,
                         "scale": suite.scale,
                         "seed": seed,
+                        # Fine-tuned cells keep the keys they always had; other protocols are new cells.
+                        **({} if suite.protocol == FINETUNE else {"protocol": suite.protocol,
+                                                                  "pooling": suite.pooling}),
                     }
                     cells.append(Cell(config, f"{row.label} {task} seed={seed}"))
         return cells
@@ -131,8 +136,15 @@ class PruneFinetune:
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
         cfg = cell.config
         task = TASKS.get(cfg["task"])
+        protocol = cfg.get("protocol", FINETUNE)
+        # Tasks learn the protocol, and what decides the pruned weights (keys their embedding cache).
+        pruned_as = (DENSE_IDENTITY if cfg["method"] == DENSE
+                     else {k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")})
+        recipe = cfg["recipe"] if protocol == FINETUNE else {**cfg["recipe"], "protocol": protocol,
+                                                              "pooling": cfg.get("pooling", "mean"),
+                                                              "pruned_as": pruned_as}
         pruner = make_pruner(cfg, cfg["seed"], ctx)
-        result = task.run(ctx.model_ref, pruner, cfg["recipe"], cfg["seed"], ctx)
+        result = task.run(ctx.model_ref, pruner, recipe, cfg["seed"], ctx)
         sparsity = {
             "global_before": result.sparsity_before["global"],
             "global_after": result.sparsity_after["global"],
@@ -142,4 +154,27 @@ class PruneFinetune:
             "per_layer_before": result.sparsity_before["per_layer"],
             "per_layer_after": result.sparsity_after["per_layer"],
         }
-        return CellOutcome(result.metrics, sparsity, {**result.data, **pruner.data}, {**result.notes, **pruner.notes})
+        notes = {"protocol": protocol, **result.notes, **pruner.notes}
+        return CellOutcome(result.metrics, sparsity, {**result.data, **pruner.data}, notes,
+                           arrays=getattr(result, "arrays", {}) or {})
+
+
+def check_protocol(suite: Suite) -> None:
+    """The suite's protocol and pooling are known, and every task supports the protocol (bad input: exit 2)."""
+    source = f"suite {suite.name!r}"
+    if suite.protocol not in PROTOCOLS:
+        raise UserError(f"{source}: unknown protocol {suite.protocol!r}; use one of {', '.join(PROTOCOLS)} "
+                        f"(--set protocol=zeroshot)")
+    if suite.pooling not in POOLINGS:
+        raise UserError(f"{source}: unknown pooling {suite.pooling!r}; use one of {', '.join(POOLINGS)}")
+    if suite.protocol == FINETUNE and suite.pooling != "mean":
+        raise UserError(f"{source}: pooling applies to the zeroshot and probe protocols (fine-tuning uses the "
+                        f"model's classification head); drop --set pooling or add --set protocol=zeroshot")
+    if suite.scale in PROTOCOLS and suite.scale != suite.protocol:
+        raise UserError(f"{source}: scale {suite.scale!r} is sized for protocol {suite.scale!r}, not "
+                        f"{suite.protocol!r}; add --set protocol={suite.scale} or choose another scale")
+    for task in suite.tasks:
+        supported = getattr(TASKS.get(task), "protocols", (FINETUNE,))
+        if suite.protocol not in supported:
+            raise UserError(f"{source}: task {task!r} does not support protocol {suite.protocol!r} "
+                            f"(it supports {', '.join(supported)}); remove it from tasks or change the protocol")

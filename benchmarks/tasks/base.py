@@ -26,6 +26,7 @@ class TaskResult:
     sparsity_after: dict  # measured again after fine-tuning (equal to before when nothing trains)
     data: dict = field(default_factory=dict)  # data file -> sha256 (or hub id -> revision)
     notes: dict = field(default_factory=dict)  # e.g. {"mlm_head": "fitted"}, {"data_split": "..."}
+    arrays: dict = field(default_factory=dict)  # per-example arrays (benchmarks/predictions.py names)
 
 
 class Task(Protocol):

@@ -9,17 +9,31 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.data import GLUE, Examples, load_glue
+from benchmarks.data import GLUE, Examples, is_mnli_subset, load_glue
 from benchmarks.errors import DataMissing, UserError
 from benchmarks.masking import MaskKeeper, measure_sparsity
 from benchmarks.models import ModelRef
 from benchmarks.registry import register_task
 from benchmarks.context import RunContext
+from benchmarks import predictions
+from benchmarks.predictions import DRIFT, LABEL, PRED, SCORE
 from benchmarks.tasks.base import Pruner, TaskResult
+from benchmarks.tasks.embed import (CENTROID, COSINE, DENSE_IDENTITY, FINETUNE, THRESHOLD, drift, embed, fresh_copy, pristine,
+                                    probe_predict, roc_auc, zeroshot_predict)
 
+# Finetune protocol: drift to dense on a fixed sample of this many examples of each eval split.
+DRIFT_LIMIT = 256
 # Subset selection uses its own fixed seed so every row and seed of a suite sees the same examples.
 SUBSET_SEED = 1234
 # QNLI offline: the mirror has dev only; train on one half of dev, evaluate on the other (flagged).
+MNLI_SUBSET_NOTE = ("1k sample of MNLI dev: the mirror holds two 1,000-example samples of MNLI dev (matched, "
+                    "mismatched) and no train; fitted on a fixed half of each (seed 1234), evaluated on the other half")
+ZEROSHOT_RULE_NOTE = {
+    CENTROID: "nearest class centroid by cosine (pairs: of [|u-v|, u*v]); centroids from the fixed fit subset",
+    THRESHOLD: "cosine of the two sentences against one threshold chosen for accuracy on the fixed fit subset",
+    COSINE: "cosine of the two sentences' embeddings as the predicted similarity; nothing fitted",
+}
+PROBE_NOTE = "standardised features, LogisticRegression (C=1) or Ridge (alpha=1) fitted on the fixed fit subset"
 DEV_SPLIT_NOTE = "dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), evaluated on the other half"
 
 
@@ -62,6 +76,8 @@ class GlueTask:
     dev_fallback: bool = False  # may train on half of dev when the mirror lacks train
     version: str = "1"
     higher_is_better: bool = True
+    zeroshot_rule: str = CENTROID  # docs/protocols.md
+    protocols: tuple = ("finetune", "zeroshot", "probe")
 
     @property
     def regression(self) -> bool:
@@ -78,7 +94,8 @@ class GlueTask:
 
         Cached in ``ctx.cache`` per (task, data folder, limits): every cell of a run shares one read.
         """
-        key = ("glue-splits", self.name, str(ctx.data_dir), recipe.get("train_limit"), recipe.get("eval_limit"))
+        key = ("glue-splits", self.name, str(ctx.data_dir), recipe.get("train_limit"), recipe.get("eval_limit"),
+               recipe.get("dev_split_eval_limit"))
         return _cached(ctx, key, lambda: self._load_splits(ctx, recipe))
 
     def _load_splits(self, ctx: RunContext, recipe: dict) -> tuple[Examples, list[tuple[str, Examples]], dict]:
@@ -86,17 +103,33 @@ class GlueTask:
         try:
             train = load_glue(self.name, "train", ctx.data_dir)
             evals = [(prefix, load_glue(self.name, split, ctx.data_dir)) for prefix, split in self.eval_splits]
-        except DataMissing:
+        except DataMissing as missing:
             if not self.dev_fallback:
                 raise
-            dev = load_glue(self.name, "dev", ctx.data_dir)
-            order = np.random.default_rng(SUBSET_SEED).permutation(len(dev))
-            half = len(dev) // 2
-            train, evals = dev.subset(order[:half]), [("", dev.subset(np.sort(order[half:])))]
-            notes["data_split"] = DEV_SPLIT_NOTE
+            try:
+                train, evals, notes = self._dev_split(ctx, recipe)
+            except DataMissing:
+                raise missing from None  # no train and no dev: the train split is what is missing
         train = _limit(train, recipe.get("train_limit"))
         evals = [(prefix, _limit(ex, recipe.get("eval_limit"))) for prefix, ex in evals]
         return train, evals, notes
+
+    def _dev_split(self, ctx: RunContext, recipe: dict) -> tuple[Examples, list[tuple[str, Examples]], dict]:
+        """The mirror has no train split: fit on a fixed half of each dev split, evaluate on the other half
+        (at most ``dev_split_eval_limit`` of it, a fixed sample)."""
+        fit, evals, subset = [], [], False
+        for prefix, split in self.eval_splits:
+            dev = load_glue(self.name, split, ctx.data_dir)
+            subset = subset or is_mnli_subset(dev)
+            order = np.random.default_rng(SUBSET_SEED).permutation(len(dev))
+            half = len(dev) // 2
+            fit.append(dev.subset(order[:half]))
+            evals.append((prefix, _limit(dev.subset(np.sort(order[half:])), recipe.get("dev_split_eval_limit"))))
+        train = fit[0] if len(fit) == 1 else Examples.concat(fit)
+        note = MNLI_SUBSET_NOTE if subset else DEV_SPLIT_NOTE
+        if recipe.get("dev_split_eval_limit"):
+            note += f" (a fixed sample of at most {recipe['dev_split_eval_limit']} examples of it)"
+        return train, evals, {"data_split": note}
 
     def check_data(self, data_dir) -> None:
         """Read this task's mirror files now so a malformed one is a UserError before any cell runs."""
@@ -110,32 +143,265 @@ class GlueTask:
 
     # -- the cell ---------------------------------------------------------------------------------
     def run(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext) -> TaskResult:
-        """Prune with ``pruner``, fine-tune with the mask held fixed on train, evaluate on dev."""
+        """Prune with ``pruner``, then judge the encoder by the cell's protocol (``recipe['protocol']``)."""
+        protocol = recipe.get("protocol", FINETUNE)
+        if protocol == FINETUNE:
+            return self._run_finetune(model_ref, pruner, recipe, seed, ctx)
+        return self._run_embedding(model_ref, pruner, recipe, seed, ctx, protocol)
+
+    def _run_finetune(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int,
+                      ctx: RunContext) -> TaskResult:
+        """Fine-tune with the mask held fixed on train, evaluate on dev (the paper's protocol)."""
         from accelerate.utils import set_seed
-        from transformers import AutoModelForSequenceClassification
 
         train, evals, notes = self.splits(ctx, recipe)
         tokenizer = load_tokenizer(model_ref.location, ctx)
         max_length = int(recipe.get("max_length", 128))
         set_seed(seed)  # the classifier head's initialisation and dropout depend on the seed
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_ref.location, num_labels=self.num_labels, revision=model_ref.identity.get("revision"))
+        model = self._classifier(model_ref, ctx, seed)
         masks = pruner(model)
         before = measure_sparsity(model)
-        encode_key = (self.name, model_ref.location, max_length, str(ctx.data_dir),
-                      recipe.get("train_limit"), recipe.get("eval_limit"))
-        train_enc = _cached(ctx, ("glue-encoded", "train", *encode_key), lambda: _encode(tokenizer, train, max_length))
+        # Drift is measured on the pruned pre-trained encoder, before fine-tuning moves it.
+        drift_metrics, arrays = self._drift(model.base_model, model_ref, tokenizer, evals, recipe, ctx, masks is None)
+        # Tokenized data is shared by every cell of the run with the same task, tokenizer, length and rows.
+        encode_key = (self.name, model_ref.location, max_length)
+        train_enc = _cached(ctx, ("glue-encoded", "train", *encode_key, _data_key(train)),
+                            lambda: _encode(tokenizer, train, max_length))
         finetune(model, tokenizer, train, recipe, seed, masks, ctx.accelerator, self.regression, encoded=train_enc)
         metrics: dict = {}
         for prefix, examples in evals:
-            enc = _cached(ctx, ("glue-encoded", "eval" + prefix, *encode_key),
+            enc = _cached(ctx, ("glue-encoded", "eval" + prefix, *encode_key, _data_key(examples)),
                           lambda: _encode(tokenizer, examples, max_length))
-            preds = predict(model, tokenizer, examples, recipe, ctx.accelerator, self.regression, encoded=enc)
-            metrics.update({f"{prefix}{k}": v for k, v in self.metrics(preds, examples.labels).items()})
+            logits = predict_logits(model, tokenizer, examples, recipe, ctx.accelerator, self.regression, encoded=enc)
+            preds = logits.squeeze(-1) if self.regression else logits.argmax(-1)
+            score = logits[:, 1] - logits[:, 0] if self.num_labels == 2 else None
+            metrics.update(self._evaluate(prefix, preds, score, examples.labels, arrays))
+        metrics.update(drift_metrics)
         metrics["train_examples"] = len(train)
         metrics["eval_examples"] = sum(len(ex) for _, ex in evals)
         data = {**train.source, **{k: v for _, ex in evals for k, v in ex.source.items()}}
-        return TaskResult(metrics, before, measure_sparsity(model), data, notes)
+        notes.update(self._record_notes(evals, FINETUNE, None))
+        return TaskResult(metrics, before, measure_sparsity(model), data, notes, arrays)
+
+    def _run_embedding(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext,
+                       protocol: str) -> TaskResult:
+        """Zero-shot rule or linear probe on the pruned encoder's pooled embeddings; nothing is fine-tuned."""
+        fit_limit = recipe.get("fit_limit", recipe.get("train_limit"))
+        train, evals, notes = self.splits(ctx, {**recipe, "train_limit": fit_limit})
+        tokenizer = load_tokenizer(model_ref.location, ctx)
+        pooling = recipe.get("pooling", "mean")
+        encoder = fresh_copy(_pristine_encoder(model_ref, ctx))
+        masks = pruner(encoder)
+        pruned_as = recipe.get("pruned_as")  # set by the prune-finetune analysis
+        before = measure_sparsity(encoder)
+        encoder.to(ctx.accelerator.device)
+        if protocol == "zeroshot" and self.zeroshot_rule == COSINE:
+            fit = (None, None, None)  # the cosine rule fits nothing: skip embedding the fit subset
+        else:
+            fit = (*self._embed(encoder, tokenizer, train, "fit", model_ref, recipe, ctx, pruned_as), train.labels)
+        metrics: dict = {}
+        arrays: dict = {}
+        dense_encoder = _pristine_encoder(model_ref, ctx)
+        for prefix, examples in evals:
+            u, v = self._embed(encoder, tokenizer, examples, "eval" + prefix, model_ref, recipe, ctx, pruned_as)
+            if masks is None:  # the dense row: its embeddings are the dense ones; share them
+                _cached(ctx, self._dense_key(prefix, model_ref, recipe, ctx), lambda: (u, v))
+            du, dv = self._dense(dense_encoder, tokenizer, examples, prefix, model_ref, recipe, ctx)
+            cos, cka = drift([x for x in (u, v) if x is not None], [x for x in (du, dv) if x is not None])
+            arrays[prefix + DRIFT] = cos.astype(np.float32)
+            metrics.update({f"{prefix}drift_cosine": float(cos.mean()), f"{prefix}drift_cka": cka})
+            evaluate = (u, v, examples.labels)
+            if protocol == "probe":
+                preds, score = probe_predict(fit, evaluate, self.regression, seed)
+            else:
+                preds, score = zeroshot_predict(self.zeroshot_rule, fit, evaluate, self.num_labels)
+            metrics.update(self._evaluate(prefix, preds, score, examples.labels, arrays))
+        metrics["fit_examples"] = 0 if protocol == "zeroshot" and self.zeroshot_rule == COSINE else len(train)
+        metrics["eval_examples"] = sum(len(ex) for _, ex in evals)
+        data = {**train.source, **{k: v for _, ex in evals for k, v in ex.source.items()}}
+        notes.update(self._record_notes(evals, protocol, pooling))
+        return TaskResult(metrics, before, measure_sparsity(encoder), data, notes, arrays)
+
+    # -- protocol helpers -------------------------------------------------------------------------
+    def _classifier(self, model_ref: ModelRef, ctx: RunContext, seed: int):
+        """A fresh sequence classifier. The pre-trained weights load once per run and are copied per cell;
+        when only the task head is new, it is initialised from ``seed`` exactly as from_pretrained does
+        after ``set_seed(seed)`` (tests check weights and RNG state); otherwise the model loads afresh."""
+        from transformers import AutoModelForSequenceClassification
+
+        def load():
+            return AutoModelForSequenceClassification.from_pretrained(
+                model_ref.location, num_labels=self.num_labels, revision=model_ref.identity.get("revision"),
+                output_loading_info=True)
+
+        cached, info = _cached(ctx, ("pristine-classifier", model_ref.location, self.num_labels), load)
+        if any(not k.startswith("classifier.") for k in info.get("missing_keys", [])):
+            return load()[0]  # more than the head is new (e.g. no pooler): let from_pretrained draw it all
+        model = fresh_copy(cached)
+        model.train(False)
+        reinit_missing(model, seed)
+        return model
+
+    def _embed(self, encoder, tokenizer, examples: Examples, role: str, model_ref: ModelRef, recipe: dict,
+               ctx: RunContext, pruned_as: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Pooled embeddings (u of text_a, v of text_b or None); tokenization cached per run.
+
+        With ``pruned_as`` (the row's method, rate, options and seed: what decides the pruned weights) the
+        embeddings are also kept on disk (embedding_cache), so another protocol's run of the same rows
+        reuses them instead of recomputing identical numbers.
+        """
+        max_length = int(recipe.get("max_length", 128))
+        batch = int(recipe.get("eval_batch_size", 64))
+        pooling = recipe.get("pooling", "mean")
+        out = []
+        for side, texts in (("a", examples.text_a), ("b", examples.text_b)):
+            if texts is None:
+                out.append(None)
+                continue
+            key = ("glue-tokens", self.name, role, side, model_ref.location, max_length, _data_key(examples))
+            tokens = lambda: _cached(ctx, key, lambda: dict(tokenizer(texts, truncation=True, max_length=max_length)))
+            compute = lambda: embed(encoder, tokens(), pooling, batch, ctx.accelerator.device)
+            if pruned_as is None:
+                out.append(compute())
+                continue
+            identity = {"model": model_ref.identity, "pruned_as": pruned_as, "task": self.name, "role": role,
+                        "side": side, "max_length": max_length, "pooling": pooling, "data": _data_key(examples)}
+            out.append(embedding_cache(identity, compute))
+        return out[0], out[1]
+
+    def _dense_key(self, prefix, model_ref: ModelRef, recipe: dict, ctx: RunContext) -> tuple:
+        return ("dense-embeddings", self.name, prefix, tuple(sorted(model_ref.identity.items())),
+                int(recipe.get("max_length", 128)), recipe.get("pooling", "mean"), str(ctx.data_dir),
+                recipe.get("eval_limit"), recipe.get("dev_split_eval_limit"))
+
+    def _dense(self, dense_encoder, tokenizer, examples: Examples, prefix, model_ref: ModelRef, recipe: dict,
+               ctx: RunContext) -> tuple[np.ndarray, np.ndarray | None]:
+        """The dense model's embeddings of an eval split (or of a drift sample), computed once per run."""
+        role = "eval" + prefix if isinstance(prefix, str) else "-".join(map(str, prefix))
+        return _cached(ctx, self._dense_key(prefix, model_ref, recipe, ctx),
+                       lambda: self._embed(dense_encoder.to(ctx.accelerator.device), tokenizer, examples,
+                                           role, model_ref, recipe, ctx, DENSE_IDENTITY))
+
+    def _drift(self, encoder, model_ref: ModelRef, tokenizer, evals: list, recipe: dict, ctx: RunContext,
+               dense_row: bool) -> tuple[dict, dict]:
+        """Drift metrics and arrays of a pruned, not yet fine-tuned encoder on a fixed sample of each eval split.
+
+        A sample (``drift_limit``, default 256 examples, seed 1234, the same for every row) keeps the extra
+        forward passes small next to a short fine-tune; the ``drift`` array then covers that sample.
+        """
+        recipe = {**recipe, "pooling": recipe.get("pooling", "mean")}
+        limit = int(recipe.get("drift_limit", DRIFT_LIMIT))
+        dense_encoder = _pristine_encoder(model_ref, ctx)
+        metrics, arrays = {}, {}
+        encoder.to(ctx.accelerator.device)
+        for prefix, examples in evals:
+            sample = _limit(examples, limit)
+            key = ("drift" + prefix, limit)
+            if dense_row:  # the dense row's embeddings are the dense ones: compute them once
+                u, v = self._dense(encoder, tokenizer, sample, key, model_ref, recipe, ctx)
+            else:
+                u, v = self._embed(encoder, tokenizer, sample, "drift" + prefix, model_ref, recipe, ctx)
+            du, dv = self._dense(dense_encoder, tokenizer, sample, key, model_ref, recipe, ctx)
+            cos, cka = drift([x for x in (u, v) if x is not None], [x for x in (du, dv) if x is not None])
+            arrays[prefix + DRIFT] = cos.astype(np.float32)
+            metrics.update({f"{prefix}drift_cosine": float(cos.mean()), f"{prefix}drift_cka": cka,
+                            f"{prefix}drift_examples": len(sample)})
+        return metrics, arrays
+
+    def _evaluate(self, prefix: str, preds: np.ndarray, score: np.ndarray | None, labels: np.ndarray,
+                  arrays: dict) -> dict:
+        """Metrics of one eval split (with ROC AUC for binary scores and the collapse flag); fills ``arrays``."""
+        preds = np.asarray(preds)
+        metrics = self.metrics(preds, labels)
+        if score is not None and not self.regression:
+            metrics["roc_auc"] = roc_auc(score, labels)
+            arrays[prefix + SCORE] = np.asarray(score, np.float32)
+        metrics["collapsed"] = predictions.collapsed(preds, self.regression)
+        arrays[prefix + PRED] = preds.astype(np.float32 if self.regression else np.int8)
+        arrays[prefix + LABEL] = np.asarray(labels, np.float32 if self.regression else np.int8)
+        return {f"{prefix}{k}": v for k, v in metrics.items()}
+
+    def _record_notes(self, evals: list, protocol: str, pooling: str | None) -> dict:
+        """What reports need besides the metrics: protocol, headline, direction, chance level per column."""
+        notes = {"protocol": protocol, "headline": self.headline, "higher_is_better": self.higher_is_better,
+                 "chance": {}}
+        if pooling is not None:
+            notes["pooling"] = pooling
+            notes["zeroshot_rule" if protocol == "zeroshot" else "probe_model"] = (
+                ZEROSHOT_RULE_NOTE[self.zeroshot_rule] if protocol == "zeroshot" else PROBE_NOTE)
+        for prefix, examples in evals:
+            notes["chance"].update({f"{prefix}{k}": v for k, v in chance_levels(examples.labels, self.regression,
+                                                                               self.num_labels == 2).items()})
+        return notes
+
+
+def chance_levels(labels: np.ndarray, regression: bool, binary: bool) -> dict:
+    """What a model that knows nothing scores: the majority class (accuracy, its F1), AUC 0.5, correlation 0."""
+    if regression:
+        return {"pearson": 0.0, "spearman": 0.0}
+    values, counts = np.unique(labels, return_counts=True)
+    majority, share = int(values[counts.argmax()]), float(counts.max() / len(labels))
+    out = {"accuracy": share}
+    if binary:
+        out["f1"] = binary_f1(np.full(len(labels), majority), labels)
+        out["roc_auc"] = 0.5
+    return out
+
+
+def reinit_missing(model, seed: int) -> None:
+    """Initialise the task head (the weights from_pretrained reports missing) from ``seed``, the way
+    from_pretrained does after ``set_seed(seed)``, so a copied model equals a freshly loaded one."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+    head = getattr(model, "classifier", None)
+    if head is not None:
+        head.apply(model._init_weights)
+
+
+def _pristine_encoder(model_ref: ModelRef, ctx: RunContext):
+    """The pre-trained encoder (no task head), loaded once per run."""
+    from transformers import AutoModel
+
+    return pristine(ctx, lambda: AutoModel.from_pretrained(model_ref.location,
+                                                           revision=model_ref.identity.get("revision")),
+                    ("pristine-encoder", model_ref.location))
+
+
+EMBEDDING_CACHE_VERSION = 1  # bump when embed() would give other numbers for the same inputs
+
+
+def embedding_cache(identity: dict, compute) -> np.ndarray:
+    """Embeddings kept under ``paths.cache_dir()/embeddings`` by the sha256 of everything that decides them
+    (model weights, pruning row and seed, task, split, text side, length, pooling, data), else ``compute()``."""
+    import hashlib
+    import io
+
+    from benchmarks import paths, store
+    from benchmarks.config import canonical_json
+
+    text = canonical_json({**identity, "v": EMBEDDING_CACHE_VERSION, "torch": torch.__version__})
+    path = paths.cache_dir() / "embeddings" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            pass  # unreadable: recompute and replace it
+    value = compute()
+    buffer = io.BytesIO()
+    np.save(buffer, value, allow_pickle=False)
+    store.write_bytes_atomic(path, buffer.getvalue())
+    return value
+
+
+def _data_key(examples: Examples) -> tuple:
+    """Identity of a split's rows for caches: its sources' sha256 and the sha256 of its texts and labels."""
+    import hashlib
+
+    digest = hashlib.sha256("\x1f".join(examples.text_a).encode())
+    digest.update(b"\x1e" + "\x1f".join(examples.text_b or []).encode() + b"\x1e")
+    digest.update(np.ascontiguousarray(examples.labels).tobytes())
+    return tuple(sorted(examples.source.items())), len(examples), digest.hexdigest()
 
 
 def _cached(ctx: RunContext, key: tuple, build):
@@ -274,10 +540,17 @@ def _per_process_batch(batch_size: int, processes: int) -> int:
     return batch_size // processes
 
 
-@torch.no_grad()
 def predict(model, tokenizer, examples: Examples, recipe: dict, accelerator, regression: bool,
             encoded: _Encoded | None = None) -> np.ndarray:
-    """Predictions on ``examples`` in their original order.
+    """Predictions on ``examples`` in their original order (class ids, or scores for regression)."""
+    logits = predict_logits(model, tokenizer, examples, recipe, accelerator, regression, encoded)
+    return logits.squeeze(-1) if regression else logits.argmax(-1)
+
+
+@torch.no_grad()
+def predict_logits(model, tokenizer, examples: Examples, recipe: dict, accelerator, regression: bool,
+                   encoded: _Encoded | None = None) -> np.ndarray:
+    """The model's outputs (logits, or the score column for regression) on ``examples`` in their order.
 
     Examples are batched in order of length (far less padding), then put back in input order.
     """
@@ -291,16 +564,15 @@ def predict(model, tokenizer, examples: Examples, recipe: dict, accelerator, reg
     for batch in accelerator.prepare_data_loader(loader):
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         outputs.append(accelerator.gather_for_metrics(logits).float().cpu())
-    logits = torch.cat(outputs)
-    preds = (logits.squeeze(-1) if regression else logits.argmax(-1)).numpy()
-    out = np.empty_like(preds)
-    out[order] = preds  # undo the length sort
+    logits = torch.cat(outputs).numpy()
+    out = np.empty_like(logits)
+    out[order] = logits  # undo the length sort
     return out
 
 
-register_task("mrpc")(GlueTask("mrpc", headline="accuracy", num_labels=2, f1=True))
-register_task("stsb")(GlueTask("stsb", headline="pearson", num_labels=1))
+register_task("mrpc")(GlueTask("mrpc", headline="accuracy", num_labels=2, f1=True, zeroshot_rule=THRESHOLD))
+register_task("stsb")(GlueTask("stsb", headline="pearson", num_labels=1, zeroshot_rule=COSINE))
 register_task("sst2")(GlueTask("sst2", headline="accuracy", num_labels=2))
 register_task("qnli")(GlueTask("qnli", headline="accuracy", num_labels=2, dev_fallback=True))
 register_task("mnli")(GlueTask("mnli", headline="accuracy", num_labels=3,
-                               eval_splits=(("", "dev_matched"), ("mismatched_", "dev_mismatched"))))
+                               eval_splits=(("", "dev_matched"), ("mismatched_", "dev_mismatched")), dev_fallback=True))

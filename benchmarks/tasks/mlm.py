@@ -12,6 +12,7 @@ for every pruned variant; records then carry ``notes.mlm_head = "fitted"``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import math
@@ -29,7 +30,9 @@ from benchmarks.masking import measure_sparsity
 from benchmarks.models import ModelRef
 from benchmarks.provenance import sha256_file
 from benchmarks.registry import register_task
+from benchmarks.predictions import DRIFT, MLM_CORRECT, MLM_NLL, MLM_TOKENS
 from benchmarks.tasks.base import Pruner, TaskResult
+from benchmarks.tasks.embed import drift
 
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")
 # Fixed seeds, independent of the cell's seed: every row sees the same blocks and masked positions.
@@ -199,14 +202,16 @@ def _cached_head(model: nn.Module, tokenizer, model_ref: ModelRef, recipe: dict,
 
 # -- evaluation ---------------------------------------------------------------------------------
 @torch.no_grad()
-def evaluate_mlm(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, accelerator) -> dict:
-    """Masked-token accuracy and perplexity; logits only at masked positions (the vocabulary is large)."""
+def mlm_pass(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, accelerator,
+             pooling: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per block: (summed NLL, correct, masked tokens) as an [n, 3] tensor, and the block's mean-pooled
+    last hidden state [n, hidden] (what drift to dense compares). Logits only at masked positions."""
     from torch.utils.data import DataLoader, TensorDataset
 
     encoder, head = _head_modules(model)
     model.to(accelerator.device).eval()
     loader = accelerator.prepare_data_loader(DataLoader(TensorDataset(inputs, labels), batch_size=batch_size))
-    totals = []
+    totals, pooled = [], []
     for x, y in loader:
         hidden = encoder(input_ids=x)[0]
         keep = y != -100
@@ -220,10 +225,22 @@ def evaluate_mlm(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, b
         sums[:, 1].index_add_(0, row, correct)
         sums[:, 2] = keep.sum(1).float()
         totals.append(accelerator.gather_for_metrics(sums).cpu())
-    ce_sum, n_correct, n_masked = torch.cat(totals).double().sum(0).tolist()
+        vector = hidden[:, 0] if pooling == "cls" else hidden.mean(1)  # blocks have no padding
+        pooled.append(accelerator.gather_for_metrics(vector.float()).cpu())
+    return torch.cat(totals), torch.cat(pooled)
+
+
+def mlm_metrics(sums: torch.Tensor) -> dict:
+    """Masked-token accuracy, perplexity and mean loss from per-block (NLL, correct, tokens) sums."""
+    ce_sum, n_correct, n_masked = sums.double().sum(0).tolist()
     mean_ce = ce_sum / n_masked
     return {"mlm_accuracy": n_correct / n_masked, "mlm_ppl": math.exp(mean_ce), "mlm_loss": mean_ce,
-            "masked_tokens": int(n_masked), "eval_blocks": len(inputs)}
+            "masked_tokens": int(n_masked), "eval_blocks": len(sums)}
+
+
+def evaluate_mlm(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, accelerator) -> dict:
+    """Masked-token accuracy and perplexity; logits only at masked positions (the vocabulary is large)."""
+    return mlm_metrics(mlm_pass(model, inputs, labels, batch_size, accelerator)[0])
 
 
 @dataclass
@@ -236,6 +253,7 @@ class MlmTask:
     higher_is_better: bool = True
     # One task, two leaderboard columns: title -> (metric, higher is better) pairs (``dict(columns)``).
     columns: tuple = (("MLM Accuracy", ("mlm_accuracy", True)), ("MLM ppl.", ("mlm_ppl", False)))
+    protocols: tuple = ("finetune", "zeroshot", "probe")  # nothing trains in any of them
 
     def eval_set(self, tokenizer, recipe: dict, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Masked evaluation blocks (identical for every cell of a run and across runs) and data provenance."""
@@ -248,19 +266,51 @@ class MlmTask:
         return ctx.cache[key]
 
     def run(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext) -> TaskResult:
-        """Load (and if needed fit the head of) the masked-LM model, prune it, evaluate; nothing trains."""
+        """Load (and if needed fit the head of) the masked-LM model, prune it, evaluate; nothing trains.
+
+        The same for every protocol: the model's own head (or the fitted one) is already training-free.
+        """
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model_ref.location)
+        tokenizer = _cached_value(ctx, ("tokenizer", model_ref.location),
+                                  lambda: AutoTokenizer.from_pretrained(model_ref.location))
         inputs, labels, source = self.eval_set(tokenizer, recipe, ctx)
-        model, head = load_mlm_model(model_ref, tokenizer, recipe, ctx.data_dir, ctx.accelerator)
+        batch = int(recipe.get("eval_batch_size", 64))
+        # The (head-fitted) model loads once per run; each cell prunes its own copy.
+        key = ("pristine-mlm", model_ref.location, head_cache_path(model_ref, recipe).name)
+        cached, head = _cached_value(ctx, key, lambda: load_mlm_model(model_ref, tokenizer, recipe, ctx.data_dir,
+                                                                       ctx.accelerator))
+        pooling = recipe.get("pooling", "mean")
+        dense_key = ("dense-mlm", key, tuple(source.items()), tuple(inputs.shape), recipe.get("mlm_eval_blocks"),
+                     pooling)
+        dense_pooled = _cached_value(ctx, dense_key,
+                                     lambda: mlm_pass(cached, inputs, labels, batch, ctx.accelerator, pooling)[1])
+        model = copy.deepcopy(cached)
         pruner(model)
         before = measure_sparsity(model)
-        metrics = evaluate_mlm(model, inputs, labels, int(recipe.get("eval_batch_size", 64)), ctx.accelerator)
-        notes = {"mlm_head": head}
+        sums, pooled = mlm_pass(model, inputs, labels, batch, ctx.accelerator, pooling)
+        metrics = mlm_metrics(sums)
+        cos, cka = drift([pooled.numpy()], [dense_pooled.numpy()])
+        metrics.update({"drift_cosine": float(cos.mean()), "drift_cka": cka, "collapsed": False})
+        arrays = {MLM_NLL: sums[:, 0].numpy().astype(np.float32), MLM_CORRECT: sums[:, 1].numpy().astype(np.int16),
+                  MLM_TOKENS: sums[:, 2].numpy().astype(np.int16), DRIFT: cos.astype(np.float32)}
+        notes = {"mlm_head": head, "protocol": recipe.get("protocol", "finetune"), "headline": self.headline,
+                 "higher_is_better": self.higher_is_better, "chance": {"mlm_accuracy": 1.0 / len(tokenizer)}}
+        if notes["protocol"] != "finetune":
+            notes["pooling"] = pooling
         if head == "fitted":
             notes["mlm_head_detail"] = FITTED_NOTE
-        return TaskResult(metrics, before, measure_sparsity(model), dict(source), notes)
+        return TaskResult(metrics, before, measure_sparsity(model), dict(source), notes, arrays)
+
+
+def _cached_value(ctx: RunContext, key: tuple, build):
+    """``ctx.cache[key]``, built once per run (no cache: built every time)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is None:
+        return build()
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
 
 
 register_task("mlm")(MlmTask())
