@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from benchmarks.analyses import CellOutcome, RunContext
-from benchmarks.config import Cell, Suite
+from benchmarks.config import FULL_SCALE, Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.calibration import cell_calibration
 from benchmarks.masking import prune_with_method
+from benchmarks.recipes import check_recipe
 from benchmarks.models import resolve_model
 from benchmarks.registry import METHODS, TASKS, register_analysis
 from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
@@ -106,6 +107,7 @@ class PruneFinetune:
             raise UserError(f"{source}: no rows; add e.g. 'rows: [dense, {{method: global, sparsity: [0.5]}}]'")
         parse_rows(list(suite.rows), source)
         suite.resolved_recipe()
+        check_recipes(suite)
         check_protocol(suite)
 
     def cells(self, suite: Suite) -> list[Cell]:
@@ -140,9 +142,9 @@ class PruneFinetune:
         # Tasks learn the protocol, and what decides the pruned weights (keys their embedding cache).
         pruned_as = (DENSE_IDENTITY if cfg["method"] == DENSE
                      else {k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")})
-        recipe = cfg["recipe"] if protocol == FINETUNE else {**cfg["recipe"], "protocol": protocol,
-                                                              "pooling": cfg.get("pooling", "mean"),
-                                                              "pruned_as": pruned_as}
+        cell_fields = {"protocol": protocol, "pooling": cfg.get("pooling", "mean"),
+                       "pruned_as": None if protocol == FINETUNE else pruned_as}
+        recipe = cell_recipe(task, cfg["recipe"], cell_fields, cell.label)
         pruner = make_pruner(cfg, cfg["seed"], ctx)
         result = task.run(ctx.model_ref, pruner, recipe, cfg["seed"], ctx)
         sparsity = {
@@ -157,6 +159,33 @@ class PruneFinetune:
         notes = {"protocol": protocol, **result.notes, **pruner.notes}
         return CellOutcome(result.metrics, sparsity, {**result.data, **pruner.data}, notes,
                            arrays=getattr(result, "arrays", {}) or {})
+
+
+def _families(suite: Suite) -> tuple[list, bool]:
+    """The recipe families of the suite's tasks, and whether all declare one (else unknown keys may be a plug-in's)."""
+    families, closed = [], True
+    for name in suite.tasks:
+        family = getattr(TASKS.get(name), "recipe_type", None)
+        closed = closed and family is not None
+        if family is not None and family not in families:
+            families.append(family)
+    return families, closed
+
+
+def check_recipes(suite: Suite) -> None:
+    """The recipe in every scale of the suite is one its tasks' recipe families accept (bad input: exit 2)."""
+    families, closed = _families(suite)
+    for scale, recipe in suite.scale_recipes().items():
+        source = f"suite {suite.name!r}" + ("" if scale == FULL_SCALE else f" scale {scale!r}")
+        check_recipe(recipe, families, source, closed)
+
+
+def cell_recipe(task, recipe: dict, cell_fields: dict, label: str):
+    """The task's typed recipe for one cell (built once, passed down); a plug-in task without one gets the mapping."""
+    family = getattr(task, "recipe_type", None)
+    if family is None:
+        return recipe if cell_fields["protocol"] == FINETUNE else {**recipe, **cell_fields}
+    return family.from_mapping(recipe, f"cell {label}", ignore=set(recipe) - set(family.keys()), **cell_fields)
 
 
 def check_protocol(suite: Suite) -> None:
