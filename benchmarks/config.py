@@ -57,6 +57,9 @@ class Cell:
 
     config: dict
     label: str
+    # Facts about the cell that are not part of its identity (not hashed), e.g. the row's nominal
+    # sparsity from the method's spec, for reports that bucket rows.
+    info: dict = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:

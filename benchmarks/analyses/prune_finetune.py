@@ -13,9 +13,9 @@ from benchmarks.calibration import cell_calibration
 from benchmarks.masking import prune_with_method
 from benchmarks.recipes import check_recipe
 from benchmarks.models import resolve_model
-from benchmarks.registry import METHODS, TASKS, register_analysis
+from benchmarks.registry import METHODS, TASKS, method_spec, register_analysis
 from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
-from methods import method_label
+from methods import method_label, method_nominal
 from methods.select import check_rate
 
 DENSE = "dense"
@@ -33,14 +33,23 @@ class Row:
     def label(self) -> str:
         if self.method == DENSE:
             return "full-base"
-        return method_label(self.method, self.sparsity, dict(self.options))  # the method's registration decides
+        return method_label(self.method, self.sparsity, dict(self.options))  # the method's spec decides
+
+    @property
+    def nominal(self) -> float:
+        """The overall sparsity the row aims at (the method's spec; 0 for dense): the leaderboard's bucket."""
+        return 0.0 if self.method == DENSE else method_nominal(self.method, self.sparsity, dict(self.options))
 
     def as_config(self) -> dict:
         return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label}
 
 
 def parse_rows(spec: list, source: str) -> list[Row]:
-    """Expand the suite's ``rows`` field: 'dense', or {method, sparsity: x | [x, ...], **options}."""
+    """Expand the suite's ``rows`` field: 'dense', or {method, sparsity: x | [x, ...], **options}.
+
+    Each method's ``MethodSpec`` checks its options (closed), rates and sparsity; two rows with one
+    label are bad input (the leaderboard keys rows by label).
+    """
     rows: list[Row] = []
     for item in spec:
         if item == DENSE:
@@ -50,19 +59,41 @@ def parse_rows(spec: list, source: str) -> list[Row]:
             raise UserError(f"{source}: row {item!r} must be 'dense' or a mapping with a 'method' key")
         item = dict(item)
         method = item.pop("method")
+        if not isinstance(method, str):
+            raise UserError(f"{source}: row {item!r}: 'method' must be a method name, e.g. global")
         METHODS.get(method)  # unknown method -> one-line error with close names
+        info = method_spec(method)
         rates = item.pop("sparsity", None)
         rates = rates if isinstance(rates, list) else [rates]
-        for key in ("upper", "lower"):
-            if key in item:
+        for key in info.rate_options:
+            if item.get(key) is not None:
                 _rate(item[key], f"{source}: {method} {key} rate")
         for rate in rates:
-            if rate is None and method != "mixed":
-                raise UserError(f"{source}: row for method {method!r} needs 'sparsity: <rate in [0, 1)>'")
+            try:
+                info.check(rate, item)
+            except ValueError as exc:
+                raise UserError(f"{source}: {exc}") from None
             if rate is not None:
                 _rate(rate, f"{source}: {method} sparsity")
             rows.append(Row(method, None if rate is None else float(rate), tuple(sorted(item.items()))))
+    _check_labels(rows, source)
     return rows
+
+
+def _check_labels(rows: list[Row], source: str) -> None:
+    """Two different rows with one label would be averaged into one leaderboard row: bad input."""
+    seen: dict[str, Row] = {}
+    for row in rows:
+        other = seen.setdefault(row.label, row)
+        if other != row:
+            raise UserError(f"{source}: two rows have the label {row.label!r} ({_row_text(other)} and "
+                            f"{_row_text(row)}); remove one or give them different options")
+
+
+def _row_text(row: Row) -> str:
+    parts = [f"method: {row.method}", *([f"sparsity: {row.sparsity:g}"] if row.sparsity is not None else []),
+             *(f"{k}: {v}" for k, v in row.options)]
+    return "{" + ", ".join(parts) + "}"
 
 
 def _rate(value, what: str) -> float:
@@ -132,7 +163,7 @@ class PruneFinetune:
                         **({} if suite.protocol == FINETUNE else {"protocol": suite.protocol,
                                                                   "pooling": suite.pooling}),
                     }
-                    cells.append(Cell(config, f"{row.label} {task} seed={seed}"))
+                    cells.append(Cell(config, f"{row.label} {task} seed={seed}", {"nominal_sparsity": row.nominal}))
         return cells
 
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
@@ -156,7 +187,9 @@ class PruneFinetune:
             "per_layer_before": result.sparsity_before["per_layer"],
             "per_layer_after": result.sparsity_after["per_layer"],
         }
-        notes = {"protocol": protocol, **result.notes, **pruner.notes}
+        # What the reports need about the row, so they read records and never ask a method (docs/harness.md).
+        row = Row(cfg["method"], cfg.get("sparsity"), tuple(sorted((cfg.get("options") or {}).items())))
+        notes = {"protocol": protocol, **result.notes, **pruner.notes, "nominal_sparsity": row.nominal}
         return CellOutcome(result.metrics, sparsity, {**result.data, **pruner.data}, notes,
                            arrays=getattr(result, "arrays", {}) or {})
 
