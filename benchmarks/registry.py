@@ -170,6 +170,8 @@ class MethodSpec:
     nominal: Callable | None = None
     example_sparsity: float | None = 0.3
     example_options: Mapping = field(default_factory=dict)
+    title: str | None = None  # how plots name the method (default: its name)
+    color: str | None = None  # its colour in every plot (a matplotlib colour; default: one after the built-ins')
 
     def check(self, sparsity, options: Mapping) -> None:
         """Raise ValueError (one line, with a fix) on an option or rate this method does not take."""
@@ -225,7 +227,7 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
                     groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None,
                     calibration: bool = False, label: Callable | None = None, patterns: bool = False,
                     options: Mapping[str, tuple] | None = None, required: tuple = (), takes_sparsity: bool = True,
-                    nominal: Callable | None = None):
+                    nominal: Callable | None = None, title: str | None = None, color: str | None = None):
     """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
 
     The method returns keep-masks ``{param name: bool tensor}``, or a ``methods.PruneResult`` holding
@@ -247,13 +249,14 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
     ``options``: {option: (type, ...)}, the closed option schema (None: any option, for plug-ins that
     predate it); ``required``: options that must be given; ``takes_sparsity``: False when the rates live
     in ``rate_options``; ``nominal(sparsity, options) -> float``: the overall sparsity the row aims at.
+    ``title``/``color``: the method's name and colour in plots.
     All of it is kept as a ``MethodSpec`` (``method_spec(name)``).
     """
     if patterns and options is not None:
         options = {"pattern": (str,), **options}
     spec = MethodSpec(name, None if options is None else dict(options), tuple(required), bool(takes_sparsity),
                       tuple(rate_options), groups, validate, bool(calibration), bool(patterns), label, nominal,
-                      example_sparsity, dict(example_options or {}))
+                      example_sparsity, dict(example_options or {}), title, color)
     return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
                             groups=groups, rate_options=tuple(rate_options), validate=validate,
                             calibration=bool(calibration), label=label, patterns=bool(patterns), spec=spec)

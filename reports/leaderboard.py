@@ -107,6 +107,8 @@ class Row:
     nominal: float
     sparsity: list = field(default_factory=list)  # achieved global sparsity of each ok record
     entries: dict = field(default_factory=dict)  # Column -> Entry
+    title: str = ""  # the method's name in plots (its spec's title, carried by the cell; default: method)
+    color: str | None = None  # its plot colour from the spec, or None
 
     @property
     def achieved(self) -> float | None:
@@ -281,7 +283,9 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
     for cell in cells:
         cfg = cell.config
         record = records.get(cell.key)
-        row = rows.setdefault(cfg["label"], Row(cfg["label"], cfg["method"], 0.0, nominal_sparsity(cell, record)))
+        row = rows.setdefault(cfg["label"], Row(cfg["label"], cfg["method"], 0.0, nominal_sparsity(cell, record),
+                                                title=cell.info.get("method_title") or cfg["method"],
+                                                color=cell.info.get("method_color")))
         ok = record is not None and record["status"] == "ok"
         for metric, _ in task_columns(cfg["task"]).values():
             column = column_for(columns, cfg["task"], metric, record)

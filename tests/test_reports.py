@@ -30,7 +30,7 @@ def cell(method: str, rate: float | None, task: str, seed: int = 0, options: dic
     label = row.label
     config = {"kind": "prune-finetune", "model": model, "method": method, "sparsity": rate, "options": options,
               "label": label, "task": task, "task_version": "1", "recipe": {}, "scale": "test", "seed": seed}
-    return Cell(config, f"{label} {task} seed={seed}", {"nominal_sparsity": row.nominal})
+    return Cell(config, f"{label} {task} seed={seed}", row.info())
 
 
 def rec(c: Cell, metrics: dict | None = None, status: str = "ok", error: str | None = None,

@@ -11,7 +11,7 @@ from benchmarks.config import FULL_SCALE, Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.calibration import cell_calibration
 from benchmarks.masking import prune_with_method
-from benchmarks.recipes import check_recipe
+from benchmarks.recipes import FAMILIES, check_recipe
 from benchmarks.models import resolve_model
 from benchmarks.registry import METHODS, TASKS, method_spec, register_analysis
 from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
@@ -34,6 +34,13 @@ class Row:
         if self.method == DENSE:
             return "full-base"
         return method_label(self.method, self.sparsity, dict(self.options))  # the method's spec decides
+
+    def info(self) -> dict:
+        """What reports need about the row and cannot ask the method (they stay torch-free): spec facts."""
+        if self.method == DENSE:
+            return {"nominal_sparsity": 0.0}
+        spec = method_spec(self.method)
+        return {"nominal_sparsity": self.nominal, "method_title": spec.title or self.method, "method_color": spec.color}
 
     @property
     def nominal(self) -> float:
@@ -163,7 +170,7 @@ class PruneFinetune:
                         **({} if suite.protocol == FINETUNE else {"protocol": suite.protocol,
                                                                   "pooling": suite.pooling}),
                     }
-                    cells.append(Cell(config, f"{row.label} {task} seed={seed}", {"nominal_sparsity": row.nominal}))
+                    cells.append(Cell(config, f"{row.label} {task} seed={seed}", row.info()))
         return cells
 
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
@@ -208,6 +215,8 @@ def _families(suite: Suite) -> tuple[list, bool]:
 def check_recipes(suite: Suite) -> None:
     """The recipe in every scale of the suite is one its tasks' recipe families accept (bad input: exit 2)."""
     families, closed = _families(suite)
+    # Every built-in family checks its keys, used or not by these tasks: a bad value stays bad under --set tasks=...
+    families = [*FAMILIES, *(f for f in families if f not in FAMILIES)]
     for scale, recipe in suite.scale_recipes().items():
         source = f"suite {suite.name!r}" + ("" if scale == FULL_SCALE else f" scale {scale!r}")
         check_recipe(recipe, families, source, closed)

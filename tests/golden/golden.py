@@ -122,8 +122,8 @@ def case_cells(name: str) -> list[Cell]:
                           "recipe": RECIPE, "scale": "full", "seed": seed}
                 if "protocol" in case:
                     config["protocol"] = case["protocol"]
-                # The nominal sparsity as the suite's expansion carries it (from the method's spec).
-                info = {"nominal_sparsity": Row(method, rate, tuple(sorted(options.items()))).nominal}
+                # What the suite's expansion carries from the method's spec (nominal sparsity, plot style).
+                info = Row(method, rate, tuple(sorted(options.items()))).info()
                 cells.append(Cell(config, f"{label} {task} seed={seed}", info))
     return cells
 
