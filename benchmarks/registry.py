@@ -187,7 +187,8 @@ class MethodSpec:
                 kinds = self.options[key]
                 if value is not None and not (isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))):
                     want = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
-                    raise ValueError(f"method {self.name!r} option {key!r} must be {want}, got {value!r}")
+                    raise ValueError(f"method {self.name!r} option {key!r} must be {want}, got {value!r}; "
+                                     f"fix the row, e.g. {example_text}")
         missing = [k for k in self.required if options.get(k) is None]
         if missing:
             raise ValueError(f"method {self.name!r} needs option(s) {', '.join(map(repr, missing))}; "
