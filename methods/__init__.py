@@ -22,9 +22,9 @@ def method_example(name: str) -> tuple[float | None, dict]:
 
 def method_groups(name: str, weights: list[PrunableWeight], sparsity: float | None, options: dict) -> dict:
     """{group: (param names, rate)}: which weights method ``name`` prunes, and at which exact rate."""
-    from benchmarks.registry import METHODS
+    from benchmarks.registry import method_spec
 
-    groups = METHODS.meta(name).get("groups")
+    groups = method_spec(name).groups
     if groups is None:
         return {"all": ([w.name for w in weights], sparsity)}
     return groups(weights, sparsity, options)
