@@ -537,3 +537,31 @@ def test_reports_and_runner_name_no_method():
         code = path.read_text()
         for literal in ('"mixed"', '"upper"', '"lower"', '"global_target"', "'mixed'", "'upper'", "'lower'"):
             assert literal not in code, f"{path.name} names {literal}"
+
+
+def test_record_carries_the_spec_facts_reports_read(env, capsys):
+    """A run writes the row's nominal sparsity (from the method's spec) into the record's notes."""
+    assert main(_run_args(env, "--set", "rows=[{method: lower, sparsity: 0.4}]", "--set", "tasks=[sst2]")) == 0
+    [record] = store.load_records(env["results"]).records.values()
+    assert record["label"] == "lower-0.4 sst2 seed=0" and record["config"]["label"] == "lower-0.4"
+    assert record["notes"]["nominal_sparsity"] == pytest.approx(0.2)
+
+
+def test_plugin_task_without_a_recipe_type_reads_the_mapping():
+    """A task that declares no recipe family gets the recipe mapping, and keys only it knows are allowed."""
+    from benchmarks.analyses.prune_finetune import cell_recipe, check_recipes
+    from benchmarks.registry import TASKS
+
+    class Plain:
+        version, headline, higher_is_better = "1", "acc", True
+
+    TASKS.register("plain-task", Plain)
+    try:
+        suite = Suite(name="p", tasks=("plain-task",), rows=("dense",), recipe={"my_knob": 3, "lr": 1e-3})
+        check_recipes(suite)  # my_knob is the plug-in's business; lr is still checked by the GLUE family
+        with pytest.raises(Exception, match="recipe.lr"):
+            check_recipes(Suite(name="p", tasks=("plain-task",), recipe={"lr": "fast"}))
+        assert cell_recipe(Plain(), dict(suite.recipe), {"protocol": "finetune", "pooling": "mean",
+                                                         "pruned_as": None}, "x") == {"my_knob": 3, "lr": 1e-3}
+    finally:
+        TASKS.unregister("plain-task")
