@@ -57,6 +57,9 @@ class Cell:
 
     config: dict
     label: str
+    # Facts about the cell that are not part of its identity (not hashed), e.g. the row's nominal
+    # sparsity from the method's spec, for reports that bucket rows.
+    info: dict = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -94,6 +97,16 @@ class Suite:
                 f"{', '.join(sorted({FULL_SCALE, *self.scales}))} (--set scale=...)"
             )
         return {**self.recipe, **self.scales.get(self.scale, {})}
+
+    def scale_recipes(self) -> dict[str, dict]:
+        """{scale: resolved recipe} for "full" and every scale the suite defines (all are checked up front)."""
+        out = {FULL_SCALE: dict(self.recipe)}
+        for name, overrides in self.scales.items():
+            if not isinstance(overrides, dict):
+                raise UserError(f"suite {self.name!r}: scales.{name} must be a mapping of recipe keys, got "
+                                f"{overrides!r}; e.g. scales: {{{name}: {{epochs: 1}}}}")
+            out[name] = {**self.recipe, **overrides}
+        return out
 
 
 SUITE_FIELDS = {f.name: f for f in dataclasses.fields(Suite)}
@@ -210,4 +223,19 @@ def apply_overrides(suite: Suite, overrides: list[str]) -> Suite:
                     raise UserError(f"--set {item!r}: {part!r} is not a mapping")
             target = target[part]
         target[parts[-1]] = value
+        if parts[0] == "recipe":
+            _recipe_wins_over_scales(data, parts[1:], value)
     return suite_from_mapping(data, "--set")
+
+
+def _recipe_wins_over_scales(data: dict, path: list[str], value: Any) -> None:
+    """An explicit ``--set recipe.X=v`` (or ``--set recipe={X: v}``) wins over every scale that sets X.
+
+    Precedence (docs/harness.md): recipe < scales.<scale> < --set recipe.X; ``--set scales.S.X`` sets one
+    scale only. So X is written into each scale that names it, and the cell key follows the value used.
+    """
+    given = value if not path and isinstance(value, dict) else ({path[0]: value} if len(path) == 1 else {})
+    for overrides in (data.get("scales") or {}).values():
+        if isinstance(overrides, dict):
+            for key in set(given) & set(overrides):
+                overrides[key] = given[key]

@@ -11,7 +11,8 @@ import difflib
 import importlib
 import sys
 from importlib.metadata import entry_points
-from typing import Callable, Generic, Iterator, TypeVar
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Iterator, Mapping, TypeVar
 
 from benchmarks.errors import UserError
 
@@ -145,9 +146,89 @@ MODELS: Registry = Registry("model", "prunebench.models")
 ANALYSES: Registry = Registry("analysis", "prunebench.analyses")
 
 
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method says about itself: its options (closed), rates, label and nominal overall sparsity.
+
+    The runner and the reports read this instead of naming methods. ``options`` maps each option to its
+    type(s); ``None`` (a plug-in that declares nothing) accepts any option. ``required`` options must be
+    given; ``takes_sparsity`` False means the rates live in ``rate_options`` (``sparsity`` is then refused).
+    ``label(sparsity, options)`` and ``nominal(sparsity, options)`` default to ``name-0.5`` / ``name-2:4``
+    and the rate itself (N/M for an N:M pattern).
+    """
+
+    name: str
+    options: Mapping[str, tuple] | None = None
+    required: tuple = ()
+    takes_sparsity: bool = True
+    rate_options: tuple = ()
+    groups: Callable | None = None
+    validate: Callable | None = None
+    calibration: bool = False
+    patterns: bool = False
+    label: Callable | None = None
+    nominal: Callable | None = None
+    example_sparsity: float | None = 0.3
+    example_options: Mapping = field(default_factory=dict)
+    title: str | None = None  # how plots name the method (default: its name)
+    color: str | None = None  # its colour in every plot (a matplotlib colour; default: one after the built-ins')
+
+    def check(self, sparsity, options: Mapping) -> None:
+        """Raise ValueError (one line, with a fix) on an option or rate this method does not take."""
+        example = {"method": self.name, **({"sparsity": self.example_sparsity} if self.takes_sparsity else {}),
+                   **self.example_options}
+        example_text = "{" + ", ".join(f"{k}: {v}" for k, v in example.items()) + "}"
+        if self.options is not None:
+            for key, value in options.items():
+                if key not in self.options:
+                    takes = ", ".join(self.options) or "no options"
+                    raise ValueError(f"method {self.name!r} has no option {key!r} (it takes: {takes}); "
+                                     f"remove it, e.g. {example_text}")
+                kinds = self.options[key]
+                if value is not None and not (isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))):
+                    want = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+                    raise ValueError(f"method {self.name!r} option {key!r} must be {want}, got {value!r}; "
+                                     f"fix the row, e.g. {example_text}")
+        missing = [k for k in self.required if options.get(k) is None]
+        if missing:
+            raise ValueError(f"method {self.name!r} needs option(s) {', '.join(map(repr, missing))}; "
+                             f"e.g. {example_text}")
+        if not self.takes_sparsity and sparsity is not None:
+            rates = " and ".join(map(repr, self.rate_options)) or "its options"
+            raise ValueError(f"method {self.name!r} takes its rates from {rates}, not 'sparsity'; "
+                             f"drop 'sparsity', e.g. {example_text}")
+        if self.takes_sparsity and sparsity is None:
+            raise ValueError(f"method {self.name!r} needs 'sparsity: <rate in [0, 1)>', e.g. {example_text}")
+
+    def label_for(self, sparsity, options: Mapping) -> str:
+        """The leaderboard row label for these arguments."""
+        from methods.patterns import pattern_label
+
+        return self.label(sparsity, dict(options)) if self.label else pattern_label(self.name, sparsity, dict(options))
+
+    def nominal_for(self, sparsity, options: Mapping) -> float:
+        """The overall (global-equivalent) sparsity the row aims at: how the leaderboard buckets it."""
+        from methods.patterns import pattern_rate
+
+        if self.nominal is not None:
+            return float(self.nominal(sparsity, dict(options)))
+        return float(pattern_rate(sparsity, options.get("pattern")))
+
+
+_KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registered method's spec (a plug-in registered without ``register_method`` gets an open one)."""
+    spec = METHODS.meta(name).get("spec")
+    return spec if spec is not None else MethodSpec(name)
+
+
 def register_method(name: str, *, example_options: dict | None = None, example_sparsity: float | None = 0.3,
                     groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None,
-                    calibration: bool = False, label: Callable | None = None, patterns: bool = False):
+                    calibration: bool = False, label: Callable | None = None, patterns: bool = False,
+                    options: Mapping[str, tuple] | None = None, required: tuple = (), takes_sparsity: bool = True,
+                    nominal: Callable | None = None, title: str | None = None, color: str | None = None):
     """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
 
     The method returns keep-masks ``{param name: bool tensor}``, or a ``methods.PruneResult`` holding
@@ -166,10 +247,20 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
     or ``<name>-N:M`` with an N:M ``pattern`` option).
     ``patterns``: the method takes the option ``pattern`` ("unstructured" or "N:M"); generic tests
     then check its N:M masks.
+    ``options``: {option: (type, ...)}, the closed option schema (None: any option, for plug-ins that
+    predate it); ``required``: options that must be given; ``takes_sparsity``: False when the rates live
+    in ``rate_options``; ``nominal(sparsity, options) -> float``: the overall sparsity the row aims at.
+    ``title``/``color``: the method's name and colour in plots.
+    All of it is kept as a ``MethodSpec`` (``method_spec(name)``).
     """
+    if patterns and options is not None:
+        options = {"pattern": (str,), **options}
+    spec = MethodSpec(name, None if options is None else dict(options), tuple(required), bool(takes_sparsity),
+                      tuple(rate_options), groups, validate, bool(calibration), bool(patterns), label, nominal,
+                      example_sparsity, dict(example_options or {}), title, color)
     return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
                             groups=groups, rate_options=tuple(rate_options), validate=validate,
-                            calibration=bool(calibration), label=label, patterns=bool(patterns))
+                            calibration=bool(calibration), label=label, patterns=bool(patterns), spec=spec)
 
 
 def register_task(name: str):

@@ -18,7 +18,7 @@ from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
-from benchmarks.registry import ANALYSES, METHODS, TASKS
+from benchmarks.registry import ANALYSES, METHODS, TASKS, method_spec
 from benchmarks.schema import validate_record
 
 
@@ -265,7 +265,7 @@ def check_methods(cells: list[Cell]) -> None:
         if not isinstance(method, str) or method not in METHODS:
             continue
         args = (method, cell.config.get("sparsity"), canonical_json(cell.config.get("options") or {}))
-        validate = METHODS.meta(method).get("validate")
+        validate = method_spec(method).validate
         if validate is None or args in seen:
             continue
         seen.add(args)

@@ -22,9 +22,9 @@ def method_example(name: str) -> tuple[float | None, dict]:
 
 def method_groups(name: str, weights: list[PrunableWeight], sparsity: float | None, options: dict) -> dict:
     """{group: (param names, rate)}: which weights method ``name`` prunes, and at which exact rate."""
-    from benchmarks.registry import METHODS
+    from benchmarks.registry import method_spec
 
-    groups = METHODS.meta(name).get("groups")
+    groups = method_spec(name).groups
     if groups is None:
         return {"all": ([w.name for w in weights], sparsity)}
     return groups(weights, sparsity, options)
@@ -32,10 +32,16 @@ def method_groups(name: str, weights: list[PrunableWeight], sparsity: float | No
 
 def method_label(name: str, sparsity: float | None, options: dict) -> str:
     """The leaderboard row label of a method's row: its registered ``label`` or ``name-0.5`` / ``name-2:4``."""
-    from benchmarks.registry import METHODS
+    from benchmarks.registry import method_spec
 
-    label = METHODS.meta(name).get("label")
-    return label(sparsity, options) if label is not None else pattern_label(name, sparsity, options)
+    return method_spec(name).label_for(sparsity, options)
+
+
+def method_nominal(name: str, sparsity: float | None, options: dict) -> float:
+    """The overall sparsity a method's row aims at (its registered ``nominal``, else its rate)."""
+    from benchmarks.registry import method_spec
+
+    return method_spec(name).nominal_for(sparsity, options)
 
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "method_example",
     "method_groups",
     "method_label",
+    "method_nominal",
     "nm_keep",
     "parse_pattern",
     "PruneResult",

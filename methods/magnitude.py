@@ -54,7 +54,8 @@ def check_pattern_rate(sparsity: float | None, options: dict) -> float:
 
 
 @register_method("global", label=lambda sparsity, options: pattern_label("full", sparsity, options),
-                 patterns=True, validate=check_pattern_rate)
+                 patterns=True, validate=check_pattern_rate, options={},
+                 title="full (global magnitude)", color="C0")
 def global_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                      pattern: str | None = None, **options) -> Masks:
     """Prune the smallest-magnitude weights across all encoder matrices together (or N:M per row)."""
@@ -101,7 +102,26 @@ def _half(model: nn.Module, sparsity: float, which: str, global_target: bool, pa
     return masks
 
 
-@register_method("lower", groups=_half_groups("lower"), validate=_check_half, patterns=True)
+def _half_label(name: str):
+    """``lower-0.6`` (the rate inside the half), ``lower-2:4``, or ``lower-0.3-overall`` with ``global_target``."""
+    def label(sparsity, options: dict) -> str:
+        base = pattern_label(name, sparsity, options)
+        return f"{base}-overall" if options.get("global_target") else base
+
+    return label
+
+
+def _half_nominal(sparsity, options: dict) -> float:
+    """One half's rate covers half the prunable weights (BERT's halves are equal); with global_target it is overall."""
+    rate = pattern_rate(sparsity, options.get("pattern"))
+    return rate if options.get("global_target") else rate / 2
+
+
+HALF_OPTIONS = {"global_target": (bool,)}
+
+
+@register_method("lower", groups=_half_groups("lower"), validate=_check_half, patterns=True, options=HALF_OPTIONS,
+                 label=_half_label("lower"), nominal=_half_nominal, title="lower half", color="C3")
 def lower_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                     global_target: bool = False, pattern: str | None = None, **options) -> Masks:
     """Magnitude-prune only layers [0, L/2); ``sparsity`` is the rate inside that half
@@ -109,7 +129,8 @@ def lower_magnitude(model: nn.Module, sparsity: float, generator: torch.Generato
     return _half(model, sparsity, "lower", global_target, pattern)
 
 
-@register_method("upper", groups=_half_groups("upper"), validate=_check_half, patterns=True)
+@register_method("upper", groups=_half_groups("upper"), validate=_check_half, patterns=True, options=HALF_OPTIONS,
+                 label=_half_label("upper"), nominal=_half_nominal, title="upper half", color="C2")
 def upper_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                     global_target: bool = False, pattern: str | None = None, **options) -> Masks:
     """Magnitude-prune only layers [L/2, L); ``sparsity`` as for ``lower``."""
@@ -125,7 +146,10 @@ def _check_mixed(sparsity, options: dict) -> None:
 
 
 @register_method("mixed", example_options={"upper": 0.6, "lower": 0.8}, example_sparsity=None,
-                 groups=_mixed_groups, rate_options=("upper", "lower"), label=_mixed_label, validate=_check_mixed)
+                 groups=_mixed_groups, rate_options=("upper", "lower"), label=_mixed_label, validate=_check_mixed,
+                 options={"upper": (int, float), "lower": (int, float), "pattern": (str,)}, required=("upper", "lower"),
+                 takes_sparsity=False, nominal=lambda sparsity, options: (options["upper"] + options["lower"]) / 2,
+                 title="mixed (upper/lower)", color="C4")
 def mixed_magnitude(model: nn.Module, sparsity: float | None = None, generator: torch.Generator | None = None,
                     upper: float | None = None, lower: float | None = None, **options) -> Masks:
     """Magnitude-prune the upper half at rate ``upper`` and the lower half at rate ``lower``."""

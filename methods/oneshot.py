@@ -40,7 +40,7 @@ def _checked(model: nn.Module, sparsity: float, pattern: str | None) -> tuple[fl
     return rate, nm
 
 
-@register_method("layerwise", groups=per_matrix_groups, validate=check_pattern_rate, patterns=True)
+@register_method("layerwise", groups=per_matrix_groups, validate=check_pattern_rate, patterns=True, options={})
 def layerwise_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                         pattern: str | None = None, **options) -> Masks:
     """Magnitude-prune each encoder matrix separately at the same rate (or N:M)."""
@@ -62,7 +62,8 @@ def wanda_keep(weight: torch.Tensor, input_sq_norms: torch.Tensor, rate: float,
     return per_row_keep(scores, rate) if nm is None else nm_keep(scores, *nm)
 
 
-@register_method("wanda", groups=per_matrix_groups, validate=check_pattern_rate, patterns=True, calibration=True)
+@register_method("wanda", groups=per_matrix_groups, validate=check_pattern_rate, patterns=True, calibration=True,
+                 options={})
 def wanda(model: nn.Module, sparsity: float, generator: torch.Generator | None = None, pattern: str | None = None,
           calibration=None, **options) -> Masks:
     """Wanda: |weight| x input-activation norm, compared within each output row (Sun et al. 2023)."""
@@ -79,7 +80,8 @@ def _gram(x: torch.Tensor) -> torch.Tensor:
     return (x.T @ x).to(torch.float64)  # float32 product per batch, float64 sum across batches
 
 
-@register_method("sparsegpt", groups=per_matrix_groups, validate=check_pattern_rate, patterns=True, calibration=True)
+@register_method("sparsegpt", groups=per_matrix_groups, validate=check_pattern_rate, patterns=True, calibration=True,
+                 options={"blocksize": (int,), "percdamp": (int, float)})
 def sparsegpt(model: nn.Module, sparsity: float, generator: torch.Generator | None = None, pattern: str | None = None,
               calibration=None, blocksize: int = 128, percdamp: float = 0.01, **options) -> PruneResult:
     """SparseGPT: OBS pruning with weight updates from the calibration Hessian (Frantar and Alistarh 2023)."""

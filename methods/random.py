@@ -16,7 +16,7 @@ def _check_random(sparsity: float, options: dict) -> None:
     no_pattern("random", options)
 
 
-@register_method("random", validate=_check_random)
+@register_method("random", validate=_check_random, options={"pattern": (str,)}, title="random", color="C1")
 def global_random(model: nn.Module, sparsity: float, generator: torch.Generator | None = None, **options) -> Masks:
     """Prune exactly round(sparsity*n) encoder weights chosen uniformly at random from ``generator``."""
     _check_random(sparsity, options)

@@ -107,6 +107,8 @@ class Row:
     nominal: float
     sparsity: list = field(default_factory=list)  # achieved global sparsity of each ok record
     entries: dict = field(default_factory=dict)  # Column -> Entry
+    title: str = ""  # the method's name in plots (its spec's title, carried by the cell; default: method)
+    color: str | None = None  # its plot colour from the spec, or None
 
     @property
     def achieved(self) -> float | None:
@@ -210,16 +212,13 @@ def column_for(columns: list[Column], task: str, metric: str, record: dict | Non
 
 # -- rows and buckets ------------------------------------------------------------------------------
 
-def nominal_sparsity(cfg: dict) -> float:
-    """The global sparsity a row aims at: upper/lower rates cover half the layers, mixed averages its two."""
-    method, rate, opts = cfg["method"], cfg.get("sparsity"), cfg.get("options") or {}
-    if method == DENSE:
-        return 0.0
-    if method == "mixed":
-        return (opts["upper"] + opts["lower"]) / 2
-    if method in ("upper", "lower") and not opts.get("global_target"):
-        return rate / 2
-    return rate
+def nominal_sparsity(cell: Cell, record: dict | None = None) -> float:
+    """The overall sparsity a row aims at, as the method's spec says: carried by the cell (``info``, set when
+    the suite expands) or the record's notes; a row that carries neither is taken at its rate (0 for dense)."""
+    value = cell.info.get("nominal_sparsity")
+    if value is None and isinstance(record, dict) and isinstance(record.get("notes"), dict):
+        value = record["notes"].get("nominal_sparsity")
+    return float(value if value is not None else cell.config.get("sparsity") or 0.0)
 
 
 def _footnote(footnotes: list[str], text: str) -> int:
@@ -283,8 +282,10 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
     problems: dict[tuple, list] = {}
     for cell in cells:
         cfg = cell.config
-        row = rows.setdefault(cfg["label"], Row(cfg["label"], cfg["method"], 0.0, nominal_sparsity(cfg)))
         record = records.get(cell.key)
+        row = rows.setdefault(cfg["label"], Row(cfg["label"], cfg["method"], 0.0, nominal_sparsity(cell, record),
+                                                title=cell.info.get("method_title") or cfg["method"],
+                                                color=cell.info.get("method_color")))
         ok = record is not None and record["status"] == "ok"
         for metric, _ in task_columns(cfg["task"]).values():
             column = column_for(columns, cfg["task"], metric, record)

@@ -13,10 +13,8 @@ from reports.leaderboard import Board, Column
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-METHOD_NAMES = {"global": "full (global magnitude)", "random": "random", "upper": "upper half",
-                "lower": "lower half", "mixed": "mixed (upper/lower)"}
-# One colour per method in every plot (matplotlib's default cycle, in the paper's row order).
-METHOD_COLORS = {"global": "C0", "random": "C1", "upper": "C2", "lower": "C3", "mixed": "C4"}
+# A method's name and colour in plots come from its spec (carried by the board's rows); methods
+# without a colour take matplotlib's default cycle from C5 on, in name order after those with one.
 # Fixed so that the same board gives byte-identical SVG files (matplotlib salts its ids otherwise).
 RC = {"svg.hashsalt": "prunebench", "svg.fonttype": "path", "font.size": 10}
 SIZE_IN, DPI = (6.4, 4.0), 100
@@ -64,6 +62,11 @@ def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
     return {m: sorted(points + ([dense] if dense else []), key=lambda p: p[0]) for m, points in lines.items()}, dense
 
 
+def method_styles(board: Board) -> dict[str, tuple[str, str | None]]:
+    """method -> (plot title, spec colour or None), from the board's rows."""
+    return {r.method: (r.title or r.method, r.color) for r in board.rows if not r.dense}
+
+
 def paper_series(board: Board, column: Column) -> dict:
     """Per method [(x, published value)] for rows that have one (boards on the paper's model only)."""
     lines: dict[str, list] = {}
@@ -91,7 +94,7 @@ def column_figure(board: Board, column: Column) -> "Figure | None":
         ax = fig.add_subplot()
         if dense is not None:
             _draw_dense(ax, dense)
-        _draw_methods(ax, lines, paper_series(board, column))
+        _draw_methods(ax, lines, paper_series(board, column), method_styles(board))
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         ax.set_title(f"{board.title}: {column.title} ({board.protocol})")
         ax.set_xlabel("achieved global sparsity")
@@ -109,17 +112,18 @@ def _draw_dense(ax, dense: tuple) -> None:
         ax.axhspan(*low_high, color="black", alpha=0.08, linewidth=0, label="dense band")
 
 
-def _draw_methods(ax, lines: dict, published: dict) -> None:
+def _draw_methods(ax, lines: dict, published: dict, styles: dict) -> None:
     """One line per method (error bars = 95% interval, or std over seeds) and the paper's values dotted beside it."""
-    order = list(METHOD_COLORS) + sorted(set(lines) - set(METHOD_COLORS))
+    colored = sorted((m for m in lines if styles.get(m, (m, None))[1]), key=lambda m: styles[m][1])
+    order = colored + sorted(set(lines) - set(colored))
     for i, method in enumerate(m for m in order if m in lines):
         xs, ys, bands = zip(*lines[method])
         yerr = None
         if any(bands):
             yerr = [[y - b[0] if b else 0.0 for y, b in zip(ys, bands)], [b[1] - y if b else 0.0 for y, b in zip(ys, bands)]]
             yerr = [[max(e, 0.0) for e in side] for side in yerr]  # a percentile bound may sit past the value
-        color = METHOD_COLORS.get(method, f"C{5 + i % 5}")
-        name = METHOD_NAMES.get(method, method)
+        name, color = styles.get(method, (method, None))
+        color = color or f"C{5 + i % 5}"
         ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5, color=color, label=name)
         if published.get(method):
             px, py = zip(*published[method])

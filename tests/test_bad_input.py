@@ -93,6 +93,17 @@ def _full_results(e: dict, monkeypatch) -> None:
     monkeypatch.setattr(store.os, "fsync", full)
 
 
+def _suite_file_run(e: dict, extra: str) -> list[str]:
+    """Run a tiny suite file whose text ends with ``extra`` (a later key wins in YAML: recipe, scales)."""
+    path = e["tmp"] / "extra.yaml"
+    path.write_text(Path(e["suite"]).read_text() + extra + "\n")
+    return _run_args(e, "--suite-file", str(path))
+
+
+def _rows(e: dict, rows: str) -> list[str]:
+    return _run_args(e, "--set", f"rows={rows}")
+
+
 def _report(e: dict, out: Path) -> list[str]:
     return ["report", "--suite-file", e["suite"], "--results", str(e["results"]), "--out", str(out)]
 
@@ -123,6 +134,44 @@ CASES = [
     ("results-under-a-file", lambda e: _run_args(e, "--results", str(Path(e["file"]) / "results")),
      "is not writable", None),
     ("jobs-results-read-only", lambda e: _run_args(e, "--jobs", "2"), "is not writable", _readonly_results),
+    # closed, typed recipes (benchmarks/recipes.py), checked in every scale before any cell
+    ("recipe-unknown-key", lambda e: _run_args(e, "--set", "recipe.learnig_rate=3e-5"), "did you mean 'lr'?", None),
+    ("recipe-wrong-type", lambda e: _run_args(e, "--set", "recipe.epochs=three"), "recipe.epochs must be a number",
+     None),
+    ("recipe-epochs-negative", lambda e: _run_args(e, "--set", "recipe.epochs=-1"), "recipe.epochs=-1 is out of range",
+     None),
+    ("recipe-train-limit-zero", lambda e: _run_args(e, "--set", "recipe.train_limit=0"), "train_limit=0 is out of range",
+     None),
+    ("recipe-batch-size-zero", lambda e: _run_args(e, "--set", "recipe.batch_size=0"), "batch_size=0 is out of range",
+     None),
+    ("recipe-bool-as-number", lambda e: _run_args(e, "--set", "recipe.group_by_length=1"), "must be true or false",
+     None),
+    ("recipe-suite-field", lambda e: _run_args(e, "--set", "recipe.protocol=zeroshot"), "is a suite field", None),
+    ("recipe-in-suite-file", lambda e: _suite_file_run(e, "recipe: {lr: 1.0e-3, epcohs: 1}"),
+     "unknown recipe key 'epcohs'; did you mean 'epochs'?", None),
+    ("scale-key-misspelt", lambda e: _run_args(e, "--set", "scales.cpu.epcohs=1"), "scale 'cpu': unknown recipe key",
+     None),
+    ("scale-out-of-range-unused-scale", lambda e: _suite_file_run(e, "scales: {cpu: {train_limit: 0}}"),
+     "scale 'cpu': recipe.train_limit=0", None),
+    ("scale-not-a-mapping", lambda e: _run_args(e, "--set", "scales.cpu=3"), "scales.cpu must be a mapping", None),
+    ("mnist-scale-key-misspelt", lambda e: ["run", "--suite", "mnist-ci", "--set", "scales.small={epcohs: 1}",
+                                            "--results", str(e["results"]), "--no-progress"],
+     "unknown recipe key(s) epcohs", None),
+    ("bert-correlations-recipe", lambda e: ["run", "--suite", "bert-correlations", "--set", "recipe.lr=0.1",
+                                            "--results", str(e["results"]), "--no-progress"],
+     "takes no recipe or scales", None),
+    # methods describe themselves (benchmarks.registry.MethodSpec)
+    ("method-unknown-option", lambda e: _rows(e, "[{method: global, sparsity: [0.3], foo: 1}]"),
+     "method 'global' has no option 'foo'", None),
+    ("method-option-wrong-type", lambda e: _rows(e, "[{method: layerwise, sparsity: 0.5, pattern: 3}]"),
+     "option 'pattern' must be a string", None),
+    ("mixed-one-rate", lambda e: _rows(e, "[{method: mixed, upper: 0.6}]"), "needs option(s) 'lower'", None),
+    ("mixed-no-rates", lambda e: _rows(e, "[{method: mixed}]"), "needs option(s) 'upper', 'lower'", None),
+    ("mixed-with-sparsity", lambda e: _rows(e, "[{method: mixed, sparsity: 0.3, upper: 0.6, lower: 0.8}]"),
+     "not 'sparsity'", None),
+    ("rows-one-label", lambda e: _rows(e, "[{method: global, sparsity: 0.5}, "
+                                          "{method: global, sparsity: 0.5, pattern: unstructured}]"),
+     "two rows have the label 'full-0.5'", None),
 ]
 
 
@@ -439,3 +488,80 @@ def test_two_processes_on_one_results_folder_compute_each_cell_once(tmp_path):
     computed = sorted(int(x) for x in log.read_text().split())
     assert computed == list(range(cells)), computed  # every cell once, none twice
     assert len(store.load_records(tmp_path / "results").records) == cells
+
+
+# -- recipes and method specs: what is accepted, and how --set and scales combine ------------------
+
+def test_set_recipe_wins_over_the_scale_and_changes_the_key():
+    """The README's `--set recipe.lr=3e-5` on a scale that sets lr: the explicit value is what runs."""
+    from benchmarks.runner import expand
+
+    base = apply_overrides(load_suite("bert-lowsparsity"), ["scale=cpu", "tasks=[sst2]", "rows=[dense]",
+                                                            "model=minilm-l6"])
+    assert base.resolved_recipe()["lr"] == pytest.approx(1e-4)
+    changed = apply_overrides(base, ["recipe.lr=3e-5"])
+    assert changed.resolved_recipe()["lr"] == pytest.approx(3e-5)
+    assert all(scale.get("lr", 3e-5) == pytest.approx(3e-5) for scale in changed.scales.values())
+    assert [c.key for c in expand(base)] != [c.key for c in expand(changed)]
+    # --set scales.S.X after it changes that scale only
+    again = apply_overrides(changed, ["scales.cpu.lr=5e-5"])
+    assert again.resolved_recipe()["lr"] == pytest.approx(5e-5) and again.recipe["lr"] == pytest.approx(3e-5)
+
+
+def test_typed_recipe_reads_defaults_and_given_values():
+    from benchmarks.recipes import GlueRecipe, MlmRecipe
+
+    glue = GlueRecipe.from_mapping({"lr": 1e-4, "epochs": 2, "mlm_head_lr": 1.0}, ignore={"mlm_head_lr"})
+    assert (glue.lr, glue.epochs, glue.batch_size, glue.train_limit) == (1e-4, 2, 32, None)
+    assert MlmRecipe.coerce({"mlm_eval_blocks": 8, "lr": 1e-4, "protocol": "zeroshot"}).protocol == "zeroshot"
+
+
+def test_method_spec_labels_and_nominal_sparsity():
+    """Rows take their label and nominal overall sparsity from the method's spec; options tell rows apart."""
+    from benchmarks.analyses.prune_finetune import Row
+
+    half, overall = Row("lower", 0.4, ()), Row("lower", 0.4, (("global_target", True),))
+    assert (half.label, half.nominal) == ("lower-0.4", pytest.approx(0.2))
+    assert (overall.label, overall.nominal) == ("lower-0.4-overall", pytest.approx(0.4))
+    mixed = Row("mixed", None, (("lower", 0.8), ("upper", 0.6)))
+    assert (mixed.label, mixed.nominal) == ("upper-0.6-lower-0.8", pytest.approx(0.7))
+    assert Row("global", 0.5, (("pattern", "2:4"),)).nominal == pytest.approx(0.5)
+
+
+def test_reports_and_runner_name_no_method():
+    """The runner, the analyses and the leaderboard read method specs, never a built-in method's name."""
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "benchmarks" / "runner.py", root / "benchmarks" / "analyses" / "prune_finetune.py",
+             root / "reports" / "leaderboard.py", root / "reports" / "tables.py"]
+    for path in files:
+        code = path.read_text()
+        for literal in ('"mixed"', '"upper"', '"lower"', '"global_target"', "'mixed'", "'upper'", "'lower'"):
+            assert literal not in code, f"{path.name} names {literal}"
+
+
+def test_record_carries_the_spec_facts_reports_read(env, capsys):
+    """A run writes the row's nominal sparsity (from the method's spec) into the record's notes."""
+    assert main(_run_args(env, "--set", "rows=[{method: lower, sparsity: 0.4}]", "--set", "tasks=[sst2]")) == 0
+    [record] = store.load_records(env["results"]).records.values()
+    assert record["label"] == "lower-0.4 sst2 seed=0" and record["config"]["label"] == "lower-0.4"
+    assert record["notes"]["nominal_sparsity"] == pytest.approx(0.2)
+
+
+def test_plugin_task_without_a_recipe_type_reads_the_mapping():
+    """A task that declares no recipe family gets the recipe mapping, and keys only it knows are allowed."""
+    from benchmarks.analyses.prune_finetune import cell_recipe, check_recipes
+    from benchmarks.registry import TASKS
+
+    class Plain:
+        version, headline, higher_is_better = "1", "acc", True
+
+    TASKS.register("plain-task", Plain)
+    try:
+        suite = Suite(name="p", tasks=("plain-task",), rows=("dense",), recipe={"my_knob": 3, "lr": 1e-3})
+        check_recipes(suite)  # my_knob is the plug-in's business; lr is still checked by the GLUE family
+        with pytest.raises(Exception, match="recipe.lr"):
+            check_recipes(Suite(name="p", tasks=("plain-task",), recipe={"lr": "fast"}))
+        assert cell_recipe(Plain(), dict(suite.recipe), {"protocol": "finetune", "pooling": "mean",
+                                                         "pruned_as": None}, "x") == {"my_knob": 3, "lr": 1e-3}
+    finally:
+        TASKS.unregister("plain-task")

@@ -14,6 +14,7 @@ from benchmarks.cli import main
 from benchmarks.config import Cell, canonical_json
 from benchmarks.errors import UserError
 from reports import paper, plots, tables
+from benchmarks.analyses.prune_finetune import Row
 from reports.leaderboard import Entry, build_board, is_matching, nominal_sparsity, task_columns
 from reports.render import html_document, render_suite
 
@@ -25,21 +26,17 @@ def cell(method: str, rate: float | None, task: str, seed: int = 0, options: dic
          model: dict = MINILM) -> Cell:
     """A grid cell shaped like the prune-finetune analysis's."""
     options = options or {}
-    if method == "dense":
-        label = "full-base"
-    elif method == "mixed":
-        label = f"upper-{options['upper']:g}-lower-{options['lower']:g}"
-    else:
-        label = f"{'full' if method == 'global' else method}-{rate:g}"
+    row = Row(method, rate, tuple(sorted(options.items())))  # label and nominal sparsity from the method's spec
+    label = row.label
     config = {"kind": "prune-finetune", "model": model, "method": method, "sparsity": rate, "options": options,
               "label": label, "task": task, "task_version": "1", "recipe": {}, "scale": "test", "seed": seed}
-    return Cell(config, f"{label} {task} seed={seed}")
+    return Cell(config, f"{label} {task} seed={seed}", row.info())
 
 
 def rec(c: Cell, metrics: dict | None = None, status: str = "ok", error: str | None = None,
         notes: dict | None = None) -> dict:
     """A record for a cell (ok with metrics, or failed/skipped with an error)."""
-    rate = nominal_sparsity(c.config)
+    rate = nominal_sparsity(c)
     return {"key": c.key, "suite": "t", "label": c.label, "status": status, "error": error, "config": c.config,
             "config_canonical": canonical_json(c.config), "metrics": metrics or {}, "notes": notes or {},
             "sparsity": {"global_before": rate, "global_after": rate} if status == "ok" else {},

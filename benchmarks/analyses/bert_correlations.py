@@ -67,6 +67,9 @@ class BertCorrelations:
         if suite.tasks or suite.rows:
             raise UserError(f"{source}: kind {KIND!r} takes no tasks or rows; remove them "
                             "(set the rate with options.prune_rate)")
+        if suite.recipe or suite.scales:
+            raise UserError(f"{source}: kind {KIND!r} trains nothing, so it takes no recipe or scales; remove them "
+                            "(set the rate with options.prune_rate)")
         unknown = sorted(set(suite.options) - set(OPTIONS))
         if unknown:
             raise UserError(f"{source}: unknown option {unknown[0]!r} for kind {KIND!r}; known: {', '.join(OPTIONS)}")

@@ -4,7 +4,7 @@ side by side) and ``mnist-init`` (Table 3)."""
 from __future__ import annotations
 
 from benchmarks.analyses import CellOutcome, RunContext
-from benchmarks.config import Cell, Suite
+from benchmarks.config import FULL_SCALE, Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.registry import register_analysis
 
@@ -35,6 +35,13 @@ def _rows(suite: Suite) -> list[tuple[str, dict]]:
     return out
 
 
+def _scale_recipes(suite: Suite) -> list[tuple[str, dict]]:
+    """(where, resolved recipe) for every scale of the suite: a bad key in any scale is bad input up front."""
+    suite.resolved_recipe()  # an unknown chosen scale first
+    return [(f"suite {suite.name!r}" + ("" if scale == FULL_SCALE else f" scale {scale!r}"), recipe)
+            for scale, recipe in suite.scale_recipes().items()]
+
+
 def _check_options(suite: Suite) -> None:
     extra = set(suite.options) - OPTION_KEYS
     if extra:
@@ -56,9 +63,10 @@ class MnistCorrelations:
 
         _check_options(suite)
         check_rates(suite.options.get("prune", {}))
-        recipe = suite.resolved_recipe()
-        for label, overrides in _rows(suite):
-            _recipe(recipe, overrides, f"suite {suite.name!r} row {label!r}")
+        suite.resolved_recipe()
+        for source, recipe in _scale_recipes(suite):
+            for label, overrides in _rows(suite):
+                _recipe(recipe, overrides, f"{source} row {label!r}")
 
     def cells(self, suite: Suite) -> list[Cell]:
         from benchmarks.mnist.analysis import check_rates
@@ -115,7 +123,8 @@ class MnistInit:
             overrides.pop("controlled", None)
             if not factors or not all(isinstance(f, (int, float)) and f >= 1.0 for f in factors) or 1.0 not in factors:
                 raise UserError(f"suite {suite.name!r} row {label!r}: factors must be numbers >= 1.0 including 1.0")
-            _recipe(suite.resolved_recipe(), overrides, f"suite {suite.name!r} row {label!r}")
+            for source, recipe in _scale_recipes(suite):
+                _recipe(recipe, overrides, f"{source} row {label!r}")
 
     def cells(self, suite: Suite) -> list[Cell]:
         self.validate(suite)

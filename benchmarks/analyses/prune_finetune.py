@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import torch
 
 from benchmarks.analyses import CellOutcome, RunContext
-from benchmarks.config import Cell, Suite
+from benchmarks.config import FULL_SCALE, Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.calibration import cell_calibration
 from benchmarks.masking import prune_with_method
+from benchmarks.recipes import FAMILIES, check_recipe
 from benchmarks.models import resolve_model
-from benchmarks.registry import METHODS, TASKS, register_analysis
+from benchmarks.registry import METHODS, TASKS, method_spec, register_analysis
 from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
-from methods import method_label
+from methods import method_label, method_nominal
 from methods.select import check_rate
 
 DENSE = "dense"
@@ -32,14 +33,30 @@ class Row:
     def label(self) -> str:
         if self.method == DENSE:
             return "full-base"
-        return method_label(self.method, self.sparsity, dict(self.options))  # the method's registration decides
+        return method_label(self.method, self.sparsity, dict(self.options))  # the method's spec decides
+
+    def info(self) -> dict:
+        """What reports need about the row and cannot ask the method (they stay torch-free): spec facts."""
+        if self.method == DENSE:
+            return {"nominal_sparsity": 0.0}
+        spec = method_spec(self.method)
+        return {"nominal_sparsity": self.nominal, "method_title": spec.title or self.method, "method_color": spec.color}
+
+    @property
+    def nominal(self) -> float:
+        """The overall sparsity the row aims at (the method's spec; 0 for dense): the leaderboard's bucket."""
+        return 0.0 if self.method == DENSE else method_nominal(self.method, self.sparsity, dict(self.options))
 
     def as_config(self) -> dict:
         return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label}
 
 
 def parse_rows(spec: list, source: str) -> list[Row]:
-    """Expand the suite's ``rows`` field: 'dense', or {method, sparsity: x | [x, ...], **options}."""
+    """Expand the suite's ``rows`` field: 'dense', or {method, sparsity: x | [x, ...], **options}.
+
+    Each method's ``MethodSpec`` checks its options (closed), rates and sparsity; two rows with one
+    label are bad input (the leaderboard keys rows by label).
+    """
     rows: list[Row] = []
     for item in spec:
         if item == DENSE:
@@ -49,19 +66,41 @@ def parse_rows(spec: list, source: str) -> list[Row]:
             raise UserError(f"{source}: row {item!r} must be 'dense' or a mapping with a 'method' key")
         item = dict(item)
         method = item.pop("method")
+        if not isinstance(method, str):
+            raise UserError(f"{source}: row {item!r}: 'method' must be a method name, e.g. global")
         METHODS.get(method)  # unknown method -> one-line error with close names
+        info = method_spec(method)
         rates = item.pop("sparsity", None)
         rates = rates if isinstance(rates, list) else [rates]
-        for key in ("upper", "lower"):
-            if key in item:
+        for key in info.rate_options:
+            if item.get(key) is not None:
                 _rate(item[key], f"{source}: {method} {key} rate")
         for rate in rates:
-            if rate is None and method != "mixed":
-                raise UserError(f"{source}: row for method {method!r} needs 'sparsity: <rate in [0, 1)>'")
+            try:
+                info.check(rate, item)
+            except ValueError as exc:
+                raise UserError(f"{source}: {exc}") from None
             if rate is not None:
                 _rate(rate, f"{source}: {method} sparsity")
             rows.append(Row(method, None if rate is None else float(rate), tuple(sorted(item.items()))))
+    _check_labels(rows, source)
     return rows
+
+
+def _check_labels(rows: list[Row], source: str) -> None:
+    """Two different rows with one label would be averaged into one leaderboard row: bad input."""
+    seen: dict[str, Row] = {}
+    for row in rows:
+        other = seen.setdefault(row.label, row)
+        if other != row:
+            raise UserError(f"{source}: two rows have the label {row.label!r} ({_row_text(other)} and "
+                            f"{_row_text(row)}); remove one or give them different options")
+
+
+def _row_text(row: Row) -> str:
+    parts = [f"method: {row.method}", *([f"sparsity: {row.sparsity:g}"] if row.sparsity is not None else []),
+             *(f"{k}: {v}" for k, v in row.options)]
+    return "{" + ", ".join(parts) + "}"
 
 
 def _rate(value, what: str) -> float:
@@ -106,6 +145,7 @@ class PruneFinetune:
             raise UserError(f"{source}: no rows; add e.g. 'rows: [dense, {{method: global, sparsity: [0.5]}}]'")
         parse_rows(list(suite.rows), source)
         suite.resolved_recipe()
+        check_recipes(suite)
         check_protocol(suite)
 
     def cells(self, suite: Suite) -> list[Cell]:
@@ -130,7 +170,7 @@ class PruneFinetune:
                         **({} if suite.protocol == FINETUNE else {"protocol": suite.protocol,
                                                                   "pooling": suite.pooling}),
                     }
-                    cells.append(Cell(config, f"{row.label} {task} seed={seed}"))
+                    cells.append(Cell(config, f"{row.label} {task} seed={seed}", row.info()))
         return cells
 
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
@@ -140,9 +180,9 @@ class PruneFinetune:
         # Tasks learn the protocol, and what decides the pruned weights (keys their embedding cache).
         pruned_as = (DENSE_IDENTITY if cfg["method"] == DENSE
                      else {k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")})
-        recipe = cfg["recipe"] if protocol == FINETUNE else {**cfg["recipe"], "protocol": protocol,
-                                                              "pooling": cfg.get("pooling", "mean"),
-                                                              "pruned_as": pruned_as}
+        cell_fields = {"protocol": protocol, "pooling": cfg.get("pooling", "mean"),
+                       "pruned_as": None if protocol == FINETUNE else pruned_as}
+        recipe = cell_recipe(task, cfg["recipe"], cell_fields, cell.label)
         pruner = make_pruner(cfg, cfg["seed"], ctx)
         result = task.run(ctx.model_ref, pruner, recipe, cfg["seed"], ctx)
         sparsity = {
@@ -154,9 +194,40 @@ class PruneFinetune:
             "per_layer_before": result.sparsity_before["per_layer"],
             "per_layer_after": result.sparsity_after["per_layer"],
         }
-        notes = {"protocol": protocol, **result.notes, **pruner.notes}
+        # What the reports need about the row, so they read records and never ask a method (docs/harness.md).
+        row = Row(cfg["method"], cfg.get("sparsity"), tuple(sorted((cfg.get("options") or {}).items())))
+        notes = {"protocol": protocol, **result.notes, **pruner.notes, "nominal_sparsity": row.nominal}
         return CellOutcome(result.metrics, sparsity, {**result.data, **pruner.data}, notes,
                            arrays=getattr(result, "arrays", {}) or {})
+
+
+def _families(suite: Suite) -> tuple[list, bool]:
+    """The recipe families of the suite's tasks, and whether all declare one (else unknown keys may be a plug-in's)."""
+    families, closed = [], True
+    for name in suite.tasks:
+        family = getattr(TASKS.get(name), "recipe_type", None)
+        closed = closed and family is not None
+        if family is not None and family not in families:
+            families.append(family)
+    return families, closed
+
+
+def check_recipes(suite: Suite) -> None:
+    """The recipe in every scale of the suite is one its tasks' recipe families accept (bad input: exit 2)."""
+    families, closed = _families(suite)
+    # Every built-in family checks its keys, used or not by these tasks: a bad value stays bad under --set tasks=...
+    families = [*FAMILIES, *(f for f in families if f not in FAMILIES)]
+    for scale, recipe in suite.scale_recipes().items():
+        source = f"suite {suite.name!r}" + ("" if scale == FULL_SCALE else f" scale {scale!r}")
+        check_recipe(recipe, families, source, closed)
+
+
+def cell_recipe(task, recipe: dict, cell_fields: dict, label: str):
+    """The task's typed recipe for one cell (built once, passed down); a plug-in task without one gets the mapping."""
+    family = getattr(task, "recipe_type", None)
+    if family is None:
+        return recipe if cell_fields["protocol"] == FINETUNE else {**recipe, **cell_fields}
+    return family.from_mapping(recipe, f"cell {label}", ignore=set(recipe) - set(family.keys()), **cell_fields)
 
 
 def check_protocol(suite: Suite) -> None:

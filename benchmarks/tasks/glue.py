@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -13,6 +15,7 @@ from benchmarks.data import GLUE, Examples, is_mnli_subset, load_glue
 from benchmarks.errors import DataMissing, UserError
 from benchmarks.masking import MaskKeeper, measure_sparsity
 from benchmarks.models import ModelRef
+from benchmarks.recipes import GlueRecipe
 from benchmarks.registry import register_task
 from benchmarks.context import RunContext
 from benchmarks import predictions
@@ -78,6 +81,7 @@ class GlueTask:
     higher_is_better: bool = True
     zeroshot_rule: str = CENTROID  # docs/protocols.md
     protocols: tuple = ("finetune", "zeroshot", "probe")
+    recipe_type: ClassVar[type] = GlueRecipe  # the recipe family this task reads (benchmarks/recipes.py)
 
     @property
     def regression(self) -> bool:
@@ -89,16 +93,17 @@ class GlueTask:
         return classification_metrics(preds, labels, self.f1)
 
     # -- data -----------------------------------------------------------------------------------
-    def splits(self, ctx: RunContext, recipe: dict) -> tuple[Examples, list[tuple[str, Examples]], dict]:
+    def splits(self, ctx: RunContext, recipe: GlueRecipe) -> tuple[Examples, list[tuple[str, Examples]], dict]:
         """Train examples, [(metric prefix, eval examples)], notes; subsets per the recipe's limits.
 
         Cached in ``ctx.cache`` per (task, data folder, limits): every cell of a run shares one read.
         """
-        key = ("glue-splits", self.name, str(ctx.data_dir), recipe.get("train_limit"), recipe.get("eval_limit"),
-               recipe.get("dev_split_eval_limit"))
+        recipe = GlueRecipe.coerce(recipe)
+        key = ("glue-splits", self.name, str(ctx.data_dir), recipe.train_limit, recipe.eval_limit,
+               recipe.dev_split_eval_limit)
         return _cached(ctx, key, lambda: self._load_splits(ctx, recipe))
 
-    def _load_splits(self, ctx: RunContext, recipe: dict) -> tuple[Examples, list[tuple[str, Examples]], dict]:
+    def _load_splits(self, ctx: RunContext, recipe: GlueRecipe) -> tuple[Examples, list[tuple[str, Examples]], dict]:
         notes: dict = {}
         try:
             train = load_glue(self.name, "train", ctx.data_dir)
@@ -110,11 +115,11 @@ class GlueTask:
                 train, evals, notes = self._dev_split(ctx, recipe)
             except DataMissing:
                 raise missing from None  # no train and no dev: the train split is what is missing
-        train = _limit(train, recipe.get("train_limit"))
-        evals = [(prefix, _limit(ex, recipe.get("eval_limit"))) for prefix, ex in evals]
+        train = _limit(train, recipe.train_limit)
+        evals = [(prefix, _limit(ex, recipe.eval_limit)) for prefix, ex in evals]
         return train, evals, notes
 
-    def _dev_split(self, ctx: RunContext, recipe: dict) -> tuple[Examples, list[tuple[str, Examples]], dict]:
+    def _dev_split(self, ctx: RunContext, recipe: GlueRecipe) -> tuple[Examples, list[tuple[str, Examples]], dict]:
         """The mirror has no train split: fit on a fixed half of each dev split, evaluate on the other half
         (at most ``dev_split_eval_limit`` of it, a fixed sample)."""
         fit, evals, subset = [], [], False
@@ -124,11 +129,11 @@ class GlueTask:
             order = np.random.default_rng(SUBSET_SEED).permutation(len(dev))
             half = len(dev) // 2
             fit.append(dev.subset(order[:half]))
-            evals.append((prefix, _limit(dev.subset(np.sort(order[half:])), recipe.get("dev_split_eval_limit"))))
+            evals.append((prefix, _limit(dev.subset(np.sort(order[half:])), recipe.dev_split_eval_limit)))
         train = fit[0] if len(fit) == 1 else Examples.concat(fit)
         note = MNLI_SUBSET_NOTE if subset else DEV_SPLIT_NOTE
-        if recipe.get("dev_split_eval_limit"):
-            note += f" (a fixed sample of at most {recipe['dev_split_eval_limit']} examples of it)"
+        if recipe.dev_split_eval_limit:
+            note += f" (a fixed sample of at most {recipe.dev_split_eval_limit} examples of it)"
         return train, evals, {"data_split": note}
 
     def check_data(self, data_dir) -> None:
@@ -142,21 +147,22 @@ class GlueTask:
                 pass  # recorded per cell as skipped (or handled by the dev fallback)
 
     # -- the cell ---------------------------------------------------------------------------------
-    def run(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext) -> TaskResult:
-        """Prune with ``pruner``, then judge the encoder by the cell's protocol (``recipe['protocol']``)."""
-        protocol = recipe.get("protocol", FINETUNE)
+    def run(self, model_ref: ModelRef, pruner: Pruner, recipe: GlueRecipe, seed: int, ctx: RunContext) -> TaskResult:
+        """Prune with ``pruner``, then judge the encoder by the cell's protocol (``recipe.protocol``)."""
+        recipe = GlueRecipe.coerce(recipe)
+        protocol = recipe.protocol
         if protocol == FINETUNE:
             return self._run_finetune(model_ref, pruner, recipe, seed, ctx)
         return self._run_embedding(model_ref, pruner, recipe, seed, ctx, protocol)
 
-    def _run_finetune(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int,
+    def _run_finetune(self, model_ref: ModelRef, pruner: Pruner, recipe: GlueRecipe, seed: int,
                       ctx: RunContext) -> TaskResult:
         """Fine-tune with the mask held fixed on train, evaluate on dev (the paper's protocol)."""
         from accelerate.utils import set_seed
 
         train, evals, notes = self.splits(ctx, recipe)
         tokenizer = load_tokenizer(model_ref.location, ctx)
-        max_length = int(recipe.get("max_length", 128))
+        max_length = recipe.max_length
         set_seed(seed)  # the classifier head's initialisation and dropout depend on the seed
         model = self._classifier(model_ref, ctx, seed)
         masks = pruner(model)
@@ -183,16 +189,16 @@ class GlueTask:
         notes.update(self._record_notes(evals, FINETUNE, None))
         return TaskResult(metrics, before, measure_sparsity(model), data, notes, arrays)
 
-    def _run_embedding(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext,
+    def _run_embedding(self, model_ref: ModelRef, pruner: Pruner, recipe: GlueRecipe, seed: int, ctx: RunContext,
                        protocol: str) -> TaskResult:
         """Zero-shot rule or linear probe on the pruned encoder's pooled embeddings; nothing is fine-tuned."""
-        fit_limit = recipe.get("fit_limit", recipe.get("train_limit"))
-        train, evals, notes = self.splits(ctx, {**recipe, "train_limit": fit_limit})
+        fit_limit = recipe.fit_limit if recipe.fit_limit is not None else recipe.train_limit
+        train, evals, notes = self.splits(ctx, dataclasses.replace(recipe, train_limit=fit_limit))
         tokenizer = load_tokenizer(model_ref.location, ctx)
-        pooling = recipe.get("pooling", "mean")
+        pooling = recipe.pooling
         encoder = fresh_copy(_pristine_encoder(model_ref, ctx))
         masks = pruner(encoder)
-        pruned_as = recipe.get("pruned_as")  # set by the prune-finetune analysis
+        pruned_as = recipe.pruned_as  # set by the prune-finetune analysis
         before = measure_sparsity(encoder)
         encoder.to(ctx.accelerator.device)
         if protocol == "zeroshot" and self.zeroshot_rule == COSINE:
@@ -242,7 +248,7 @@ class GlueTask:
         reinit_missing(model, seed)
         return model
 
-    def _embed(self, encoder, tokenizer, examples: Examples, role: str, model_ref: ModelRef, recipe: dict,
+    def _embed(self, encoder, tokenizer, examples: Examples, role: str, model_ref: ModelRef, recipe: GlueRecipe,
                ctx: RunContext, pruned_as: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Pooled embeddings (u of text_a, v of text_b or None); tokenization cached per run.
 
@@ -250,9 +256,9 @@ class GlueTask:
         embeddings are also kept on disk (embedding_cache), so another protocol's run of the same rows
         reuses them instead of recomputing identical numbers.
         """
-        max_length = int(recipe.get("max_length", 128))
-        batch = int(recipe.get("eval_batch_size", 64))
-        pooling = recipe.get("pooling", "mean")
+        max_length = recipe.max_length
+        batch = recipe.eval_batch_size
+        pooling = recipe.pooling
         out = []
         for side, texts in (("a", examples.text_a), ("b", examples.text_b)):
             if texts is None:
@@ -269,12 +275,12 @@ class GlueTask:
             out.append(embedding_cache(identity, compute))
         return out[0], out[1]
 
-    def _dense_key(self, prefix, model_ref: ModelRef, recipe: dict, ctx: RunContext) -> tuple:
+    def _dense_key(self, prefix, model_ref: ModelRef, recipe: GlueRecipe, ctx: RunContext) -> tuple:
         return ("dense-embeddings", self.name, prefix, tuple(sorted(model_ref.identity.items())),
-                int(recipe.get("max_length", 128)), recipe.get("pooling", "mean"), str(ctx.data_dir),
-                recipe.get("eval_limit"), recipe.get("dev_split_eval_limit"))
+                recipe.max_length, recipe.pooling, str(ctx.data_dir),
+                recipe.eval_limit, recipe.dev_split_eval_limit)
 
-    def _dense(self, dense_encoder, tokenizer, examples: Examples, prefix, model_ref: ModelRef, recipe: dict,
+    def _dense(self, dense_encoder, tokenizer, examples: Examples, prefix, model_ref: ModelRef, recipe: GlueRecipe,
                ctx: RunContext) -> tuple[np.ndarray, np.ndarray | None]:
         """The dense model's embeddings of an eval split (or of a drift sample), computed once per run."""
         role = "eval" + prefix if isinstance(prefix, str) else "-".join(map(str, prefix))
@@ -282,15 +288,14 @@ class GlueTask:
                        lambda: self._embed(dense_encoder.to(ctx.accelerator.device), tokenizer, examples,
                                            role, model_ref, recipe, ctx, DENSE_IDENTITY))
 
-    def _drift(self, encoder, model_ref: ModelRef, tokenizer, evals: list, recipe: dict, ctx: RunContext,
+    def _drift(self, encoder, model_ref: ModelRef, tokenizer, evals: list, recipe: GlueRecipe, ctx: RunContext,
                dense_row: bool) -> tuple[dict, dict]:
         """Drift metrics and arrays of a pruned, not yet fine-tuned encoder on a fixed sample of each eval split.
 
         A sample (``drift_limit``, default 256 examples, seed 1234, the same for every row) keeps the extra
         forward passes small next to a short fine-tune; the ``drift`` array then covers that sample.
         """
-        recipe = {**recipe, "pooling": recipe.get("pooling", "mean")}
-        limit = int(recipe.get("drift_limit", DRIFT_LIMIT))
+        limit = recipe.drift_limit
         dense_encoder = _pristine_encoder(model_ref, ctx)
         metrics, arrays = {}, {}
         encoder.to(ctx.accelerator.device)
@@ -472,12 +477,12 @@ def _adamw(groups: list[dict], lr: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=lr)
 
 
-def _train_loader(dataset: _Encoded, tokenizer, recipe: dict, seed: int, regression: bool) -> DataLoader:
+def _train_loader(dataset: _Encoded, tokenizer, recipe: GlueRecipe, seed: int, regression: bool) -> DataLoader:
     """Shuffled batches; with ``group_by_length`` batches hold examples of similar length (less padding)."""
-    batch_size = int(recipe.get("batch_size", 32))
+    batch_size = recipe.batch_size
     generator = torch.Generator().manual_seed(seed)
     collate = _collator(tokenizer, regression)
-    if recipe.get("group_by_length"):
+    if recipe.group_by_length:
         from transformers.trainer_pt_utils import LengthGroupedSampler
 
         sampler = LengthGroupedSampler(batch_size, lengths=dataset.lengths(), generator=generator)
@@ -485,31 +490,32 @@ def _train_loader(dataset: _Encoded, tokenizer, recipe: dict, seed: int, regress
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator)
 
 
-def finetune(model, tokenizer, train: Examples, recipe: dict, seed: int, masks, accelerator, regression: bool,
+def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, masks, accelerator, regression: bool,
              encoded: _Encoded | None = None) -> None:
     """AdamW + linear warm-up/decay, masks re-applied after every step; runs through ``accelerator``."""
+    recipe = GlueRecipe.coerce(recipe)
     from transformers import get_linear_schedule_with_warmup
 
-    epochs = float(recipe.get("epochs", 3))
+    epochs = recipe.epochs
     if epochs <= 0:
         return
     processes = accelerator.num_processes
     # Each process takes its share of the recipe's global batch (see _per_process_batch).
-    per_process = {**recipe, "batch_size": _per_process_batch(int(recipe.get("batch_size", 32)), processes)}
-    dataset = encoded if encoded is not None else _encode(tokenizer, train, int(recipe.get("max_length", 128)))
+    per_process = dataclasses.replace(recipe, batch_size=_per_process_batch(recipe.batch_size, processes))
+    dataset = encoded if encoded is not None else _encode(tokenizer, train, recipe.max_length)
     loader = _train_loader(dataset, tokenizer, per_process, seed, regression)
     no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
-         "weight_decay": float(recipe.get("weight_decay", 0.01))},
+         "weight_decay": recipe.weight_decay},
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = _adamw(groups, float(recipe.get("lr", 2e-5)))
+    optimizer = _adamw(groups, recipe.lr)
     keeper = MaskKeeper(model, masks).attach(optimizer) if masks else None
     # Optimizer steps as on one process; accelerate steps a prepared scheduler once per process per
     # optimizer step, so the schedule is laid out N times longer and lands on the one-process values.
     steps = max(1, math.ceil(len(loader) * epochs / processes))
-    warmup = int(float(recipe.get("warmup_ratio", 0.1)) * steps)
+    warmup = int(recipe.warmup_ratio * steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup * processes, steps * processes)
     pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
     pmodel.train()
@@ -540,7 +546,7 @@ def _per_process_batch(batch_size: int, processes: int) -> int:
     return batch_size // processes
 
 
-def predict(model, tokenizer, examples: Examples, recipe: dict, accelerator, regression: bool,
+def predict(model, tokenizer, examples: Examples, recipe: GlueRecipe, accelerator, regression: bool,
             encoded: _Encoded | None = None) -> np.ndarray:
     """Predictions on ``examples`` in their original order (class ids, or scores for regression)."""
     logits = predict_logits(model, tokenizer, examples, recipe, accelerator, regression, encoded)
@@ -548,16 +554,17 @@ def predict(model, tokenizer, examples: Examples, recipe: dict, accelerator, reg
 
 
 @torch.no_grad()
-def predict_logits(model, tokenizer, examples: Examples, recipe: dict, accelerator, regression: bool,
+def predict_logits(model, tokenizer, examples: Examples, recipe: GlueRecipe, accelerator, regression: bool,
                    encoded: _Encoded | None = None) -> np.ndarray:
     """The model's outputs (logits, or the score column for regression) on ``examples`` in their order.
 
     Examples are batched in order of length (far less padding), then put back in input order.
     """
-    dataset = encoded if encoded is not None else _encode(tokenizer, examples, int(recipe.get("max_length", 128)))
+    recipe = GlueRecipe.coerce(recipe)
+    dataset = encoded if encoded is not None else _encode(tokenizer, examples, recipe.max_length)
     order = np.argsort(dataset.lengths(), kind="stable")
     loader = DataLoader(torch.utils.data.Subset(dataset, order.tolist()),
-                        batch_size=int(recipe.get("eval_batch_size", 64)), shuffle=False,
+                        batch_size=recipe.eval_batch_size, shuffle=False,
                         collate_fn=_collator(tokenizer, regression))
     model.to(accelerator.device).eval()
     outputs = []

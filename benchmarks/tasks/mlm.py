@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from benchmarks.errors import DataMissing
 from benchmarks.masking import measure_sparsity
 from benchmarks.models import ModelRef
 from benchmarks.provenance import sha256_file
+from benchmarks.recipes import MlmRecipe
 from benchmarks.registry import register_task
 from benchmarks.predictions import DRIFT, MLM_CORRECT, MLM_NLL, MLM_TOKENS
 from benchmarks.tasks.base import Pruner, TaskResult
@@ -111,9 +113,10 @@ def _trainable_head_params(head: nn.Module, model: nn.Module) -> dict[str, nn.Pa
     return {n: p for n, p in head.named_parameters() if id(p) not in shared}
 
 
-def head_cache_path(model_ref: ModelRef, recipe: dict) -> Path:
+def head_cache_path(model_ref: ModelRef, recipe: MlmRecipe) -> Path:
     """Where the fitted head for this model and head-fitting recipe is cached."""
-    fit = {k: recipe.get(k) for k in ("mlm_head_sentences", "mlm_head_epochs", "mlm_head_lr", "max_length")}
+    recipe = MlmRecipe.coerce(recipe)
+    fit = {k: getattr(recipe, k) for k in ("mlm_head_sentences", "mlm_head_epochs", "mlm_head_lr", "max_length")}
     ident = json.dumps({"model": model_ref.identity, "fit": fit, "seed": HEAD_MASK_SEED, "v": 1}, sort_keys=True)
     return paths.cache_dir() / "mlm_heads" / f"{hashlib.sha256(ident.encode()).hexdigest()[:20]}.pt"
 
@@ -135,11 +138,11 @@ def head_fit_sentences(data_dir: Path | None, limit: int) -> list[str]:
     return [sentences[i] for i in np.sort(pick)]
 
 
-def fit_head(model: nn.Module, tokenizer, sentences: list[str], recipe: dict) -> dict[str, torch.Tensor]:
+def fit_head(model: nn.Module, tokenizer, sentences: list[str], recipe: MlmRecipe) -> dict[str, torch.Tensor]:
     """Fit the head's own parameters on masked ``sentences`` with the encoder frozen; return their state."""
     encoder, head = _head_modules(model)
     model.eval()
-    enc = tokenizer(sentences, truncation=True, max_length=int(recipe.get("max_length", 128)))
+    enc = tokenizer(sentences, truncation=True, max_length=recipe.max_length)
     feats, targets = [], []
     with torch.no_grad():  # the encoder is frozen: its hidden states at masked positions are computed once
         for start in range(0, len(sentences), 64):
@@ -152,10 +155,10 @@ def fit_head(model: nn.Module, tokenizer, sentences: list[str], recipe: dict) ->
             targets.append(labels[keep])
     feats, targets = torch.cat(feats), torch.cat(targets)
     params = _trainable_head_params(head, model)
-    optimizer = torch.optim.AdamW(params.values(), lr=float(recipe.get("mlm_head_lr", 1e-3)), weight_decay=0.01)
+    optimizer = torch.optim.AdamW(params.values(), lr=recipe.mlm_head_lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(HEAD_MASK_SEED)
     head.train()
-    for _ in range(int(recipe.get("mlm_head_epochs", 4))):
+    for _ in range(recipe.mlm_head_epochs):
         for idx in torch.randperm(len(feats), generator=gen).split(256):
             loss = nn.functional.cross_entropy(head(feats[idx]), targets[idx])
             loss.backward()
@@ -165,7 +168,7 @@ def fit_head(model: nn.Module, tokenizer, sentences: list[str], recipe: dict) ->
     return {n: p.detach().clone() for n, p in params.items()}
 
 
-def load_mlm_model(model_ref: ModelRef, tokenizer, recipe: dict, data_dir: Path | None,
+def load_mlm_model(model_ref: ModelRef, tokenizer, recipe: MlmRecipe, data_dir: Path | None,
                    accelerator=None) -> tuple[nn.Module, str]:
     """A fresh masked-LM model and how its head came about: 'pretrained' or 'fitted' (cached, dense model)."""
     from transformers import AutoModelForMaskedLM
@@ -186,12 +189,12 @@ def load_mlm_model(model_ref: ModelRef, tokenizer, recipe: dict, data_dir: Path 
     return model, "fitted"
 
 
-def _cached_head(model: nn.Module, tokenizer, model_ref: ModelRef, recipe: dict, data_dir: Path | None) -> dict:
+def _cached_head(model: nn.Module, tokenizer, model_ref: ModelRef, recipe: MlmRecipe, data_dir: Path | None) -> dict:
     """The cached fitted head's state, fitting it on the (still dense) ``model`` when absent."""
     path = head_cache_path(model_ref, recipe)
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
-    sentences = head_fit_sentences(data_dir, int(recipe.get("mlm_head_sentences", 20000)))
+    sentences = head_fit_sentences(data_dir, recipe.mlm_head_sentences)
     state = fit_head(model, tokenizer, sentences, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{id(state)}.tmp")
@@ -254,34 +257,37 @@ class MlmTask:
     # One task, two leaderboard columns: title -> (metric, higher is better) pairs (``dict(columns)``).
     columns: tuple = (("MLM Accuracy", ("mlm_accuracy", True)), ("MLM ppl.", ("mlm_ppl", False)))
     protocols: tuple = ("finetune", "zeroshot", "probe")  # nothing trains in any of them
+    recipe_type: ClassVar[type] = MlmRecipe  # the recipe family this task reads (benchmarks/recipes.py)
 
-    def eval_set(self, tokenizer, recipe: dict, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def eval_set(self, tokenizer, recipe: MlmRecipe, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Masked evaluation blocks (identical for every cell of a run and across runs) and data provenance."""
+        recipe = MlmRecipe.coerce(recipe)
         text, source = load_wikitext(ctx.data_dir, "test")
-        key = ("mlm-eval", tuple(source.items()), tokenizer.name_or_path, recipe.get("mlm_block_size", 128),
-               recipe.get("mlm_eval_blocks"))
+        key = ("mlm-eval", tuple(source.items()), tokenizer.name_or_path, recipe.mlm_block_size,
+               recipe.mlm_eval_blocks)
         if key not in ctx.cache:
-            blocks = make_blocks(tokenizer, text, int(recipe.get("mlm_block_size", 128)), recipe.get("mlm_eval_blocks"))
+            blocks = make_blocks(tokenizer, text, recipe.mlm_block_size, recipe.mlm_eval_blocks)
             ctx.cache[key] = (*mask_tokens(blocks, tokenizer, EVAL_MASK_SEED), source)
         return ctx.cache[key]
 
-    def run(self, model_ref: ModelRef, pruner: Pruner, recipe: dict, seed: int, ctx: RunContext) -> TaskResult:
+    def run(self, model_ref: ModelRef, pruner: Pruner, recipe: MlmRecipe, seed: int, ctx: RunContext) -> TaskResult:
         """Load (and if needed fit the head of) the masked-LM model, prune it, evaluate; nothing trains.
 
         The same for every protocol: the model's own head (or the fitted one) is already training-free.
         """
         from transformers import AutoTokenizer
 
+        recipe = MlmRecipe.coerce(recipe)
         tokenizer = _cached_value(ctx, ("tokenizer", model_ref.location),
                                   lambda: AutoTokenizer.from_pretrained(model_ref.location))
         inputs, labels, source = self.eval_set(tokenizer, recipe, ctx)
-        batch = int(recipe.get("eval_batch_size", 64))
+        batch = recipe.eval_batch_size
         # The (head-fitted) model loads once per run; each cell prunes its own copy.
         key = ("pristine-mlm", model_ref.location, head_cache_path(model_ref, recipe).name)
         cached, head = _cached_value(ctx, key, lambda: load_mlm_model(model_ref, tokenizer, recipe, ctx.data_dir,
                                                                        ctx.accelerator))
-        pooling = recipe.get("pooling", "mean")
-        dense_key = ("dense-mlm", key, tuple(source.items()), tuple(inputs.shape), recipe.get("mlm_eval_blocks"),
+        pooling = recipe.pooling
+        dense_key = ("dense-mlm", key, tuple(source.items()), tuple(inputs.shape), recipe.mlm_eval_blocks,
                      pooling)
         dense_pooled = _cached_value(ctx, dense_key,
                                      lambda: mlm_pass(cached, inputs, labels, batch, ctx.accelerator, pooling)[1])
@@ -294,7 +300,7 @@ class MlmTask:
         metrics.update({"drift_cosine": float(cos.mean()), "drift_cka": cka, "collapsed": False})
         arrays = {MLM_NLL: sums[:, 0].numpy().astype(np.float32), MLM_CORRECT: sums[:, 1].numpy().astype(np.int16),
                   MLM_TOKENS: sums[:, 2].numpy().astype(np.int16), DRIFT: cos.astype(np.float32)}
-        notes = {"mlm_head": head, "protocol": recipe.get("protocol", "finetune"), "headline": self.headline,
+        notes = {"mlm_head": head, "protocol": recipe.protocol, "headline": self.headline,
                  "higher_is_better": self.higher_is_better, "chance": {"mlm_accuracy": 1.0 / len(tokenizer)}}
         if notes["protocol"] != "finetune":
             notes["pooling"] = pooling

@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from benchmarks import predictions, store  # noqa: E402
 from benchmarks.config import Cell, canonical_json  # noqa: E402
+from benchmarks.analyses.prune_finetune import Row  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE / "records"
@@ -100,7 +101,7 @@ def label_of(method: str, rate: float | None, options: dict) -> str:
 
 
 def nominal(method: str, rate: float | None, options: dict) -> float:
-    """Global sparsity a row aims at (see reports.leaderboard.nominal_sparsity)."""
+    """Global sparsity a row aims at (the records' generator; the board reads Row.nominal, the spec)."""
     if method == "dense":
         return 0.0
     if method == "mixed":
@@ -121,7 +122,9 @@ def case_cells(name: str) -> list[Cell]:
                           "recipe": RECIPE, "scale": "full", "seed": seed}
                 if "protocol" in case:
                     config["protocol"] = case["protocol"]
-                cells.append(Cell(config, f"{label} {task} seed={seed}"))
+                # What the suite's expansion carries from the method's spec (nominal sparsity, plot style).
+                info = Row(method, rate, tuple(sorted(options.items()))).info()
+                cells.append(Cell(config, f"{label} {task} seed={seed}", info))
     return cells
 
 
