@@ -200,7 +200,32 @@ def build_columns(cells: list[Cell], records: dict) -> list[Column]:
             for variant in variants or [()]:
                 columns.append(Column(title + _variant_suffix(variant), task, metric, higher, variant,
                                       _variant_note(title, variant)))
-    return columns
+    drift = drift_column(cells, records)
+    return columns + ([drift] if drift else [])
+
+
+# Drift to dense (mean cosine of each example's pruned and dense embedding) gets one column per board, from
+# the first task in this order that recorded it: single sentences first, the plainest text to compare on.
+DRIFT_METRIC = "drift_cosine"
+DRIFT_TASK_ORDER = ("sst2", "stsb", "mrpc", "qnli", "mnli", "mlm")
+DRIFT_NOTE = ("drift to dense: mean cosine between each example's pruned and dense embedding on {task}'s "
+              "evaluation text (1 = unchanged); independent of any task head, so comparable across protocols")
+
+
+def drift_column(cells: list[Cell], records: dict) -> Column | None:
+    """The board's drift-to-dense column, or None when no record of the suite's tasks carries the metric."""
+    tasks = dict.fromkeys(c.config["task"] for c in cells)
+    for task in sorted(tasks, key=lambda t: DRIFT_TASK_ORDER.index(t) if t in DRIFT_TASK_ORDER else 99):
+        if any(DRIFT_METRIC in ((records.get(c.key) or {}).get("metrics") or {})
+               for c in cells if c.config["task"] == task):
+            return Column(f"drift · {task.upper()}", task, DRIFT_METRIC, True, (), DRIFT_NOTE.format(task=task.upper()))
+    return None
+
+
+def cell_metrics(task: str, columns: list[Column]) -> list[str]:
+    """The record metrics of one task that fill board columns: its task columns, plus drift where it has one."""
+    metrics = [metric for metric, _ in task_columns(task).values()]
+    return metrics + [c.metric for c in columns if c.task == task and c.metric == DRIFT_METRIC]
 
 
 def column_for(columns: list[Column], task: str, metric: str, record: dict | None) -> Column:
@@ -287,7 +312,7 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                                                 title=cell.info.get("method_title") or cfg["method"],
                                                 color=cell.info.get("method_color")))
         ok = record is not None and record["status"] == "ok"
-        for metric, _ in task_columns(cfg["task"]).values():
+        for metric in cell_metrics(cfg["task"], columns):
             column = column_for(columns, cfg["task"], metric, record)
             entry = row.entries.setdefault(column, Entry("ok", metric=metric))
             entry.expected += 1

@@ -364,3 +364,26 @@ def test_record_collapse_flags(flags, expected):
     from reports.leaderboard import flagged_collapsed
 
     assert flagged_collapsed({"metrics": {}, **flags}, "mismatched_accuracy") is expected
+
+
+def test_drift_to_dense_is_a_column_with_intervals_on_published_zeroshot_records():
+    """The zero-shot board has one drift column (SST-2 text): dense exactly 1, magnitude closer to dense than random."""
+    from benchmarks import predictions
+    from benchmarks.config import apply_overrides, load_suite
+    from benchmarks.runner import expand
+    from reports.leaderboard import DRIFT_METRIC, build_board
+
+    folder = ROOT / "published" / "minilm-l6-bert-lowsparsity-zeroshot"
+    suite = apply_overrides(load_suite("bert-lowsparsity"),
+                            ["model=minilm-l6", "protocol=zeroshot", "scale=zeroshot", "tasks=[mrpc, stsb, sst2]"])
+    cells = expand(suite)
+    records = store.load_records(folder).records
+    arrays = {k: predictions.load(folder, r) for k, r in records.items()}
+    b = build_board(suite.name, cells, records, model=suite.model, scale=suite.scale, predictions=arrays)
+    (drift,) = [c for c in b.columns if c.metric == DRIFT_METRIC]
+    assert drift.task == "sst2" and "drift" in tables.board_markdown(b)
+    rows = {r.label: r.entries[drift] for r in b.rows}
+    assert rows["full-base"].mean == 1.0
+    for rate in ("0.1", "0.3", "0.45", "0.495"):
+        full, rand = rows[f"full-{rate}"], rows[f"random-{rate}"]
+        assert full.ci and rand.ci and rand.ci[1] < full.ci[0] < full.mean <= 1.0
