@@ -1,16 +1,17 @@
 """The findings tables of NOTE.md, from this folder's records: drift to dense and the task columns with
 95% bootstrap intervals, and the paired differences the findings rest on (same resamples as the leaderboard,
-reports/stats.py). Run from the repository root: python published/minilm-l6-bert-oneshot-zeroshot/findings.py
+reports/stats.py). Run from the repository root: python published/minilm-l6-bert-oneshot-zeroshot/findings.py [RESULTS]
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from benchmarks import predictions, store
 from reports import stats
 
-HERE = Path(__file__).parent
+HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent  # or another results folder
 ROWS = ["full-base", "layerwise-0.5", "layerwise-2:4", "layerwise-4:8", "full-0.5", "full-2:4", "full-4:8",
         "wanda-0.5", "wanda-2:4", "wanda-4:8", "sparsegpt-0.5", "sparsegpt-2:4", "sparsegpt-4:8",
         "layerwise-0.6", "full-0.6", "wanda-0.6", "sparsegpt-0.6"]  # the leaderboard's order
