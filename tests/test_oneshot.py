@@ -402,3 +402,34 @@ def test_oneshot_suite_rows_reach_their_sparsity(tmp_path):
             n, m = map(int, pattern.split(":"))
             for keep in masks.values():
                 assert bool(((~keep).reshape(keep.shape[0], -1, m).sum(-1) == n).all()), cfg["label"]
+
+
+def test_a_row_prunes_once_per_process_and_reuses_it(tiny_bert, tiny_mirror, monkeypatch):
+    """The second task of a row gets the first's pruned weights, masks and provenance without a second
+    call of the method; another seed or a fresh process (context) prunes again."""
+    from benchmarks.analyses.prune_finetune import make_pruner
+    from benchmarks.context import RunContext
+
+    calls = []
+    sparsegpt = METHODS.get("sparsegpt")
+    monkeypatch.setitem(METHODS._items, "sparsegpt", lambda *a, **k: calls.append(1) or sparsegpt(*a, **k))
+    row = {"method": "sparsegpt", "sparsity": 0.5, "options": {}, "label": "sparsegpt-0.5",
+           "calibration": {"source": "glue-train:sst2", "count": 4, "seq_len": 24, "seed": 0}}
+
+    def cell(ctx, task, seed=0):
+        model = BertModel.from_pretrained(tiny_bert)
+        pruner = make_pruner({**row, "task": task}, seed, ctx)
+        masks = pruner(model)
+        return masks, {n: p.detach().clone() for n, p in model.named_parameters()}, pruner.notes, pruner.data
+
+    ctx = RunContext(tiny_mirror, tiny_mirror, None, None)
+    m1, w1, n1, d1 = cell(ctx, "sst2")
+    m2, w2, n2, d2 = cell(ctx, "mrpc")
+    assert len(calls) == 1
+    assert m1.keys() == m2.keys() and all(torch.equal(m1[k], m2[k]) for k in m1)
+    assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert n1 == n2 == {"weights_updated": True} and d1 == d2 and list(d2) == ["glue/SST-2/train.tsv"]
+    m3, w3, _, _ = cell(RunContext(tiny_mirror, tiny_mirror, None, None), "mrpc")  # fresh process: same bits
+    assert len(calls) == 2 and all(torch.equal(w1[k], w3[k]) for k in w1)
+    cell(ctx, "mrpc", seed=1)
+    assert len(calls) == 3

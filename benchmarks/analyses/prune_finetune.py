@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from benchmarks.analyses import CellOutcome, RunContext
-from benchmarks.config import FULL_SCALE, Cell, Suite
+from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.errors import UserError
 from benchmarks.calibration import cell_calibration
-from benchmarks.masking import prune_with_method
+from benchmarks.masking import apply_pruning, prune_with_method
 from benchmarks.recipes import FAMILIES, check_recipe
 from benchmarks.models import resolve_model
 from benchmarks.registry import METHODS, TASKS, method_spec, register_analysis
@@ -127,8 +127,39 @@ class CellPruner:
     def __call__(self, model: torch.nn.Module):
         if self.config["method"] == DENSE:
             return None
+        cache = _pruned_cache(self.ctx)
+        key = self._key(model)
+        if cache is not None and key in cache:  # another task of this row pruned the same model: reuse it
+            masks, weights, self.notes, self.data = cache[key]
+            apply_pruning(model, masks, weights)
+            return dict(masks)
         masks, self.notes, self.data = prune_with_method(model, self.config, self.seed, self.ctx)
+        if cache is not None:
+            params = dict(model.named_parameters())
+            cache[key] = (masks, {name: params[name].detach().clone() for name in masks}, self.notes, self.data)
+            while len(cache) > PRUNED_CACHE_SIZE:  # cells run row by row: the oldest rows are done
+                cache.pop(next(iter(cache)))
         return masks
+
+    def _key(self, model: torch.nn.Module) -> tuple:
+        """What decides the pruned weights: the model (identity, class, parameter names and shapes) and the
+        row (method, rate, options, calibration config) with the seed."""
+        identity = getattr(getattr(self.ctx, "model_ref", None), "identity", None)
+        shapes = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+        row = {k: self.config.get(k) for k in ("method", "sparsity", "options", "calibration")}
+        return (canonical_json(identity), type(model).__name__, shapes, canonical_json(row), self.seed)
+
+
+# Pruned models kept per process (masks + the masked matrices' final values, ~50 MB for MiniLM-L6 each):
+# a GLUE task prunes the bare encoder, the MLM task the masked-LM model, so one row needs two entries.
+PRUNED_CACHE_SIZE = 2
+
+
+def _pruned_cache(ctx: RunContext | None) -> dict | None:
+    """The run's cache of pruned models (insertion-ordered, oldest evicted first); None without a context."""
+    if ctx is None or getattr(ctx, "cache", None) is None:
+        return None
+    return ctx.cache.setdefault(("pruned-models",), {})
 
 
 @register_analysis("prune-finetune")
