@@ -109,6 +109,12 @@ class Row:
     entries: dict = field(default_factory=dict)  # Column -> Entry
     title: str = ""  # the method's name in plots (its spec's title, carried by the cell; default: method)
     color: str | None = None  # its plot colour from the spec, or None
+    pattern: str | None = None  # an N:M pattern option: its own plot line (2:4 and 50% sit at the same x)
+
+    @property
+    def series(self) -> str:
+        """The plot line this row belongs to: its method, split by N:M pattern."""
+        return f"{self.method} {self.pattern}" if self.pattern else self.method
 
     @property
     def achieved(self) -> float | None:
@@ -310,7 +316,8 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
         record = records.get(cell.key)
         row = rows.setdefault(cfg["label"], Row(cfg["label"], cfg["method"], 0.0, nominal_sparsity(cell, record),
                                                 title=cell.info.get("method_title") or cfg["method"],
-                                                color=cell.info.get("method_color")))
+                                                color=cell.info.get("method_color"),
+                                                pattern=(cfg.get("options") or {}).get("pattern")))
         ok = record is not None and record["status"] == "ok"
         for metric in cell_metrics(cfg["task"], columns):
             column = column_for(columns, cfg["task"], metric, record)

@@ -58,13 +58,14 @@ def series(board: Board, column: Column) -> tuple[dict, tuple | None]:
         if row.dense:
             dense = (x, entry.mean, band(entry))
             continue
-        lines.setdefault(row.method, []).append((x, entry.mean, band(entry)))
+        lines.setdefault(row.series, []).append((x, entry.mean, band(entry)))
     return {m: sorted(points + ([dense] if dense else []), key=lambda p: p[0]) for m, points in lines.items()}, dense
 
 
 def method_styles(board: Board) -> dict[str, tuple[str, str | None]]:
-    """method -> (plot title, spec colour or None), from the board's rows."""
-    return {r.method: (r.title or r.method, r.color) for r in board.rows if not r.dense}
+    """plot line (method, or method and N:M pattern) -> (plot title, spec colour or None), from the board's rows."""
+    return {r.series: (f"{r.title or r.method} {r.pattern}" if r.pattern else r.title or r.method, r.color)
+            for r in board.rows if not r.dense}
 
 
 def paper_series(board: Board, column: Column) -> dict:
@@ -76,7 +77,7 @@ def paper_series(board: Board, column: Column) -> dict:
         if row.dense or entry.paper is None:
             continue
         x = row.achieved if row.achieved is not None else row.nominal
-        lines.setdefault(row.method, []).append((x, entry.paper))
+        lines.setdefault(row.series, []).append((x, entry.paper))
     start = [(0.0, dense.entries[column].paper)] if dense else []
     return {m: sorted(start + points) for m, points in lines.items()}
 
@@ -124,7 +125,9 @@ def _draw_methods(ax, lines: dict, published: dict, styles: dict) -> None:
             yerr = [[max(e, 0.0) for e in side] for side in yerr]  # a percentile bound may sit past the value
         name, color = styles.get(method, (method, None))
         color = color or f"C{5 + i % 5}"
-        ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, linewidth=1.5, color=color, label=name)
+        patterned = " " in method  # an N:M line shares its method's colour: a square marker and dashes tell it apart
+        ax.errorbar(xs, ys, yerr=yerr, marker="s" if patterned else "o", markersize=4, capsize=3, linewidth=1.5,
+                    linestyle="--" if patterned else "-", color=color, label=name)
         if published.get(method):
             px, py = zip(*published[method])
             ax.plot(px, py, linestyle=":", marker="x", color=color, linewidth=1, label=f"{name}, paper")

@@ -387,3 +387,24 @@ def test_drift_to_dense_is_a_column_with_intervals_on_published_zeroshot_records
     for rate in ("0.1", "0.3", "0.45", "0.495"):
         full, rand = rows[f"full-{rate}"], rows[f"random-{rate}"]
         assert full.ci and rand.ci and rand.ci[1] < full.ci[0] < full.mean <= 1.0
+
+
+def test_nm_pattern_rows_get_their_own_plot_line():
+    """wanda-0.5 and wanda-2:4 both sit at sparsity 0.5: one line each, not a vertical zigzag on one."""
+    from benchmarks import predictions
+    from benchmarks.config import apply_overrides, load_suite
+    from benchmarks.runner import expand
+    from reports.leaderboard import build_board
+    from reports.plots import method_styles, series
+
+    folder = ROOT / "published" / "minilm-l6-bert-oneshot-zeroshot"
+    suite = apply_overrides(load_suite("bert-oneshot"),
+                            ["model=minilm-l6", "protocol=zeroshot", "scale=zeroshot", "tasks=[sst2]"])
+    records = store.load_records(folder).records
+    b = build_board(suite.name, expand(suite), records,
+                    predictions={k: predictions.load(folder, r) for k, r in records.items()})
+    lines, _ = series(b, b.columns[0])
+    assert {"wanda", "wanda 2:4", "wanda 4:8", "sparsegpt 2:4"} <= set(lines)
+    assert [round(x, 2) for x, _, _ in lines["wanda"]] == [0.0, 0.5, 0.6]
+    assert [round(x, 2) for x, _, _ in lines["wanda 2:4"]] == [0.0, 0.5]
+    assert method_styles(b)["wanda 2:4"][0].endswith("2:4")
