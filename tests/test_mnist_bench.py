@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -21,22 +20,7 @@ from scipy import stats
 from benchmarks.mnist import analysis
 from benchmarks.mnist.train import Recipe, init_model, train_models, train_one_reference
 from benchmarks.threads import intra_op_threads
-
-
-def _best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _benchmark_min(benchmark, fn, rounds: int) -> float:
-    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
-    if benchmark.stats is None:  # --benchmark-disable: time it ourselves
-        return _best_of(fn, rounds)
-    return benchmark.stats.stats.min
+from tests.timing import benchmark_min, best_of
 
 
 def test_closed_form_table1_vs_explicit_pairs(benchmark, report_ratio):
@@ -49,8 +33,8 @@ def test_closed_form_table1_vs_explicit_pairs(benchmark, report_ratio):
         return stats.pearsonr(table[:, 0], table[:, 1]).statistic
 
     slow_value = explicit()
-    slow = _best_of(explicit, 2)
-    fast = _benchmark_min(benchmark, lambda: analysis.shared_node_corr(w, "output"), rounds=20)
+    slow = best_of(explicit, 2)
+    fast = benchmark_min(benchmark, lambda: analysis.shared_node_corr(w, "output"), rounds=20)
     assert abs(analysis.shared_node_corr(w, "output") - slow_value) < 1e-9
     ratio = slow / fast
     report_ratio("closed-form Table 1 vs explicit pair table", ratio, None, explicit_s=slow, closed_form_s=fast)
@@ -66,7 +50,7 @@ _MACS_PER_EXAMPLE = 2 * (784 * 300 + 300 * 100 + 100 * 10) + 300 * 100 + 100 * 1
 def _gemm_gflops(device: str) -> float:
     """This process's dense float32 matrix-product speed: the ceiling any trainer here can reach."""
     a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
-    seconds = _best_of(lambda: (a @ b).sum().item(), 5)
+    seconds = best_of(lambda: (a @ b).sum().item(), 5)
     return 2 * 1024 ** 3 / seconds / 1e9
 
 
@@ -93,8 +77,8 @@ def test_batched_training_vs_one_at_a_time(benchmark, report_ratio, device, mode
 
     with torch.inference_mode(False):
         one_at_a_time()  # warm-up (lazy library init, allocator)
-        one_by_one = _best_of(one_at_a_time, 2)
-        batched = _benchmark_min(benchmark, lambda: train_models(seeds, x, y, recipe, steps, inits), rounds=3)
+        one_by_one = best_of(one_at_a_time, 2)
+        batched = benchmark_min(benchmark, lambda: train_models(seeds, x, y, recipe, steps, inits), rounds=3)
     ratio = one_by_one / batched
     with intra_op_threads(1 if device == "cpu" else 0):  # the CPU ceiling with the one thread the trainers used
         peak = _gemm_gflops(device)

@@ -3,33 +3,17 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
 from reports import stats
+from tests.timing import benchmark_min, best_of
 
 pytestmark = pytest.mark.bench
 
 N, RESAMPLES = 1000, 2000
-
-
-def _best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _benchmark_min(benchmark, fn, rounds: int) -> float:
-    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
-    if benchmark.stats is None:  # --benchmark-disable: time it ourselves
-        return _best_of(fn, rounds)
-    return benchmark.stats.stats.min
 
 
 def _arrays() -> dict:
@@ -48,8 +32,8 @@ def test_vectorised_bootstrap_vs_direct_loop(benchmark, metric, floor):
         return np.array([plain(a["pred"][i], a["label"][i]) for i in idx])
 
     expected = loop()
-    slow = _best_of(loop, 1)
-    fast = _benchmark_min(benchmark, lambda: stats.replicates([a], metric), rounds=3)
+    slow = best_of(loop, 1)
+    fast = benchmark_min(benchmark, lambda: stats.replicates([a], metric), rounds=3)
     np.testing.assert_allclose(stats.replicates([a], metric), expected, rtol=1e-9)
     ratio = slow / fast
     benchmark.extra_info.update({"loop_s": slow, "vectorised_s": fast, "ratio": ratio})
