@@ -117,8 +117,11 @@ def test_sigkill_then_rerun_completes_once(tmp_path, tiny_bert, tiny_mirror_sess
     assert f"18 cells, {written} already done, {18 - written} run" in done.stderr
     keys = {c.key for c in expand(load_suite(path=suite))}
     files = sorted(p.name for p in folder.iterdir())
-    assert files == sorted(f"{k}.json" for k in keys)  # one record per cell, no temp files left
-    assert all(r["status"] == "ok" for r in _records(results))
+    records = _records(results)
+    assert all(r["status"] == "ok" for r in records)
+    # one record per cell, each with the per-example arrays it names; no temp or claim files left
+    arrays = [r["predictions"] for r in records if r.get("predictions")]
+    assert arrays and files == sorted([f"{k}.json" for k in keys] + arrays)
 
 
 @pytest.mark.slow
