@@ -6,9 +6,10 @@ Bars go to stderr only when stderr is a terminal (tqdm's ``disable=None``) and t
 
 How the ``--jobs`` parent learns how far its workers are:
 
-- finished cells from the results folder (an ``ok`` record appearing): that is what "done" means
-  everywhere else (a rerun skips exactly those cells), it counts a cell whichever worker or other run
-  finished it, and it stays true when a worker dies;
+- finished cells from the results folder (a record written by this run, usually ``ok``): records are
+  the truth everywhere else (a rerun skips exactly the ok ones), they count a cell whichever worker or
+  other run finished it, a look costs one ``stat`` per unfinished cell, and they stay true when a
+  worker dies;
 - the fraction of the cell each worker is inside from a small progress file per worker (``--progress-file``,
   one atomic JSON write at most once a second): a record appears only when its cell ends, and one
   MNIST or fine-tuning cell can take minutes, so records alone would leave the bar and its time-left
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import store
+from benchmarks import paths, store
 
 # Seconds between two writes of a worker's progress file, and between two looks of the --jobs parent.
 CHANNEL_INTERVAL = 1.0
@@ -124,20 +125,33 @@ def _read_channel(path: Path) -> dict:
         return {}  # not written yet (or gone): nothing in progress there
 
 
+def _stamp(path: Path) -> tuple | None:
+    """Which version of a record file is there (a rewrite is a new file: records are replaced atomically)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def follow_workers(workers: list, keys: list[str], results_dir: Path, channels: list[Path],
                    show: bool, name: str) -> list[int]:
-    """Wait for every worker process; meanwhile (``show`` on a terminal) draw one bar: cells of ``keys``
-    finished across all workers, the running cells' fractions, elapsed and time left. Returns exit codes."""
+    """Wait for every worker process; meanwhile (``show`` on a terminal) draw one bar: of the cells of
+    ``keys`` without an ok record at the start, those whose record this run has written since (ok,
+    failed or skipped: the cell is behind us), plus the running cells' fractions; elapsed and time
+    left. Returns the workers' exit codes."""
     pending = [k for k in keys if not store.is_done(results_dir, k)]
     combined = bar(len(pending), f"{name}: 0/{len(pending)} cells", show=show and bool(pending), unit="cell",
                    bar_format=COMBINED_FORMAT)
     if combined.disable:
         return [w.wait() for w in workers]
+    files = {k: paths.record_path(results_dir, k) for k in pending}
+    before = {k: _stamp(path) for k, path in files.items()}  # an old failed record is not this run's work
     total, pending = len(pending), set(pending)
     try:
         while True:
             codes = [w.poll() for w in workers]  # first, so the last drawing counts every record written
-            pending -= {k for k in pending if store.is_done(results_dir, k)}
+            pending -= {k for k in pending if _stamp(files[k]) not in (None, before[k])}
             inside = sum(float(c.get("fraction", 0.0)) for c in map(_read_channel, channels) if c.get("key") in pending)
             combined.set_description_str(f"{name}: {total - len(pending)}/{total} cells", refresh=False)
             combined.n = min(total, total - len(pending) + inside)

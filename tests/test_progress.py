@@ -125,3 +125,49 @@ def test_a_worker_reports_its_cell_fraction_to_the_progress_file(tmp_path):
             assert json.loads(channel.read_text()) == {"key": "abc", "label": "row seed=0", "fraction": 0.0}
             train_models([0, 1, 2], x, y, Recipe(batch_size=30, epochs=1.0, chunk=2, threads=1))
             assert json.loads(channel.read_text()) == {"key": "abc", "label": "3 models", "fraction": 1.0}
+
+
+class _FakeWorker:
+    """A worker process stand-in: each poll() does its next action; exit status 0 when none are left."""
+
+    def __init__(self, actions: list):
+        self.actions = list(actions)
+
+    def poll(self):
+        if self.actions:
+            self.actions.pop(0)()
+            return None
+        return 0
+
+    def wait(self) -> int:
+        while self.poll() is None:
+            pass
+        return 0
+
+
+def test_combined_bar_counts_this_runs_records_and_the_running_fractions(tmp_path, monkeypatch):
+    """The parent's bar: 3 cells to do (one already ok is left out, an old failed record counts only once
+    rewritten), a running cell's reported half counts as half, and the bar ends at 3/3 = 100%."""
+    from benchmarks import paths
+
+    keys = [f"{i:020x}" for i in range(4)]
+    results, channel = tmp_path / "r", tmp_path / "worker-0.json"
+
+    def record(key: str, status: str = "ok") -> None:
+        path = paths.record_path(results, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "tmp").write_text(json.dumps({"key": key, "status": status}))
+        (path.parent / "tmp").replace(path)  # as store writes them: a new file
+
+    record(keys[3], "failed")  # from an earlier run: still to do, not finished by this one
+    monkeypatch.setattr(progress.store, "is_done", lambda _results, key: key == keys[0])
+    monkeypatch.setattr(progress, "POLL_INTERVAL", 0.0)
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    half = lambda: channel.write_text(json.dumps({"key": keys[2], "fraction": 0.5}))  # noqa: E731
+    worker = _FakeWorker([lambda: record(keys[1]), half, lambda: record(keys[2], "failed"),
+                          lambda: record(keys[3])])
+    assert progress.follow_workers([worker], keys, results, [channel], True, "g") == [0]
+    text = sys.stderr.getvalue()
+    frames = re.findall(r"g: (\d)/3 cells \|[^|]*\| +(\d+)%", text)
+    assert ("1", "33") in frames and ("1", "50") in frames and ("2", "67") in frames, frames
+    assert frames[-1] == ("3", "100"), frames
