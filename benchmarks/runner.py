@@ -11,7 +11,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import paths, predictions, progress as progress_bars, store
+from benchmarks import paths, predictions, store
+from benchmarks import progress as progress_bars
 from benchmarks.analyses import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
@@ -20,7 +21,6 @@ from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import ANALYSES, METHODS, TASKS, method_spec
 from benchmarks.schema import validate_record
-
 
 # Key under which run_cell hands a cell's per-example arrays to run_suite (never written into the JSON).
 ARRAYS_KEY = "_arrays"

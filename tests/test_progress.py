@@ -82,11 +82,11 @@ def test_single_run_nests_the_fine_tuning_steps(tmp_path, tiny_suite_file, tiny_
 
 def test_no_bar_when_stderr_is_not_a_terminal(tmp_path, tiny_suite_file, tiny_mirror_session):
     """``run --jobs 2`` with stderr on a pipe (a log, CI): the summary lines only, nothing bar-like."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks",
-                           *_run_args(tiny_suite_file, tiny_mirror_session, tmp_path / "r", "--jobs", "2")],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "benchmarks", *_run_args(
+        tiny_suite_file, tiny_mirror_session, tmp_path / "r", "--jobs", "2", "--set", "tasks=[mrpc]")],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
-    assert "6 cells, 6 with an ok record" in done.stderr
+    assert "3 cells, 3 with an ok record" in done.stderr
     assert not BAR_LIKE.search(done.stderr), done.stderr
 
 
@@ -120,11 +120,10 @@ def test_a_worker_reports_its_cell_fraction_to_the_progress_file(tmp_path):
 
     x, y = _tiny_mnist()
     channel = tmp_path / "worker-0.json"
-    with progress.reporting(False, channel):
-        with progress.running_cell("abc", "row seed=0"):
-            assert json.loads(channel.read_text()) == {"key": "abc", "label": "row seed=0", "fraction": 0.0}
-            train_models([0, 1, 2], x, y, Recipe(batch_size=30, epochs=1.0, chunk=2, threads=1))
-            assert json.loads(channel.read_text()) == {"key": "abc", "label": "3 models", "fraction": 1.0}
+    with progress.reporting(False, channel), progress.running_cell("abc", "row seed=0"):
+        assert json.loads(channel.read_text()) == {"key": "abc", "label": "row seed=0", "fraction": 0.0}
+        train_models([0, 1, 2], x, y, Recipe(batch_size=30, epochs=1.0, chunk=2, threads=1))
+        assert json.loads(channel.read_text()) == {"key": "abc", "label": "3 models", "fraction": 1.0}
 
 
 class _FakeWorker:
@@ -163,7 +162,7 @@ def test_combined_bar_counts_this_runs_records_and_the_running_fractions(tmp_pat
     monkeypatch.setattr(progress.store, "is_done", lambda _results, key: key == keys[0])
     monkeypatch.setattr(progress, "POLL_INTERVAL", 0.0)
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    half = lambda: channel.write_text(json.dumps({"key": keys[2], "fraction": 0.5}))  # noqa: E731
+    half = lambda: channel.write_text(json.dumps({"key": keys[2], "fraction": 0.5}))
     worker = _FakeWorker([lambda: record(keys[1]), half, lambda: record(keys[2], "failed"),
                           lambda: record(keys[3])])
     assert progress.follow_workers([worker], keys, results, [channel], True, "g") == [0]
