@@ -1,9 +1,10 @@
-"""The report toolkit: one way to draw and write a figure (PNG + SVG) and one way to write a table.
+"""The report toolkit: one way to draw and write a figure (PNG + SVG), to write a table and to build HTML.
 
 Figures use matplotlib's object-oriented API only: a ``Figure`` on its own Agg canvas, settings in an
 ``rc_context`` around drawing and saving. Importing or using this module changes no global matplotlib
 state (no ``matplotlib.use``, no pyplot figure list, no rcParams edits), and the same figure always
-gives the same bytes: no dates or version stamps in the files, fixed SVG ids.
+gives the same bytes: no dates or version stamps in the files, fixed SVG ids. HTML comes only from the
+jinja2 templates in reports/templates (autoescaped): whole pages, or the pieces in ``html_blocks()``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from tabulate import tabulate
 
 from benchmarks.store import write_bytes_atomic
+from reports.render import template
 
 if TYPE_CHECKING:
+    from markupsafe import Markup
     from matplotlib.figure import Figure
 
 # svg.hashsalt: matplotlib salts SVG element ids with a random value otherwise, so reruns would differ.
@@ -77,3 +80,15 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], fmt: str) -> st
     Cells are printed as given (no number parsing), so a report formats its numbers itself.
     """
     return str(tabulate(rows, headers=list(headers), tablefmt=TABLE_FORMATS[fmt], disable_numparse=True))
+
+
+def html_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> "Markup":
+    """``table(rows, headers, 'html')`` marked safe for a template (tabulate escapes the cells)."""
+    from markupsafe import Markup
+
+    return Markup(table(rows, headers, "html"))
+
+
+def html_blocks() -> Any:
+    """The macros of reports/templates/blocks.html.j2 (heading, para, bullets, figure); each returns escaped Markup."""
+    return template("blocks.html.j2").module
