@@ -22,7 +22,8 @@ _SLUG_GAP = re.compile(r"(?:[^a-z0-9.]|(?<![0-9])\.|\.(?![0-9]))+")
 def slug(text: str, default: str = "plot") -> str:
     """A lower-case, file-name-safe version of ``text`` for plot files.
 
-    'MLM ppl. (fitted head)' -> 'mlm-ppl-fitted-head', 'minilm-l6 0.5' -> 'minilm-l6-0.5'; ``default`` if nothing is left.
+    'MLM ppl. (fitted head)' -> 'mlm-ppl-fitted-head', 'minilm-l6 0.5' -> 'minilm-l6-0.5';
+    ``default`` when nothing is left.
     """
     return _SLUG_GAP.sub("-", text.lower()).strip("-") or default
 

@@ -214,7 +214,8 @@ def _cell_section(suite: Suite, cell, record: dict | None, fmt: str, out: Path |
             parts.append("_Plots are written beside the report when `--out FILE` is given._")
         return "\n\n".join(parts) + "\n"
     blocks = toolkit.html_blocks()
-    parts = [blocks.heading(heading), blocks.para(meta), blocks.heading("Findings", 3), blocks.bullets(findings(result))]
+    parts = [blocks.heading(heading), blocks.para(meta),
+             blocks.heading("Findings", 3), blocks.bullets(findings(result))]
     for name in ("fig3", "fig4", "fig5"):
         src = "data:image/png;base64," + base64.b64encode(plots[name]["png"]).decode("ascii")
         paths = plots[name]["paths"]

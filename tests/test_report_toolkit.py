@@ -44,7 +44,8 @@ def _render(kind: str, folder: Path) -> None:
         out.write_text(render_board(_golden_board(golden, kind), "md", out))
         return
     for fmt in ("md", "html"):
-        assert cli_main(["report", *_absolute(REPORTS[kind]), "--format", fmt, "--out", str(folder / f"{kind}.{fmt}")]) == 0
+        out = folder / f"{kind}.{fmt}"
+        assert cli_main(["report", *_absolute(REPORTS[kind]), "--format", fmt, "--out", str(out)]) == 0
 
 
 def _golden_board(golden, name: str):
