@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import re
@@ -14,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.errors import UserError
+from benchmarks.errors import UserError, did_you_mean
 
 KEY_LENGTH = 20
 FULL_SCALE = "full"  # the scale that applies no overrides
@@ -120,8 +119,7 @@ _FIELD_TYPES: dict[str, tuple] = {
 
 def _check_field(source: str, name: str, value: Any) -> Any:
     if name not in SUITE_FIELDS:
-        close = difflib.get_close_matches(name, list(SUITE_FIELDS), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(SUITE_FIELDS)}"
+        hint = did_you_mean(name, SUITE_FIELDS) or f"known: {', '.join(SUITE_FIELDS)}"
         raise UserError(f"{source}: unknown suite field {name!r}; {hint}")
     if not isinstance(value, _FIELD_TYPES[name]):
         want = " or ".join(t.__name__ for t in _FIELD_TYPES[name])
@@ -174,8 +172,7 @@ def load_suite(name: str | None = None, path: Path | str | None = None) -> Suite
     else:
         names = builtin_suite_names()
         if name not in names:
-            close = difflib.get_close_matches(name or "", names, n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"known: {', '.join(names)}"
+            hint = did_you_mean(name or "", names, n=3, cutoff=0.5) or f"known: {', '.join(names)}"
             raise UserError(f"unknown suite {name!r}; {hint}")
         text, source = (resources.files("suites") / f"{name}.yaml").read_text(), f"suites/{name}.yaml"
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import zipfile
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import paths
-from benchmarks.errors import UserError
+from benchmarks.errors import UserError, did_you_mean
 from benchmarks.provenance import sha256_file
 from benchmarks.registry import MODELS, register_model
 
@@ -73,8 +72,7 @@ def resolve_model(name: str, revision: str | None = None) -> ModelRef:
     if location.startswith((".", "/", "~")) or location.count("/") > 1:
         raise UserError(f"--model {name!r}: folder {location} does not exist; pass a model folder, a hub id or one of {MODELS.names()}")
     if not is_alias and "/" not in location and location not in LEGACY_HUB_IDS:
-        close = difflib.get_close_matches(name, MODELS.names(), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"known aliases: {', '.join(MODELS.names())}"
+        hint = did_you_mean(name, MODELS.names()) or f"known aliases: {', '.join(MODELS.names())}"
         raise UserError(f"--model {name!r} is not a model alias, a folder or a hub id (owner/name); {hint}")
     identity = {"model": location, "revision": revision or "main"}
     local_copy = paths.hub_location(location)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -12,6 +13,19 @@ HUB_ENV = "PRUNEBENCH_HUB_DIR"  # a folder of hub repositories in the hub's layo
 DEFAULT_RESULTS = Path("results")
 # The mirror sits beside the checkout in this workplace (../shared/data from the repo root).
 MIRROR_CANDIDATES = (REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data")
+
+
+# Runs of anything but a-z and 0-9 become one '-'; a dot stays only between digits (a rate such as 0.5).
+_SLUG_GAP = re.compile(r"(?:[^a-z0-9.]|(?<![0-9])\.|\.(?![0-9]))+")
+
+
+def slug(text: str, default: str = "plot") -> str:
+    """A lower-case, file-name-safe version of ``text`` for plot files.
+
+    'MLM ppl. (fitted head)' -> 'mlm-ppl-fitted-head', 'minilm-l6 0.5' -> 'minilm-l6-0.5';
+    ``default`` when nothing is left.
+    """
+    return _SLUG_GAP.sub("-", text.lower()).strip("-") or default
 
 
 def record_path(results_dir: Path, key: str) -> Path:

@@ -14,12 +14,11 @@ which changes every key of that task.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping, TypeVar
 
-from benchmarks.errors import UserError
+from benchmarks.errors import UserError, did_you_mean
 
 R = TypeVar("R", bound="RecipeBase")
 
@@ -86,8 +85,7 @@ ALIASES = {"learning_rate": "lr", "num_train_epochs": "epochs", "num_epochs": "e
 def _hint(key: str, known: list[str]) -> str:
     """'did you mean ...?' naming the closest known key (through ALIASES), else the known keys."""
     aliases = {a: k for a, k in ALIASES.items() if k in known}
-    close = difflib.get_close_matches(key, [*known, *aliases], n=1, cutoff=0.6)
-    return f"did you mean {aliases.get(close[0], close[0])!r}?" if close else f"known: {', '.join(sorted(known))}"
+    return did_you_mean(key, known, aliases=aliases) or f"known: {', '.join(sorted(known))}"
 
 
 def _type_name(kind: Any) -> str:

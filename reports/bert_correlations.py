@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import base64
-import html
-import io
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
+from markupsafe import Markup
 
 from benchmarks import bertcorr
 from benchmarks.analyses.bert_correlations import ARTIFACT
 from benchmarks.config import Suite
-from benchmarks.paths import report_paths
+from benchmarks.paths import report_paths, slug
+from reports import toolkit
 from reports.render import html_document, register_renderer
 
 STAT_TITLES = {"nonzero_count": "nonzero count", "mean_abs": "mean abs(w)", "positive_count": "positive count",
                "mean": "mean w"}
 NODE_SET_TITLES = {"intermediate": "intermediate neurons (intermediate.dense rows → output.dense columns)",
                    "attention_output": "attention-output nodes (attention.output.dense rows → intermediate.dense columns)"}
-PLOT_FORMATS = ("png", "svg")
+PLOT_DPI = 90
 DOCS = "docs/bert-correlations.md"
 
 
@@ -34,7 +32,7 @@ def fmt_r(value: float | None) -> str:
 
 
 def _table(headers: list[str], rows: list[list], fmt: str) -> str:
-    return tabulate(rows, headers=headers, tablefmt="github" if fmt == "md" else "html", disable_numparse=True)
+    return toolkit.table(rows, headers, fmt) if fmt == "md" else toolkit.html_table(rows, headers)
 
 
 def fig3_tables(result: dict, fmt: str) -> list[tuple[str, str]]:
@@ -125,13 +123,12 @@ def findings(result: dict) -> list[str]:
 # ---------------------------------------------------------------- plots
 
 def _figures(result: dict) -> dict[str, "object"]:
-    """Matplotlib figures (Agg) in the manner of the paper's Figs 3, 4 and 5: r against layer."""
-    import matplotlib
+    """Matplotlib figures in the manner of the paper's Figs 3, 4 and 5: r against layer."""
+    with toolkit.style():
+        return _draw_figures(result)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    plt.rcParams["svg.hashsalt"] = "prunebench"  # stable SVG element ids across runs
+def _draw_figures(result: dict) -> dict[str, "object"]:
     layers = list(range(result["num_layers"]))
 
     def panel(ax, title: str, lines: dict) -> None:
@@ -142,18 +139,21 @@ def _figures(result: dict) -> dict[str, "object"]:
         ax.legend(fontsize="small")
 
     figs = {}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig = toolkit.new_figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, node_set in zip(axes, bertcorr.NODE_SETS):
         values = result["fig3"][node_set]
         panel(ax, f"{node_set} nodes: input vs output", {STAT_TITLES[s]: values[s] for s in bertcorr.STATS})
     fig.suptitle("Fig 3: input/output correlations in the feed-forward block")
     figs["fig3"] = fig
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = toolkit.new_figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for ax, (kind, title) in zip(axes, (("abs", "pruned |w|"), ("mask", "kept/pruned mask"))):
         panel(ax, f"element-wise {title}", {p: result["fig4"][kind][p] for p in bertcorr.PAIRS})
     fig.suptitle("Fig 4: self-attention W_Q, W_K, W_V element-wise correlations")
     figs["fig4"] = fig
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8), sharey=True)
+    fig = toolkit.new_figure(figsize=(18, 8))
+    axes = fig.subplots(2, 4, sharey=True)
     for row, axis in enumerate(bertcorr.AXES):
         for col, stat in enumerate(bertcorr.STATS):
             panel(axes[row][col], f"{axis}: {STAT_TITLES[stat]}", {p: result["fig5"][axis][stat][p] for p in bertcorr.PAIRS})
@@ -164,39 +164,21 @@ def _figures(result: dict) -> dict[str, "object"]:
     return figs
 
 
-def _save(fig, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    metadata = {"Date": None} if fmt == "svg" else {}  # no timestamps: identical inputs give identical files
-    fig.savefig(buf, format=fmt, dpi=90, metadata=metadata)
-    return buf.getvalue()
+def write_plots(result: dict, stem: str, out: Path | None) -> dict[str, dict[str, bytes | Path]]:
+    """Render the three figures; write ``<stem>_<fig>`` PNG and SVG beside ``out`` when given.
 
-
-def write_plots(result: dict, slug: str, out: Path | None) -> dict[str, dict[str, bytes | Path]]:
-    """Render the three figures; write PNG and SVG beside ``out`` when given. Returns {fig: {png, paths}}."""
-    import matplotlib.pyplot as plt
-
-    from benchmarks.store import write_bytes_atomic
-
+    Returns {fig: {"png": PNG bytes, "paths": {format: path} or {}}}."""
     plots = {}
-    folder = report_paths(out)["plots"] if out is not None else None
     for name, fig in _figures(result).items():
-        png = _save(fig, "png")
-        entry: dict = {"png": png, "paths": {}}
-        if folder is not None:
-            for ext in PLOT_FORMATS:
-                path = folder / f"{slug}_{name}.{ext}"
-                write_bytes_atomic(path, png if ext == "png" else _save(fig, ext))
-                entry["paths"][ext] = path
-        plt.close(fig)
-        plots[name] = entry
+        if out is None:
+            plots[name] = {"png": toolkit.figure_bytes(fig, "png", PLOT_DPI), "paths": {}}
+            continue
+        paths = toolkit.write_figure(fig, report_paths(out)["plots"] / f"{stem}_{name}", PLOT_DPI)
+        plots[name] = {"png": paths["png"].read_bytes(), "paths": paths}
     return plots
 
 
 # ---------------------------------------------------------------- the page
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
-
 
 def _relative(path: Path, out: Path) -> str:
     return Path(path).relative_to(Path(out).parent).as_posix()
@@ -210,13 +192,15 @@ def _cell_section(suite: Suite, cell, record: dict | None, fmt: str, out: Path |
             text = f"not run yet; run {command}"
         else:
             text = f"{record['status']}: {record.get('error')} (after fixing it, rerun {command})"
-        return f"## {heading}\n\n{text}\n" if fmt == "md" else f"<h2>{html.escape(heading)}</h2>\n<p>{html.escape(text)}</p>\n"
+        if fmt == "md":
+            return f"## {heading}\n\n{text}\n"
+        return Markup("\n").join([toolkit.html_blocks().heading(heading), toolkit.html_blocks().para(text)]) + "\n"
     result = record["artifacts"][ARTIFACT]
     sparsity = record.get("sparsity", {}).get("global_after")
     meta = (f"{result['num_layers']} encoder layers, achieved sparsity {sparsity:.4f} of the encoder matrices, "
             f"git {str(record.get('provenance', {}).get('git_sha'))[:10]}")
     tables = fig3_tables(result, fmt) + [fig4_table(result, fmt)] + fig5_tables(result, fmt)
-    plots = write_plots(result, _slug(f"{suite.model}-{cell.config['prune_rate']:g}"), out)
+    plots = write_plots(result, slug(f"{suite.model}-{cell.config['prune_rate']:g}"), out)
     if fmt == "md":
         parts = [f"## {heading}", meta, "### Findings", "\n".join(f"- {line}" for line in findings(result))]
         for name in ("fig3", "fig4", "fig5"):
@@ -229,19 +213,17 @@ def _cell_section(suite: Suite, cell, record: dict | None, fmt: str, out: Path |
         if not any(plots[n]["paths"] for n in plots):
             parts.append("_Plots are written beside the report when `--out FILE` is given._")
         return "\n\n".join(parts) + "\n"
-    parts = [f"<h2>{html.escape(heading)}</h2>", f"<p>{html.escape(meta)}</p>", "<h3>Findings</h3>",
-             "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in findings(result)) + "</ul>"]
+    blocks = toolkit.html_blocks()
+    parts = [blocks.heading(heading), blocks.para(meta),
+             blocks.heading("Findings", 3), blocks.bullets(findings(result))]
     for name in ("fig3", "fig4", "fig5"):
-        data = base64.b64encode(plots[name]["png"]).decode()
-        img = f'<figure><img alt="{name}" style="max-width:100%" src="data:image/png;base64,{data}">'
+        src = "data:image/png;base64," + base64.b64encode(plots[name]["png"]).decode("ascii")
         paths = plots[name]["paths"]
-        if paths:
-            img += f'<figcaption><a href="{html.escape(_relative(paths["svg"], out))}">SVG</a></figcaption>'
-        parts.append(img + "</figure>")
-    parts.append("<h3>Tables (Pearson r per encoder layer)</h3>")
+        parts.append(blocks.figure(src, name, svg=_relative(paths["svg"], out) if paths else None))
+    parts.append(blocks.heading("Tables (Pearson r per encoder layer)", 3))
     for caption, table in tables:
-        parts += [f"<h4>{html.escape(caption)}</h4>", table]
-    return "\n".join(parts) + "\n"
+        parts += [blocks.heading(caption, 4), table]
+    return Markup("\n").join(parts) + "\n"
 
 
 def _intro(suite: Suite) -> str:
@@ -258,5 +240,5 @@ def render_bert_correlations(suite: Suite, frame: pd.DataFrame, fmt: str, out: P
     title = f"{suite.name}: {suite.description}"
     if fmt == "md":
         return f"# {title}\n\n{_intro(suite)}\n\n" + "\n".join(sections)
-    body = f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(_intro(suite))}</p>\n" + "\n".join(sections)
-    return html_document(title, body)
+    blocks = toolkit.html_blocks()
+    return html_document(title, Markup("\n").join([blocks.heading(title, 1), blocks.para(_intro(suite)), *sections]))

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import functools
-import html
-import io
 import json
 import math
 from pathlib import Path
 
-from tabulate import tabulate
-
-from benchmarks.paths import report_paths
-from benchmarks.store import write_bytes_atomic
+from benchmarks.paths import report_paths, slug
+from reports import toolkit
 from reports.render import html_document, register_renderer
 
 PAPER_FILE = Path(__file__).resolve().parent / "data" / "paper_mnist.json"
@@ -66,17 +62,20 @@ def _p(p) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
+# In HTML every piece is escaped Markup from reports/templates/blocks.html.j2, so pieces join with + safely.
+
 def _table(rows: list, headers: list, fmt: str) -> str:
-    text = tabulate(rows, headers=headers, tablefmt="github" if fmt == "md" else "html", disable_numparse=True)
-    return f"\n{text}\n\n" if fmt == "md" else text  # Markdown tables need blank lines around them
+    if fmt == "md":
+        return f"\n{toolkit.table(rows, headers, fmt)}\n\n"  # Markdown tables need blank lines around them
+    return toolkit.html_table(rows, headers)
 
 
 def _heading(text: str, fmt: str, level: int = 2) -> str:
-    return f"{'#' * level} {text}\n" if fmt == "md" else f"<h{level}>{html.escape(text)}</h{level}>"
+    return f"{'#' * level} {text}\n" if fmt == "md" else toolkit.html_blocks().heading(text, level)
 
 
 def _para(text: str, fmt: str) -> str:
-    return f"{text}\n" if fmt == "md" else f"<p>{html.escape(text)}</p>"
+    return f"{text}\n" if fmt == "md" else toolkit.html_blocks().para(text)
 
 
 def _ok_records(frame) -> list[dict]:
@@ -202,32 +201,21 @@ def fig2(rec: dict, out: Path | None, title: str) -> list[Path]:
     """Fig 2 scatterplots (input-side vs output-side node properties, model 0) as PNG and SVG beside ``out``."""
     if out is None:
         return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     nodes = rec["artifacts"]["nodes_model0"]
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
-    for row, layer in enumerate(("hidden1", "hidden2")):
-        for col, (prop, label) in enumerate(FIG_PROPS):
-            ax = axes[row, col]
-            ax.scatter(nodes[layer][f"in_{prop}"], nodes[layer][f"out_{prop}"], s=8, alpha=0.6)
-            ax.set_xlabel(f"inputs: {label}")
-            ax.set_ylabel(f"outputs: {label}")
-            ax.set_title(f"{'Hidden 1' if layer == 'hidden1' else 'Hidden 2'}", fontsize=10)
-    fig.suptitle(title)
-    fig.tight_layout()
-    folder = report_paths(out)["plots"]
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = "fig2_" + "".join(c if c.isalnum() else "_" for c in rec["label"]).strip("_")
-    paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
-    for path in paths:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=path.suffix[1:], dpi=110)
-        write_bytes_atomic(path, buf.getvalue())
-    plt.close(fig)
-    return paths
+    with toolkit.style():
+        fig = toolkit.new_figure(figsize=(16, 7.5), dpi=110)
+        axes = fig.subplots(2, 4)
+        for row, layer in enumerate(("hidden1", "hidden2")):
+            for col, (prop, label) in enumerate(FIG_PROPS):
+                ax = axes[row, col]
+                ax.scatter(nodes[layer][f"in_{prop}"], nodes[layer][f"out_{prop}"], s=8, alpha=0.6)
+                ax.set_xlabel(f"inputs: {label}")
+                ax.set_ylabel(f"outputs: {label}")
+                ax.set_title(f"{'Hidden 1' if layer == 'hidden1' else 'Hidden 2'}", fontsize=10)
+        fig.suptitle(title)
+        fig.tight_layout()
+    files = toolkit.write_figure(fig, report_paths(out)["plots"] / f"fig2_{slug(rec['label'])}")
+    return [files["png"], files["svg"]]
 
 
 def _figure(paths: list[Path], out: Path | None, fmt: str) -> str:
@@ -237,12 +225,16 @@ def _figure(paths: list[Path], out: Path | None, fmt: str) -> str:
     caption = "Fig 2. MNIST node property scatterplots (model 0)"
     if fmt == "md":
         return f"![{caption}]({rel})\n\n{caption} (also [{paths[1].name}]({paths[1].relative_to(Path(out).parent).as_posix()})).\n"
-    return f"<figure><img src=\"{html.escape(rel)}\" alt=\"{caption}\" style=\"max-width:100%\"><figcaption>{caption}</figcaption></figure>"
+    return toolkit.html_blocks().figure(rel, caption, caption=caption)
 
 
 def _finish(title: str, parts: list[str], fmt: str) -> str:
-    body = ("\n\n" if fmt == "md" else "\n").join(p.strip() for p in parts if p)
-    return f"# {title}\n\n{body}" if fmt == "md" else html_document(title, f"<h1>{html.escape(title)}</h1>\n{body}")
+    if fmt == "md":
+        return f"# {title}\n\n" + "\n\n".join(p.strip() for p in parts if p)
+    from markupsafe import Markup
+
+    return html_document(title, Markup("\n").join([toolkit.html_blocks().heading(title, 1)]
+                                                   + [p.strip() for p in parts if p]))
 
 
 @register_renderer("mnist-correlations")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from benchmarks.paths import slug
+from reports import toolkit
 from reports.leaderboard import Board, Column
 
 if TYPE_CHECKING:
@@ -15,8 +16,7 @@ if TYPE_CHECKING:
 
 # A method's name and colour in plots come from its spec (carried by the board's rows); methods
 # without a colour take matplotlib's default cycle from C5 on, in name order after those with one.
-# Fixed so that the same board gives byte-identical SVG files (matplotlib salts its ids otherwise).
-RC = {"svg.hashsalt": "prunebench", "svg.fonttype": "path", "font.size": 10}
+# Figures are drawn and written with reports.toolkit: the same board gives byte-identical PNG and SVG files.
 SIZE_IN, DPI = (6.4, 4.0), 100
 
 
@@ -27,11 +27,6 @@ class PlotFile:
     column: Column
     png: Path
     svg: Path
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a column title: 'MLM ppl. (fitted head)' -> 'mlm-ppl-fitted-head'."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "column"
 
 
 def band(entry) -> tuple[float, float] | None:
@@ -84,14 +79,11 @@ def paper_series(board: Board, column: Column) -> dict:
 
 def column_figure(board: Board, column: Column) -> "Figure | None":
     """A matplotlib Figure for one column, or None when it has no numbers."""
-    import matplotlib
-    from matplotlib.figure import Figure
-
     lines, dense = series(board, column)
     if not lines and dense is None:
         return None
-    with matplotlib.rc_context(RC):
-        fig = Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
+    with toolkit.style():
+        fig = toolkit.new_figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         if dense is not None:
             _draw_dense(ax, dense)
@@ -134,19 +126,11 @@ def _draw_methods(ax, lines: dict, published: dict, styles: dict) -> None:
 
 
 def write_plots(board: Board, folder: Path) -> list[PlotFile]:
-    """Write one PNG and one SVG per column with numbers into ``folder``; return them in column order."""
-    import matplotlib
-
-    folder = Path(folder)
+    """Write one PNG and one SVG per column with numbers into ``folder`` (atomically); return them in column order."""
     written = []
     for column in board.columns:
         fig = column_figure(board, column)
-        if fig is None:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        png, svg = folder / f"{slug(column.title)}.png", folder / f"{slug(column.title)}.svg"
-        with matplotlib.rc_context(RC):
-            fig.savefig(png, format="png", metadata={"Software": None})
-            fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
-        written.append(PlotFile(column, png, svg))
+        if fig is not None:
+            files = toolkit.write_figure(fig, Path(folder) / slug(column.title, default="column"))
+            written.append(PlotFile(column, files["png"], files["svg"]))
     return written

@@ -1,12 +1,11 @@
-"""A leaderboard ``Board`` as text: GitHub Markdown (tabulate) or an HTML fragment (jinja2 template)."""
+"""A leaderboard ``Board`` as text: GitHub Markdown (reports.toolkit.table) or an HTML fragment (jinja2 template)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tabulate import tabulate
-
 from reports import claims, paper, stats
+from reports.toolkit import table
 from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
 from reports.render import template
 
@@ -231,14 +230,14 @@ def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
     meta = f"model `{v['model']}`" + (f" ({v['model_id']})" if v["model_id"] else "")
     meta += f" · scale `{v['scale']}` · seeds {v['seeds']} · {v['counts']}"
     parts = [f"# {v['title']}", v["description"], meta,
-             tabulate(body, headers=head, tablefmt="github", disable_numparse=True), v["legend"]]
+             table(body, head, "md"), v["legend"]]
     if v["footnotes"]:
         parts.append("Notes:\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(v["footnotes"], 1)))
     parts.append(claims_markdown(v["claims"]))
     if v["paper_apart"]:
         apart = v["paper_apart"]
         parts.append(f"## {APART_HEADING}\n\n" + v["paper_apart_note"] + "\n\n"
-                     + tabulate(apart["rows"], headers=apart["headers"], tablefmt="github", disable_numparse=True))
+                     + table(apart["rows"], apart["headers"], "md"))
     if figures:
         parts.append(f"## Metric against achieved sparsity ({v['protocol']} protocol)\n\n" + "\n".join(f"![{f.caption}]({f.src})" for f in figures))
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -260,7 +259,7 @@ def _claims_md(results: list[dict]) -> list[str]:
     for i, c in enumerate(results, 1):
         parts.append(f"### {i}. {c['text']}\n\nTested: {c['how']}\n\nVerdict: **{c['verdict']}** · {c['count']}")
         if c["rows"]:
-            parts.append(tabulate(c["rows"], headers=c["headers"], tablefmt="github", disable_numparse=True))
+            parts.append(table(c["rows"], c["headers"], "md"))
     return parts
 
 
