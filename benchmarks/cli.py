@@ -9,7 +9,8 @@ from pathlib import Path
 from benchmarks import paths, store
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
-from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS
+from benchmarks.grid import read_grid
+from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS, UnknownName
 
 LISTABLE = ("methods", "tasks", "suites", "models", "analyses")
 
@@ -62,9 +63,7 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
         raise UserError(f"--model {args.model!r} is empty; name a model alias, a folder or a hub id "
                         f"(python -m benchmarks list models)")
     overrides = list(args.overrides) + ([f"model={args.model}"] if args.model is not None else [])
-    suite = apply_overrides(suite, overrides) if overrides else suite
-    ANALYSES.get(suite.kind)().validate(suite)
-    return suite
+    return apply_overrides(suite, overrides) if overrides else suite
 
 
 def _data_dir(arg: Path | None) -> Path | None:
@@ -148,6 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.runner import check_data_present, parse_shard, run_suite
 
     suite = resolve_suite(args)
+    ANALYSES.get(suite.kind)().validate(suite)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")
     shard = parse_shard(args.shard)
@@ -196,6 +196,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
+    if read_grid(results, suite) is None:  # records from before grids were saved: expand once (loads the kind)
+        from benchmarks.runner import save_grid
+
+        ANALYSES.get(suite.kind)().validate(suite)
+        save_grid(suite, results)
     text = render_suite(suite, results, args.format, out=args.out)
     if args.out is None:
         print(text)
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv  # --jobs hands the same command line to its workers
         return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
-    except UserError as exc:
+    except (UserError, UnknownName) as exc:  # both are bad input
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RunAborted as exc:

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import paths, predictions, store
-from benchmarks.analyses import CellOutcome
+from benchmarks.analyses.base import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
+from benchmarks.grid import write_grid
 from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
-from benchmarks.registry import ANALYSES, METHODS, TASKS, method_spec
+from benchmarks.registry import ANALYSES, METHODS, TASKS, UnknownName, method_spec
 from benchmarks.schema import validate_record
 
 
@@ -67,6 +68,24 @@ def expand(suite: Suite, shard: tuple[int, int] | None = None) -> list[Cell]:
     if shard:
         i, n = shard
         cells = cells[i::n]
+    return cells
+
+
+def task_columns(cells: list[Cell]) -> dict[str, dict[str, tuple[str, bool]]]:
+    """{task: {column title: (metric, higher is better)}} for the registered tasks of the cells (for reports)."""
+    out = {}
+    for task in dict.fromkeys(c.config["task"] for c in cells if "task" in c.config):
+        if task in TASKS:
+            spec = TASKS.get(task)
+            columns = getattr(spec, "columns", None)
+            out[task] = dict(columns) if columns else {task.upper(): (spec.headline, spec.higher_is_better)}
+    return out
+
+
+def save_grid(suite: Suite, results_dir: Path, cells: list[Cell] | None = None) -> list[Cell]:
+    """Expand ``suite`` (unless its full grid is given) and save it in ``results_dir`` for the reports."""
+    cells = expand(suite) if cells is None else cells
+    write_grid(results_dir, suite, cells, task_columns(cells))
     return cells
 
 
@@ -137,6 +156,8 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     analysis = ANALYSES.get(suite.kind)()
     cells = preflight(suite, data_dir, shard, results_dir)
     accelerator = accelerator or _make_accelerator()
+    if accelerator.is_main_process:
+        save_grid(suite, results_dir, None if shard else cells)  # what `report` reads; every shard's is the same
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
     summary = RunSummary(total=len(cells))
     todo, summary.corrupt = _unfinished(cells, results_dir)
@@ -167,7 +188,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
                     store.release_cell(results_dir, cell.key)
             if bar is not None:
                 bar.update(1)
-    except UserError:
+    except (UserError, UnknownName):
         for folder in created:  # bad input found inside a cell: leave no empty folder behind
             _remove_empty(folder)
         raise
@@ -311,7 +332,7 @@ def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
         outcome = analysis.run(cell, ctx)
     except DataMissing as exc:
         status, error = store.SKIPPED, str(exc)
-    except (KeyboardInterrupt, SystemExit, UserError):
+    except (KeyboardInterrupt, SystemExit, UserError, UnknownName):
         raise  # bad input is not a failed cell: the CLI exits 2
     except Exception as exc:  # a failed cell is recorded and retried next run; the others still run
         status = store.FAILED

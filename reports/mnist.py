@@ -13,7 +13,8 @@ from tabulate import tabulate
 
 from benchmarks.paths import report_paths
 from benchmarks.store import write_bytes_atomic
-from reports.render import html_document, register_renderer
+from benchmarks.registry import register_renderer
+from reports.html import html_document
 
 PAPER_FILE = Path(__file__).resolve().parent / "data" / "paper_mnist.json"
 T1_LABELS = {

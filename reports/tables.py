@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from reports import claims, paper, stats
 from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
-from reports.render import template
+from reports.html import template
 
 DIGITS = 3  # metrics, as the paper prints them
 SPARSITY_DIGITS = 4
