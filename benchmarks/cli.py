@@ -186,6 +186,24 @@ def _warn_corrupt(results: Path) -> None:
               f"(rerun the suite to redo those cells)", file=sys.stderr)
 
 
+def _grid(suite: Suite, results: Path) -> tuple | None:
+    """None when ``results`` holds the suite's saved grid (the report then imports no suite kind, nor torch);
+    else expand the suite through its kind once and save the grid there for next time (if writable)."""
+    if read_grid(results, suite) is not None:
+        return None
+    from benchmarks.grid import write_grid
+    from benchmarks.runner import expand, task_columns
+
+    ANALYSES.get(suite.kind)().validate(suite)
+    cells = expand(suite)
+    columns = task_columns(cells)
+    try:
+        write_grid(results, suite, cells, columns)
+    except OSError:  # a read-only results folder still gets its report
+        pass
+    return cells, columns
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
 
@@ -196,12 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
-    if read_grid(results, suite) is None:  # records from before grids were saved: expand once (loads the kind)
-        from benchmarks.runner import save_grid
-
-        ANALYSES.get(suite.kind)().validate(suite)
-        save_grid(suite, results)
-    text = render_suite(suite, results, args.format, out=args.out)
+    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results))
     if args.out is None:
         print(text)
     else:

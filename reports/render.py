@@ -21,13 +21,13 @@ Renderer = Callable[..., str]
 FORMATS = ("md", "html")
 
 
-def suite_frame(suite: Suite, results_dir: Path) -> "pd.DataFrame":
+def suite_frame(suite: Suite, results_dir: Path, grid: tuple | None = None) -> "pd.DataFrame":
     """The suite's records as a DataFrame, in grid order, with the expected cells and task columns in ``attrs``.
 
     The expected grid is the one the runner saved (benchmarks.grid): a report never expands a suite
-    itself, which would import the suite kind and torch.
+    itself, which would import the suite kind and torch. ``grid`` = (cells, task columns) overrides it.
     """
-    grid = read_grid(results_dir, suite)
+    grid = grid if grid is not None else read_grid(results_dir, suite)
     if grid is None:
         raise UserError(f"{results_dir} holds no grid for suite {suite.name!r} as given; run "
                         f"`python -m benchmarks report` (it saves the grid) or `python -m benchmarks run` once")
@@ -45,8 +45,11 @@ def load_predictions(results_dir: Path, records: dict) -> dict:
     return {key: arrays for key, arrays in loaded.items() if arrays is not None}
 
 
-def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None) -> str:
-    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given."""
+def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None,
+                 grid: tuple | None = None) -> str:
+    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given.
+
+    The expected cells come from the grid saved in ``results_dir`` (or ``grid`` = (cells, task columns))."""
     if fmt not in FORMATS:
         raise UserError(f"report format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
     try:
@@ -56,7 +59,7 @@ def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | N
             raise
         raise UserError(f"no report renderer for suite kind {suite.kind!r}; known: "
                         f"{', '.join(RENDERERS.names())}") from None
-    frame = suite_frame(suite, results_dir)
+    frame = suite_frame(suite, results_dir, grid)
     text = renderer(suite, frame, fmt, out)
     if out is not None:
         store.write_text_atomic(Path(out), text)
