@@ -1,6 +1,6 @@
 """The project's import graph, read from the source with ``ast`` (nothing is imported).
 
-    python -m benchmarks.devtools.imports            # package-to-package edges
+    python -m benchmarks.devtools.imports            # package-to-package edges (and the modules imported)
     python -m benchmarks.devtools.imports --modules  # module-to-module edges
     python -m benchmarks.devtools.imports --cycles   # exit 1 and print each cycle, if any
 
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{source} -> {', '.join(sorted(edges[source]))}")
         return 0
     for (source, target), behind in package_edges().items():
-        print(f"{source} -> {target}  ({len(behind)} import{'s' if len(behind) > 1 else ''})")
+        modules = sorted({edge.split(" -> ")[1] for edge in behind})
+        print(f"{source} -> {target}  ({len(behind)} import{'s' if len(behind) > 1 else ''} of {', '.join(modules)})")
     return 0
 
 
