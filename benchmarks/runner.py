@@ -156,8 +156,6 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     analysis = ANALYSES.get(suite.kind)()
     cells = preflight(suite, data_dir, shard, results_dir)
     accelerator = accelerator or _make_accelerator()
-    if accelerator.is_main_process:
-        save_grid(suite, results_dir, None if shard else cells)  # what `report` reads; every shard's is the same
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
     summary = RunSummary(total=len(cells))
     todo, summary.corrupt = _unfinished(cells, results_dir)
@@ -196,6 +194,12 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
         gc.unfreeze()  # a library caller (tests, notebooks) gets its collector back as it was
         if bar is not None:
             bar.close()
+    if accelerator.is_main_process:  # what `report` reads (every shard writes the same); after the cells, so
+        try:                            # bad input found in a cell leaves no grid behind either
+            save_grid(suite, results_dir, None if shard else cells)
+        except OSError as exc:
+            raise RunAborted(f"cannot save the suite's grid under {results_dir} ({exc.strerror or exc}); "
+                             f"free some space or fix the folder's permissions, then rerun") from None
     if summary.claimed and accelerator.is_main_process:
         print(f"note: {len(summary.claimed)} cell(s) left to other runs that claim them: "
               f"{', '.join(label for label, _ in summary.claimed)}", file=sys.stderr)
