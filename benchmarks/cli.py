@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", help="I/N: run only this worker's share of the grid (0-based)")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="run the grid as N worker processes on this machine (each one --shard i/N), then report")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (they show on a terminal only)")
+    # Set by a --jobs parent for each worker: where the worker reports how far its current cell is.
+    run.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
 
     report = sub.add_parser("report", help="render a suite's leaderboard from its records")
@@ -100,8 +102,9 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _worker_argv(argv: list[str], index: int, jobs: int) -> list[str]:
-    """The ``run`` command line of worker ``index``: the user's own, minus --jobs, plus its shard."""
+def _worker_argv(argv: list[str], index: int, jobs: int, progress_file: Path | None = None) -> list[str]:
+    """The ``run`` command line of worker ``index``: the user's own, minus --jobs, plus its shard (and the
+    file where it reports its progress to the parent's combined bar; its own bars stay off)."""
     out, skip = [], False
     for arg in argv:
         if skip:
@@ -110,14 +113,18 @@ def _worker_argv(argv: list[str], index: int, jobs: int) -> list[str]:
             skip = True
         elif not arg.startswith("--jobs="):
             out.append(arg)
-    return [sys.executable, "-m", "benchmarks", *out, "--shard", f"{index}/{jobs}", "--no-report", "--no-progress"]
+    channel = ["--progress-file", str(progress_file)] if progress_file is not None else []
+    return [sys.executable, "-m", "benchmarks", *out, "--shard", f"{index}/{jobs}", "--no-report", "--no-progress",
+            *channel]
 
 
 def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, results: Path) -> int:
     """Run ``args.jobs`` shard workers in parallel; exit status 0, 1 or 2 as for one process."""
     import os
     import subprocess
+    import tempfile
 
+    from benchmarks import progress
     from benchmarks.models import resolve_model
     from benchmarks.runner import count_done, preflight
 
@@ -130,8 +137,12 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
     print(f"{suite.name}: {args.jobs} workers (--shard i/{args.jobs}), OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
           file=sys.stderr)
-    workers = [subprocess.Popen(_worker_argv(args.argv, i, args.jobs), env=env) for i in range(args.jobs)]
-    codes = [w.wait() for w in workers]
+    show = not args.no_progress and progress.stderr_is_terminal()
+    with tempfile.TemporaryDirectory(prefix="prunebench-progress-") as channel_dir:
+        channels = [Path(channel_dir) / f"worker-{i}.json" for i in range(args.jobs)]
+        workers = [subprocess.Popen(_worker_argv(args.argv, i, args.jobs, channels[i] if show else None), env=env)
+                   for i in range(args.jobs)]
+        codes = progress.follow_workers(workers, [c.key for c in cells], results, channels, show, suite.name)
     print(f"{suite.name}: {len(cells)} cells, {count_done(cells, results)} with an ok record; worker exit "
           f"statuses {codes}", file=sys.stderr)
     return combined_status(codes)
@@ -163,7 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(render_suite(suite, results, "md"))
         return code
     _quiet_libraries()
-    summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress)
+    summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress,
+                        progress_file=args.progress_file)
     print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done, {summary.ran} run "
           f"({summary.ok} ok, {len(summary.data_skipped)} skipped for missing data, {len(summary.failed)} failed)",
           file=sys.stderr)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import paths, predictions, store
+from benchmarks import progress as progress_bars
 from benchmarks.analyses.base import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
@@ -21,7 +22,6 @@ from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import ANALYSES, METHODS, TASKS, UnknownName, method_spec
 from benchmarks.schema import validate_record
-
 
 # Key under which run_cell hands a cell's per-example arrays to run_suite (never written into the JSON).
 ARRAYS_KEY = "_arrays"
@@ -144,7 +144,7 @@ def _make_accelerator():
 
 
 def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
-              progress: bool = True, accelerator=None) -> RunSummary:
+              progress: bool = True, accelerator=None, progress_file: Path | None = None) -> RunSummary:
     """Run every unfinished cell of ``suite``; return what happened.
 
     A cell is finished when it has a readable ``ok`` record. Failed and skipped cells run again
@@ -152,6 +152,8 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     in a warning on stderr and their cells rerun, the new record replacing the file atomically.
     Each cell is claimed (``store.claim_cell``) while it runs, so a second run on the same folder
     skips it instead of computing it twice. An OSError while writing a record raises RunAborted.
+    ``progress`` draws the bar of cells and long cells' nested bars (on a terminal only); a ``run --jobs``
+    worker is given ``progress_file`` instead, where it reports how far its current cell is.
     """
     analysis = ANALYSES.get(suite.kind)()
     cells = preflight(suite, data_dir, shard, results_dir)
@@ -171,21 +173,10 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     # Everything imported so far lives for the whole run: move it out of the collector's sight so the
     # gc.collect() that accelerate's free_memory() runs after each cell scans only the cell's objects.
     gc.freeze()
+    main = accelerator.is_main_process
     try:
-        for cell in todo:
-            if bar is not None:
-                bar.set_postfix_str(cell.label, refresh=False)
-            if claims and not _claim(results_dir, cell, summary):
-                if bar is not None:
-                    bar.update(1)
-                continue
-            try:
-                _run_and_write(analysis, cell, ctx, suite, results_dir, summary)
-            finally:
-                if claims:
-                    store.release_cell(results_dir, cell.key)
-            if bar is not None:
-                bar.update(1)
+        with progress_bars.reporting(progress and main, progress_file if main else None):
+            _run_cells(todo, analysis, ctx, suite, results_dir, summary, claims, bar)
     except (UserError, UnknownName):
         for folder in created:  # bad input found inside a cell: leave no empty folder behind
             _remove_empty(folder)
@@ -204,6 +195,26 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
         print(f"note: {len(summary.claimed)} cell(s) left to other runs that claim them: "
               f"{', '.join(label for label, _ in summary.claimed)}", file=sys.stderr)
     return summary
+
+
+def _run_cells(todo: list[Cell], analysis, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
+               claims: bool, bar) -> None:
+    """Run ``todo`` one cell after another (claiming each when ``claims``), advancing ``bar``."""
+    for cell in todo:
+        if bar is not None:
+            bar.set_postfix_str(cell.label, refresh=False)
+        if claims and not _claim(results_dir, cell, summary):
+            if bar is not None:
+                bar.update(1)
+            continue
+        try:
+            with progress_bars.running_cell(cell.key, cell.label):
+                _run_and_write(analysis, cell, ctx, suite, results_dir, summary)
+        finally:
+            if claims:
+                store.release_cell(results_dir, cell.key)
+        if bar is not None:
+            bar.update(1)
 
 
 def _claim(results_dir: Path, cell: Cell, summary: RunSummary) -> bool:
@@ -318,14 +329,11 @@ def check_data(suite: Suite, analysis, data_dir: Path | None) -> None:
 
 
 def _progress(cells: list[Cell], show: bool, summary: RunSummary):
-    """A tqdm bar on stderr: cell i of n (n counts cells already done), rate and time left."""
-    if not show or not cells:
+    """A tqdm bar on stderr (a terminal only): cell i of n (n counts cells already done), rate and time left."""
+    if not show or not cells or not progress_bars.stderr_is_terminal():
         return None
-    from tqdm import tqdm
-
     desc = f"cells ({summary.skipped_done} already done)" if summary.skipped_done else "cells"
-    return tqdm(total=summary.total, initial=summary.skipped_done, desc=desc, unit="cell", file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5)
+    return progress_bars.bar(summary.total, desc, initial=summary.skipped_done, unit="cell")
 
 
 def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:

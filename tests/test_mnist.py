@@ -244,3 +244,78 @@ def test_init_suite_reports_means_and_p_values_for_every_variant(tmp_path):
     assert "uncontrolled: a fresh training subset" in md and "controlled: the same subset" in md
     line = next(row for row in md.splitlines() if row.startswith("| 1.5"))
     assert line.count("|") == 1 + 3 * 3 + 1  # f, then mean, p and paper for each of the three variants
+
+
+# ---- run settings: chunk and threads change speed, not numbers, so they are not in the cell key ----------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_run_settings_are_not_in_the_cell_key_but_reach_the_cell():
+    """--set recipe.chunk / recipe.threads leave every key as it was; the cell still trains with them."""
+    from benchmarks.analyses.mnist import _cell_recipe
+
+    suite = load_suite("mnist-ci")
+    kind = ANALYSES.get(suite.kind)()
+    base = kind.cells(suite)
+    other = kind.cells(apply_overrides(suite, ["recipe.chunk=5", "recipe.threads=2"]))
+    assert [c.key for c in other] == [c.key for c in base]
+    assert not {"chunk", "threads"} & set(other[0].config["recipe"])
+    recipe = _cell_recipe(other[0])
+    assert (recipe.chunk, recipe.threads) == (5, 2) and recipe.epochs == 2.0
+    changed = kind.cells(apply_overrides(suite, ["recipe.lr=0.05"]))  # a setting that changes numbers does
+    assert changed[0].key != base[0].key
+
+
+def _committed_mnist_results() -> list:
+    """Committed results folders holding MNIST records."""
+    return sorted({p.parent.parent for root in ("published", "docs/examples", "tests")
+                   for p in (REPO / root).glob("**/records/*.json") if '"kind": "mnist-' in p.read_text()})
+
+
+@pytest.mark.parametrize("folder", _committed_mnist_results(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_committed_mnist_record_is_still_found_as_done(folder):
+    """Re-expanding the suite each committed MNIST record came from finds it done: nothing to run again."""
+    from benchmarks.runner import count_done, expand
+
+    records = [__import__("json").loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
+    assert records and all(r["config"]["kind"].startswith("mnist-") and r["status"] == "ok" for r in records)
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["suite"], r["config"]["scale"]), []).append(r)
+    for (suite_name, scale), group in groups.items():
+        cells = [c for c in expand(apply_overrides(load_suite(suite_name), [f"scale={scale}"]))
+                 if c.key in {r["key"] for r in group}]
+        assert len(cells) == len(group), f"{len(group) - len(cells)} committed records no longer match a cell"
+        assert count_done(cells, folder) == len(group)
+
+
+def test_migration_rekeys_old_mnist_records_and_leaves_bert_records_alone(tmp_path):
+    """A record keyed the old way (chunk and threads in its recipe) is re-keyed to its cell's key, with the
+    settings in notes.run_settings; a second run changes nothing; prune-finetune records are untouched."""
+    import json
+    import shutil
+
+    from benchmarks import migrate, paths, store
+    from benchmarks.config import canonical_json, config_key
+    from benchmarks.runner import count_done, expand
+
+    new = json.loads(next((REPO / "published/mnist-cpu/correlations/records").glob("*.json")).read_text())
+    old = json.loads(json.dumps(new))
+    old["config"]["recipe"].update(chunk=25, threads=1)
+    del old["notes"]["run_settings"]
+    old.update(key=config_key(old["config"]), config_canonical=canonical_json(old["config"]))
+    results = tmp_path / "mnist"
+    store.write_record(results, old)
+    assert migrate.rekey_run_settings(results) == (1, [])
+    assert [p.name for p in paths.records_dir(results).iterdir()] == [f"{new['key']}.json"]
+    assert store.read_record(paths.record_path(results, new["key"])) == new
+    cells = [c for c in expand(load_suite("mnist-correlations")) if c.key == new["key"]]
+    assert count_done(cells, results) == 1
+    assert migrate.rekey_run_settings(results) == (0, [])
+
+    bert = tmp_path / "bert"
+    shutil.copytree(REPO / "tests/golden/records/minilm-smoke", bert)
+    before = {p.name: p.read_bytes() for p in paths.records_dir(bert).iterdir()}
+    assert migrate.rekey_run_settings(bert) == (0, [])
+    assert {p.name: p.read_bytes() for p in paths.records_dir(bert).iterdir()} == before

@@ -9,6 +9,10 @@ from benchmarks.errors import UserError
 from benchmarks.registry import register_analysis
 
 OPTION_KEYS = {"models", "prune", "train_limit", "factors", "controlled"}
+# Recipe fields that change how fast a cell runs, never its numbers (models trained together, torch threads):
+# run settings, set in a suite's recipe like the rest, but kept out of the cell key (docs/harness.md: a key
+# never holds worker counts, so the same cell run anywhere is found done) and written into the record's notes.
+RUN_SETTINGS = ("chunk", "threads")
 
 
 def _recipe(base: dict, overrides: dict, source: str):
@@ -18,8 +22,18 @@ def _recipe(base: dict, overrides: dict, source: str):
 
 
 def _identity(recipe) -> dict:
-    # The whole recipe, chunk and threads included (they change speed, not numbers, but keep records explicit).
-    return recipe.as_dict()
+    """The recipe as it goes into a cell's config (hashed into its key): everything but the run settings."""
+    return {k: v for k, v in recipe.as_dict().items() if k not in RUN_SETTINGS}
+
+
+def _run_settings(recipe) -> dict:
+    """The recipe's run settings (travel in ``Cell.info``, not hashed; the record keeps them in its notes)."""
+    return {k: getattr(recipe, k) for k in RUN_SETTINGS}
+
+
+def _cell_recipe(cell: Cell):
+    """The recipe a cell trains with: its config's recipe plus the run settings it was expanded with."""
+    return _recipe(cell.config["recipe"], cell.info.get("run_settings", {}), "cell")
 
 
 def _rows(suite: Suite) -> list[tuple[str, dict]]:
@@ -80,14 +94,14 @@ class MnistCorrelations:
                 config = {"kind": self.kind, "label": label, "recipe": _identity(recipe),
                           "models": suite.options.get("models", 100), "prune": check_rates(suite.options.get("prune", {})),
                           "train_limit": suite.options.get("train_limit"), "seed": seed, "scale": suite.scale}
-                cells.append(Cell(config, f"{label} seed={seed}"))
+                cells.append(Cell(config, f"{label} seed={seed}", {"run_settings": _run_settings(recipe)}))
         return cells
 
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
         from benchmarks.mnist.experiments import run_correlations
 
         cfg = cell.config
-        recipe = _recipe(cfg["recipe"], {}, "cell")
+        recipe = _cell_recipe(cell)
         out = run_correlations(recipe, cfg["models"], cfg["seed"], cfg["prune"], ctx.data_dir, cfg["train_limit"],
                                _device(ctx))
         metrics = {f"t1.{k}": v for k, v in out["table1"].items()}
@@ -99,7 +113,7 @@ class MnistCorrelations:
         artifacts = {k: out[k] for k in ("table1", "table1_std", "table1_per_model", "table2", "table2_mean",
                                          "nodes_model0", "dead_nodes_per_model", "seeds")}
         notes = {"timing": out["timing"], "train_timing": out["train_timing"], "threads": _threads_used(recipe),
-                 "device": str(_device(ctx))}
+                 "device": str(_device(ctx)), "run_settings": _run_settings(recipe)}
         return CellOutcome(metrics, sparsity={"per_layer_after": cfg["prune"]}, data=out["sha256"], notes=notes,
                            artifacts=artifacts)
 
@@ -138,19 +152,20 @@ class MnistInit:
                 config = {"kind": "mnist-init", "label": label, "recipe": _identity(recipe), "factors": factors,
                           "controlled": controlled, "models": suite.options.get("models", 50), "seed": seed,
                           "scale": suite.scale}
-                cells.append(Cell(config, f"{label} seed={seed}"))
+                cells.append(Cell(config, f"{label} seed={seed}", {"run_settings": _run_settings(recipe)}))
         return cells
 
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
         from benchmarks.mnist.experiments import run_init
 
         cfg = cell.config
-        recipe = _recipe(cfg["recipe"], {}, "cell")
+        recipe = _cell_recipe(cell)
         out = run_init(recipe, cfg["factors"], cfg["models"], cfg["seed"], cfg["controlled"], ctx.data_dir,
                        _device(ctx))
         metrics = {f"acc.f{row['f']:g}": row["mean"] for row in out["rows"]}
         metrics.update({f"p.f{row['f']:g}": row["p_value"] for row in out["rows"] if "p_value" in row})
-        notes = {"timing": out["timing"], "threads": _threads_used(recipe), "device": str(_device(ctx))}
+        notes = {"timing": out["timing"], "threads": _threads_used(recipe), "device": str(_device(ctx)),
+                 "run_settings": _run_settings(recipe)}
         return CellOutcome(metrics, data=out["sha256"], notes=notes,
                            artifacts={"rows": out["rows"], "accuracy": out["accuracy"]})
 

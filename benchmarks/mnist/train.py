@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks import progress
 from benchmarks.errors import UserError
 from benchmarks.mnist.data import SCALINGS
 from benchmarks.threads import intra_op_threads
@@ -242,8 +243,9 @@ class _Backprop:
 
 @torch.no_grad()
 def train_stack(stack: Stack, order_seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
-                steps: int | None = None) -> Stack:
-    """Train the stacked models in place; model k draws its batches from permutations of ``order_seeds[k]``."""
+                steps: int | None = None, on_step: Callable[[], None] | None = None) -> Stack:
+    """Train the stacked models in place; model k draws its batches from permutations of ``order_seeds[k]``
+    (``on_step`` is called after every step, e.g. to advance a progress bar)."""
     backprop = _Backprop(stack, recipe)
     orders = OrderCache(order_seeds, x.shape[0], recipe, x.device)
     steps = steps_per_run(x.shape[0], recipe) if steps is None else steps
@@ -259,6 +261,8 @@ def train_stack(stack: Stack, order_seeds: list[int], x: torch.Tensor, y: torch.
             yb = y[flat].view(k, b)
             batch = torch.index_select(x, 0, flat, out=xb).view(k, b, x.shape[1])
         backprop.step(batch, yb)
+        if on_step is not None:
+            on_step()
     return stack
 
 
@@ -279,12 +283,14 @@ def train_models(seeds: list[int], x: torch.Tensor, y: torch.Tensor, recipe: Rec
     parameters (on the CPU)."""
     out: list[list[torch.Tensor]] = []
     order_seeds = seeds if order_seeds is None else order_seeds
-    with _training_settings(recipe.threads):
+    steps = steps_per_run(x.shape[0], recipe) if steps is None else steps
+    chunks = math.ceil(len(seeds) / recipe.chunk)
+    with _training_settings(recipe.threads), progress.steps(steps * chunks, f"{len(seeds)} models") as advance:
         for start in range(0, len(seeds), recipe.chunk):
             part = slice(start, start + recipe.chunk)
             inits = init_params[part] if init_params is not None else [init_model(s, recipe.init) for s in seeds[part]]
             stack = stack_models([[p.to(x.device) for p in m] for m in inits], recipe.activation)
-            train_stack(stack, order_seeds[part], x, y, recipe, steps)
+            train_stack(stack, order_seeds[part], x, y, recipe, steps, on_step=advance)
             out += [[p[k].detach().cpu().clone() for p in stack.params] for k in range(stack.k)]
     return out
 

@@ -18,7 +18,7 @@ from benchmarks.models import ModelRef
 from benchmarks.recipes import GlueRecipe
 from benchmarks.registry import register_task
 from benchmarks.context import RunContext
-from benchmarks import predictions
+from benchmarks import predictions, progress
 from benchmarks.predictions import DRIFT, LABEL, PRED, SCORE
 from benchmarks.tasks.base import Pruner, TaskResult
 from benchmarks.tasks.embed import (CENTROID, COSINE, DENSE_IDENTITY, FINETUNE, THRESHOLD, drift, embed, fresh_copy, pristine,
@@ -520,16 +520,18 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
     pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
     pmodel.train()
     done = 0
-    while done < steps:
-        for batch in ploader:
-            loss = pmodel(**batch).loss
-            accelerator.backward(loss)
-            poptim.step()
-            psched.step()
-            poptim.zero_grad()
-            done += 1
-            if done >= steps:
-                break
+    with progress.steps(steps, "fine-tuning") as advance:
+        while done < steps:
+            for batch in ploader:
+                loss = pmodel(**batch).loss
+                accelerator.backward(loss)
+                poptim.step()
+                psched.step()
+                poptim.zero_grad()
+                done += 1
+                advance()
+                if done >= steps:
+                    break
     pmodel.eval()
     if keeper:
         keeper.detach()
