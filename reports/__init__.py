@@ -5,6 +5,6 @@ Importing this package registers the built-in renderers (one per suite kind) in
 """
 
 from reports.render import render_suite
-from reports import bert_correlations, mnist, prune_finetune  # noqa: F401,E402 - they register themselves
+from reports import bert_correlations, mnist, prune_finetune  # noqa: F401 - they register themselves
 
 __all__ = ["render_suite"]

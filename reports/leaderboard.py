@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import pandas as pd

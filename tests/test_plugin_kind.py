@@ -89,7 +89,8 @@ def plugin_site(tmp_path_factory) -> Path:
     (src / "pb_word_lengths.py").write_text(PLUGIN_MODULE)
     (src / "pyproject.toml").write_text(PYPROJECT)
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                           "--no-index", "--target", str(site), str(src)], capture_output=True, text=True)
+                           "--no-index", "--target", str(site), str(src)], capture_output=True, text=True,
+                          check=False)
     if done.returncode != 0:
         pytest.fail(f"could not build the plug-in distribution: {done.stderr[-2000:]}")
     assert "prunebench.reports" in next(site.glob("prunebench_word_lengths-*.dist-info/entry_points.txt")).read_text()
@@ -99,7 +100,7 @@ def plugin_site(tmp_path_factory) -> Path:
 def _benchmarks(site: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True)
+                          text=True, check=False)
 
 
 def test_plugin_kind_runs_and_its_renderer_reports(plugin_site, tmp_path):

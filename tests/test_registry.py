@@ -7,7 +7,6 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from benchmarks import registry
-from benchmarks.errors import UserError
 from benchmarks.registry import ANALYSES, METHODS, MODELS, RENDERERS, TASKS, Registry, UnknownName
 
 
