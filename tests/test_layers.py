@@ -187,3 +187,16 @@ def test_every_report_in_both_formats_renders_without_torch(tmp_path, capsys):
 def test_committed_grids_are_what_their_suites_expand_to():
     """Reports trust the saved grids: they must match the suites (rerun `python -m benchmarks.devtools.grids`)."""
     assert grids.main(["--check"]) == 0
+
+
+def test_the_report_command_itself_imports_no_torch(tmp_path):
+    """`python -m benchmarks report` as a user types it: -X importtime lists every module it imported."""
+    out = tmp_path / "smoke.md"
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "benchmarks", "report", "--suite", "smoke",
+                           "--results", "docs/examples/smoke/results", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "reports.prune_finetune" in imported and "matplotlib" in imported  # the walk sees the report's imports
+    heavy = sorted(m for m in imported if m.split(".")[0] in FORBIDDEN_THIRD_PARTY or _forbidden(m))
+    assert heavy == []
