@@ -9,7 +9,8 @@ from pathlib import Path
 from benchmarks import paths, store
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
-from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS
+from benchmarks.grid import read_grid
+from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS, UnknownName
 
 LISTABLE = ("methods", "tasks", "suites", "models", "analyses")
 
@@ -64,9 +65,7 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
         raise UserError(f"--model {args.model!r} is empty; name a model alias, a folder or a hub id "
                         f"(python -m benchmarks list models)")
     overrides = list(args.overrides) + ([f"model={args.model}"] if args.model is not None else [])
-    suite = apply_overrides(suite, overrides) if overrides else suite
-    ANALYSES.get(suite.kind)().validate(suite)
-    return suite
+    return apply_overrides(suite, overrides) if overrides else suite
 
 
 def _data_dir(arg: Path | None) -> Path | None:
@@ -159,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.runner import check_data_present, parse_shard, run_suite
 
     suite = resolve_suite(args)
+    ANALYSES.get(suite.kind)().validate(suite)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")
     shard = parse_shard(args.shard)
@@ -198,6 +198,24 @@ def _warn_corrupt(results: Path) -> None:
               f"(rerun the suite to redo those cells)", file=sys.stderr)
 
 
+def _grid(suite: Suite, results: Path) -> tuple | None:
+    """None when ``results`` holds the suite's saved grid (the report then imports no suite kind, nor torch);
+    else expand the suite through its kind once and save the grid there for next time (if writable)."""
+    if read_grid(results, suite) is not None:
+        return None
+    from benchmarks.grid import write_grid
+    from benchmarks.runner import expand, task_columns
+
+    ANALYSES.get(suite.kind)().validate(suite)
+    cells = expand(suite)
+    columns = task_columns(cells)
+    try:
+        write_grid(results, suite, cells, columns)
+    except OSError:  # a read-only results folder still gets its report
+        pass
+    return cells, columns
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
 
@@ -208,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
-    text = render_suite(suite, results, args.format, out=args.out)
+    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results))
     if args.out is None:
         print(text)
     else:
@@ -235,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv  # --jobs hands the same command line to its workers
         return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
-    except UserError as exc:
+    except (UserError, UnknownName) as exc:  # both are bad input
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RunAborted as exc:

@@ -1,8 +1,22 @@
-"""One generic registry for methods, tasks, models and analyses.
+"""One generic registry for methods, tasks, models, suite kinds and report renderers.
 
-Built-in entries register themselves with decorators when their module is imported;
-third-party packages add entries through the entry-point groups ``prunebench.methods``
-and ``prunebench.tasks`` (loaded lazily, on the first lookup that needs them).
+This module is a leaf: it imports nothing of the project, so every package can register into it
+and nothing it imports can import it back. Entries come from two places, both loaded lazily, on
+the first lookup that needs them:
+
+- Built-ins: each package registers its own, with decorators, when it is imported. A registry
+  holds only the *name* of the package that owns its built-ins (data, e.g. ``"methods"``) and
+  imports it with importlib on its first lookup. Why not let the CLI import them: a library user
+  who calls ``METHODS.get("global")`` without the CLI must get the same answer; why not a list of
+  modules here: which modules hold the built-ins is the package's business (``methods/__init__.py``
+  imports its method modules), so adding a built-in never touches this file.
+- Plug-ins: entry points in the groups ``prunebench.methods``, ``prunebench.tasks``,
+  ``prunebench.models``, ``prunebench.analyses`` (suite kinds) and ``prunebench.reports``
+  (renderers); an entry point names a module whose import registers itself, or the object.
+
+An unknown name raises ``UnknownName`` (a ``LookupError``, one line, with close names); the CLI
+treats it like ``benchmarks.errors.UserError`` (exit status 2). It is not a ``UserError`` subclass
+because that would make this module import ``benchmarks.errors``.
 """
 
 from __future__ import annotations
@@ -14,28 +28,32 @@ from importlib.metadata import entry_points
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterator, Mapping, TypeVar
 
-from benchmarks.errors import UserError
-
 T = TypeVar("T")
 
-# Modules that define the built-in entries; imported on first use so `import benchmarks` stays cheap.
-BUILTIN_MODULES = (
-    "methods.magnitude",
-    "methods.random",
-    "methods.oneshot",
-    "benchmarks.models",
-    "benchmarks.tasks.glue",
-    "benchmarks.tasks.mlm",
-    "benchmarks.analyses",
-)
+
+class UnknownName(LookupError):
+    """A name no registry entry has, or a plug-in that failed to load: one line naming the fix.
+
+    The CLI and the runner catch it beside ``benchmarks.errors.UserError``: both mean bad input.
+    """
+
+    def __init__(self, message: str, kind: str = "", name: str = "", choices: tuple = (), broken: bool = False) -> None:
+        super().__init__(message)
+        self.kind, self.name, self.choices = kind, name, tuple(choices)
+        self.broken = broken  # the name is a plug-in entry point that failed to import
+
+    def __str__(self) -> str:  # LookupError would quote the message like a KeyError
+        return str(self.args[0])
 
 
 class Registry(Generic[T]):
     """A name -> object mapping with lazy entry points and 'did you mean' on a typo."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, builtins: str | None = None) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.builtins = builtins  # the package whose import registers the built-in entries
+        self._builtins_loaded = builtins is None
         self._items: dict[str, T] = {}
         self._meta: dict[str, dict] = {}
         self._entry_points_loaded = False
@@ -74,8 +92,14 @@ class Registry(Generic[T]):
         self._entry_points_loaded = False
         self._broken.clear()
 
+    def load_builtins(self) -> None:
+        """Import the package that registers the built-in entries (once; its import registers them)."""
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            importlib.import_module(self.builtins)
+
     def _load(self) -> None:
-        load_builtins()
+        self.load_builtins()
         if self._entry_points_loaded or self.entry_point_group is None:
             return
         self._entry_points_loaded = True
@@ -93,16 +117,18 @@ class Registry(Generic[T]):
                 self._add(ep.name, obj)
 
     def get(self, name: str) -> T:
-        """Return the entry called ``name`` or raise a one-line UserError with close names."""
+        """Return the entry called ``name`` or raise a one-line ``UnknownName`` with close names."""
         self._load()
         if name in self._items:
             return self._items[name]
         if name in self._broken:
-            raise UserError(self._broken[name])
+            raise UnknownName(self._broken[name], self.kind, name, tuple(self._items), broken=True)
+        # difflib directly: benchmarks.errors.did_you_mean is the shared helper, but a leaf cannot import it
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(sorted(self._items))
-        raise UserError(f"unknown {self.kind} {name!r}; {hint or 'known: ' + known}".rstrip())
+        raise UnknownName(f"unknown {self.kind} {name!r}; {hint or 'known: ' + known}".rstrip(), self.kind, name,
+                          tuple(self._items))
 
     def names(self) -> list[str]:
         """All registered names, sorted."""
@@ -127,23 +153,19 @@ def _broken_reason(kind: str, ep, exc: Exception) -> str:
             f"fix or uninstall that package")
 
 
-_builtins_loaded = False
+METHODS: Registry = Registry("method", "prunebench.methods", builtins="methods")
+TASKS: Registry = Registry("task", "prunebench.tasks", builtins="benchmarks.tasks")
+MODELS: Registry = Registry("model", "prunebench.models", builtins="benchmarks.models")
+ANALYSES: Registry = Registry("analysis", "prunebench.analyses", builtins="benchmarks.analyses")
+# Report renderers, one per suite kind: ``fn(suite, frame, fmt, out) -> text`` (see reports.render).
+RENDERERS: Registry = Registry("report renderer", "prunebench.reports", builtins="reports")
+REGISTRIES = (METHODS, TASKS, MODELS, ANALYSES, RENDERERS)
 
 
 def load_builtins() -> None:
-    """Import the modules that register built-in entries (once)."""
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
-METHODS: Registry = Registry("method", "prunebench.methods")
-TASKS: Registry = Registry("task", "prunebench.tasks")
-MODELS: Registry = Registry("model", "prunebench.models")
-ANALYSES: Registry = Registry("analysis", "prunebench.analyses")
+    """Import every package that registers built-in entries (e.g. before migrating old records)."""
+    for registry in REGISTRIES:
+        registry.load_builtins()
 
 
 @dataclass(frozen=True)
@@ -199,20 +221,6 @@ class MethodSpec:
                              f"drop 'sparsity', e.g. {example_text}")
         if self.takes_sparsity and sparsity is None:
             raise ValueError(f"method {self.name!r} needs 'sparsity: <rate in [0, 1)>', e.g. {example_text}")
-
-    def label_for(self, sparsity, options: Mapping) -> str:
-        """The leaderboard row label for these arguments."""
-        from methods.patterns import pattern_label
-
-        return self.label(sparsity, dict(options)) if self.label else pattern_label(self.name, sparsity, dict(options))
-
-    def nominal_for(self, sparsity, options: Mapping) -> float:
-        """The overall (global-equivalent) sparsity the row aims at: how the leaderboard buckets it."""
-        from methods.patterns import pattern_rate
-
-        if self.nominal is not None:
-            return float(self.nominal(sparsity, dict(options)))
-        return float(pattern_rate(sparsity, options.get("pattern")))
 
 
 _KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
@@ -276,3 +284,8 @@ def register_model(name: str):
 def register_analysis(name: str):
     """Decorator: register an analysis suite kind (see ``benchmarks.analyses``)."""
     return ANALYSES.register(name)
+
+
+def register_renderer(kind: str):
+    """Decorator: register ``fn(suite, frame, fmt, out) -> str``, the report of suite kind ``kind``."""
+    return RENDERERS.register(kind)

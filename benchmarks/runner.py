@@ -13,13 +13,14 @@ from pathlib import Path
 
 from benchmarks import paths, predictions, store
 from benchmarks import progress as progress_bars
-from benchmarks.analyses import CellOutcome
+from benchmarks.analyses.base import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
+from benchmarks.grid import write_grid
 from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
-from benchmarks.registry import ANALYSES, METHODS, TASKS, method_spec
+from benchmarks.registry import ANALYSES, METHODS, TASKS, UnknownName, method_spec
 from benchmarks.schema import validate_record
 
 # Key under which run_cell hands a cell's per-example arrays to run_suite (never written into the JSON).
@@ -67,6 +68,24 @@ def expand(suite: Suite, shard: tuple[int, int] | None = None) -> list[Cell]:
     if shard:
         i, n = shard
         cells = cells[i::n]
+    return cells
+
+
+def task_columns(cells: list[Cell]) -> dict[str, dict[str, tuple[str, bool]]]:
+    """{task: {column title: (metric, higher is better)}} for the registered tasks of the cells (for reports)."""
+    out = {}
+    for task in dict.fromkeys(c.config["task"] for c in cells if "task" in c.config):
+        if task in TASKS:
+            spec = TASKS.get(task)
+            columns = getattr(spec, "columns", None)
+            out[task] = dict(columns) if columns else {task.upper(): (spec.headline, spec.higher_is_better)}
+    return out
+
+
+def save_grid(suite: Suite, results_dir: Path, cells: list[Cell] | None = None) -> list[Cell]:
+    """Expand ``suite`` (unless its full grid is given) and save it in ``results_dir`` for the reports."""
+    cells = expand(suite) if cells is None else cells
+    write_grid(results_dir, suite, cells, task_columns(cells))
     return cells
 
 
@@ -158,7 +177,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     try:
         with progress_bars.reporting(progress and main, progress_file if main else None):
             _run_cells(todo, analysis, ctx, suite, results_dir, summary, claims, bar)
-    except UserError:
+    except (UserError, UnknownName):
         for folder in created:  # bad input found inside a cell: leave no empty folder behind
             _remove_empty(folder)
         raise
@@ -166,6 +185,12 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
         gc.unfreeze()  # a library caller (tests, notebooks) gets its collector back as it was
         if bar is not None:
             bar.close()
+    if accelerator.is_main_process:  # what `report` reads (every shard writes the same); after the cells, so
+        try:                            # bad input found in a cell leaves no grid behind either
+            save_grid(suite, results_dir, None if shard else cells)
+        except OSError as exc:
+            raise RunAborted(f"cannot save the suite's grid under {results_dir} ({exc.strerror or exc}); "
+                             f"free some space or fix the folder's permissions, then rerun") from None
     if summary.claimed and accelerator.is_main_process:
         print(f"note: {len(summary.claimed)} cell(s) left to other runs that claim them: "
               f"{', '.join(label for label, _ in summary.claimed)}", file=sys.stderr)
@@ -319,7 +344,7 @@ def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
         outcome = analysis.run(cell, ctx)
     except DataMissing as exc:
         status, error = store.SKIPPED, str(exc)
-    except (KeyboardInterrupt, SystemExit, UserError):
+    except (KeyboardInterrupt, SystemExit, UserError, UnknownName):
         raise  # bad input is not a failed cell: the CLI exits 2
     except Exception as exc:  # a failed cell is recorded and retried next run; the others still run
         status = store.FAILED

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import Annotated, NotRequired, TypedDict
 
 from benchmarks import paths
+from benchmarks.atomic import write_text_atomic
 
 SCHEMA_FILE = paths.REPO_ROOT / "docs" / "record.schema.json"
 KEY_PATTERN = r"^[0-9a-f]{20}$"  # config.KEY_LENGTH hex digits of the config's sha256
@@ -137,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write {SCHEMA_FILE.relative_to(paths.REPO_ROOT)}")
     args = parser.parse_args(argv)
     if args.write:
-        from benchmarks.store import write_text_atomic
-
         write_text_atomic(SCHEMA_FILE, schema_text())
         print(f"wrote {SCHEMA_FILE}", file=sys.stderr)
     else:

@@ -14,44 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import paths
+# The atomic writers live in a leaf module (schema needs them too); store keeps their old names.
+from benchmarks.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic  # noqa: F401
 from benchmarks.schema import validate_record
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 STATUSES = (OK, FAILED, SKIPPED)
 MISSING, CORRUPT = "missing", "corrupt"  # record states that are not statuses
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON atomically (see ``write_text_atomic``)."""
-    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True, default=str))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text atomically (see ``write_bytes_atomic``)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync it, then rename over ``path``.
-
-    A reader (or a rerun after SIGKILL) sees the old file or the whole new one, never a part.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600 files; results and reports are meant to be shared (0644 less umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

@@ -2,28 +2,27 @@
 
 A method never trains or logs. Register one with ``@register_method("name")``; the
 built-ins live in ``methods.magnitude``, ``methods.random`` and ``methods.oneshot``
-(layerwise magnitude, Wanda, SparseGPT).
+(layerwise magnitude, Wanda, SparseGPT) and register themselves when this package is imported
+(``benchmarks.registry.METHODS`` imports it on its first lookup).
 """
 
 from __future__ import annotations
 
+from benchmarks.registry import METHODS, method_spec
 from methods.prunable import PrunableWeight, layer_halves, prunable_weights
-from methods.patterns import nm_keep, parse_pattern, pattern_label
+from methods.patterns import nm_keep, parse_pattern, pattern_label, pattern_rate
 from methods.select import PruneResult, exact_magnitude_masks, exact_random_masks
+from methods import magnitude, oneshot, random  # noqa: F401 - importing them registers the built-ins
 
 
 def method_example(name: str) -> tuple[float | None, dict]:
     """A valid (sparsity, options) for method ``name``, from its registration metadata."""
-    from benchmarks.registry import METHODS
-
     meta = METHODS.meta(name)
     return meta.get("example_sparsity", 0.3), dict(meta.get("example_options") or {})
 
 
 def method_groups(name: str, weights: list[PrunableWeight], sparsity: float | None, options: dict) -> dict:
     """{group: (param names, rate)}: which weights method ``name`` prunes, and at which exact rate."""
-    from benchmarks.registry import method_spec
-
     groups = method_spec(name).groups
     if groups is None:
         return {"all": ([w.name for w in weights], sparsity)}
@@ -32,16 +31,16 @@ def method_groups(name: str, weights: list[PrunableWeight], sparsity: float | No
 
 def method_label(name: str, sparsity: float | None, options: dict) -> str:
     """The leaderboard row label of a method's row: its registered ``label`` or ``name-0.5`` / ``name-2:4``."""
-    from benchmarks.registry import method_spec
-
-    return method_spec(name).label_for(sparsity, options)
+    spec = method_spec(name)
+    return spec.label(sparsity, dict(options)) if spec.label else pattern_label(name, sparsity, dict(options))
 
 
 def method_nominal(name: str, sparsity: float | None, options: dict) -> float:
     """The overall sparsity a method's row aims at (its registered ``nominal``, else its rate)."""
-    from benchmarks.registry import method_spec
-
-    return method_spec(name).nominal_for(sparsity, options)
+    spec = method_spec(name)
+    if spec.nominal is not None:
+        return float(spec.nominal(sparsity, dict(options)))
+    return float(pattern_rate(sparsity, options.get("pattern")))
 
 
 __all__ = [

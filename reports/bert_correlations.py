@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup
 
-from benchmarks import bertcorr
-from benchmarks.analyses.bert_correlations import ARTIFACT
+from benchmarks import bertcorr_fields as bertcorr  # the result's layout, torch-free
+from benchmarks.bertcorr_fields import ARTIFACT
 from benchmarks.config import Suite
 from benchmarks.paths import report_paths, slug
+from benchmarks.registry import register_renderer
 from reports import toolkit
-from reports.render import html_document, register_renderer
+from reports.html import html_document
 
 STAT_TITLES = {"nonzero_count": "nonzero count", "mean_abs": "mean abs(w)", "positive_count": "positive count",
                "mean": "mean w"}

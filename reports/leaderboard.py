@@ -1,16 +1,15 @@
 """The Fig 6 / Fig 7 leaderboard as data: rows are method labels grouped by sparsity bucket, columns metrics.
 
 ``build_board`` is a pure function from a suite's expected cells and their records to a ``Board``;
-``reports.tables`` turns a board into Markdown or HTML and ``reports.plots`` into figures.
+``reports.tables`` turns a board into Markdown or HTML and ``reports.plots`` into figures;
+``reports.prune_finetune`` is the renderer that puts them together (this module imports neither).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
@@ -19,7 +18,6 @@ from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.registry import TASKS
 from reports import paper, stats
-from reports.render import register_renderer
 
 # Leaderboard column order: the paper's, then anything else in the suite's task order.
 TASK_ORDER = ("mrpc", "stsb", "qnli", "mnli", "sst2", "mlm")
@@ -152,8 +150,11 @@ class Board:
 
 # -- columns ---------------------------------------------------------------------------------------
 
-def task_columns(task: str) -> dict[str, tuple[str, bool]]:
-    """Title -> (metric, higher_is_better) for a task: its ``columns`` attribute, else its headline."""
+def task_columns(task: str, saved: dict | None = None) -> dict[str, tuple[str, bool]]:
+    """Title -> (metric, higher_is_better) for a task: as saved with the grid (benchmarks.grid, no task
+    import), else its registered ``columns`` attribute or headline (imports the tasks, and torch)."""
+    if saved and task in saved:
+        return dict(saved[task])
     if task in TASKS:
         spec = TASKS.get(task)
         columns = getattr(spec, "columns", None)
@@ -194,7 +195,7 @@ def _variant_note(task: str, variant: tuple) -> str | None:
     return "; ".join(texts) or None
 
 
-def build_columns(cells: list[Cell], records: dict) -> list[Column]:
+def build_columns(cells: list[Cell], records: dict, saved_columns: dict | None = None) -> list[Column]:
     """Columns for the suite's tasks in paper order, one per (title, variant) present in the records."""
     grid = list(dict.fromkeys(c.config["task"] for c in cells))
     tasks = sorted(grid, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), grid.index(t)))
@@ -202,7 +203,7 @@ def build_columns(cells: list[Cell], records: dict) -> list[Column]:
     for task in tasks:
         variants = list(dict.fromkeys(variant_of(records.get(c.key)) for c in cells
                                       if c.config["task"] == task and c.key in records))
-        for title, (metric, higher) in task_columns(task).items():
+        for title, (metric, higher) in task_columns(task, saved_columns).items():
             for variant in variants or [()]:
                 columns.append(Column(title + _variant_suffix(variant), task, metric, higher, variant,
                                       _variant_note(title, variant)))
@@ -230,8 +231,7 @@ def drift_column(cells: list[Cell], records: dict) -> Column | None:
 
 def cell_metrics(task: str, columns: list[Column]) -> list[str]:
     """The record metrics of one task that fill board columns: its task columns, plus drift where it has one."""
-    metrics = [metric for metric, _ in task_columns(task).values()]
-    return metrics + [c.metric for c in columns if c.task == task and c.metric == DRIFT_METRIC]
+    return list(dict.fromkeys(c.metric for c in columns if c.task == task))
 
 
 def column_for(columns: list[Column], task: str, metric: str, record: dict | None) -> Column:
@@ -278,13 +278,14 @@ def protocol_of(cells: list[Cell]) -> str:
 
 def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | None = None, *,
                 description: str = "", model: str = "", scale: str = "", seeds: list | None = None,
-                predictions: dict | None = None) -> Board:
+                predictions: dict | None = None, task_columns: dict | None = None) -> Board:
     """Group the cells' records into the leaderboard: entries, intervals, bold bests, marks, paper values.
 
     ``predictions`` maps a record key to its per-example arrays (benchmarks.predictions.load); cells
-    without them show plain values and are never bold."""
+    without them show plain values and are never bold. ``task_columns`` are the columns saved with the
+    grid (``reports.render.suite_frame``); without them the registered tasks say."""
     corrupt = corrupt or {}
-    columns = build_columns(cells, records)
+    columns = build_columns(cells, records, task_columns)
     footnotes: list[str] = [c.note for c in columns if c.note]
     rows = _fill_rows(cells, records, corrupt, columns, footnotes, predictions or {})
     _attach_intervals(rows.values(), footnotes)
@@ -535,27 +536,4 @@ def board_from_frame(suite: Suite, frame: pd.DataFrame) -> Board:
     cells = frame.attrs.get("cells") or [Cell(r["config"], r.get("label", "")) for r in records.values()]
     return build_board(suite.name, cells, records, frame.attrs.get("corrupt"),
                        description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds),
-                       predictions=frame.attrs.get("predictions"))
-
-
-def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
-    """Markdown or a full HTML page for a board; with ``out``, plots are written beside it and shown."""
-    from benchmarks.paths import report_paths
-    from reports import plots, tables
-    from reports.render import data_uri, html_document
-
-    if fmt == "md":
-        written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
-        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
-                   for p in written]
-        return tables.board_markdown(board, figures)
-    with tempfile.TemporaryDirectory() as tmp:  # printed pages still embed their plots
-        written = plots.write_plots(board, report_paths(out)["plots"] if out is not None else Path(tmp))
-        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", data_uri(p.png)) for p in written]
-    return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board, figures))
-
-
-@register_renderer("prune-finetune")
-def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
-    """Render the Fig 6/7 style leaderboard of a prune-finetune suite."""
-    return render_board(board_from_frame(suite, frame), fmt, out)
+                       predictions=frame.attrs.get("predictions"), task_columns=frame.attrs.get("task_columns"))

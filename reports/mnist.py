@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 
 from benchmarks.paths import report_paths, slug
+from benchmarks.registry import register_renderer
 from reports import toolkit
-from reports.render import html_document, register_renderer
+from reports.html import html_document
 
 PAPER_FILE = Path(__file__).resolve().parent / "data" / "paper_mnist.json"
 T1_LABELS = {

@@ -2,98 +2,64 @@
 
 from __future__ import annotations
 
-import base64
-import functools
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from benchmarks import store
+from benchmarks import predictions, store
 from benchmarks.config import Suite
 from benchmarks.errors import UserError
+from benchmarks.grid import read_grid
+from benchmarks.registry import RENDERERS, UnknownName, register_renderer  # noqa: F401 - its old home
+from reports.html import data_uri, html_document, template  # noqa: F401 - their old home
 
 if TYPE_CHECKING:
-    import jinja2
     import pandas as pd
 
-# fn(suite, frame, fmt, out) -> the report text
+# fn(suite, frame, fmt, out) -> the report text; registered with benchmarks.registry.register_renderer
+# (built-ins: reports/__init__.py imports them; plug-ins: entry-point group prunebench.reports).
 Renderer = Callable[..., str]
-RENDERERS: dict[str, Renderer] = {}
-# Modules whose import registers a renderer for a suite kind (one per kind family).
-RENDERER_MODULES = ("reports.leaderboard", "reports.bert_correlations", "reports.mnist")
 FORMATS = ("md", "html")
 
 
-def register_renderer(kind: str) -> Callable[[Renderer], Renderer]:
-    """Decorator: ``fn(suite, frame, fmt, out) -> str`` renders records of suite kind ``kind``."""
-    def decorator(fn: Renderer) -> Renderer:
-        RENDERERS[kind] = fn
-        return fn
-    return decorator
+def suite_frame(suite: Suite, results_dir: Path, grid: tuple | None = None) -> "pd.DataFrame":
+    """The suite's records as a DataFrame, in grid order, with the expected cells and task columns in ``attrs``.
 
-
-@functools.lru_cache(maxsize=1)
-def _environment() -> "jinja2.Environment":
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("reports", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-    )
-
-
-def template(name: str) -> "jinja2.Template":
-    """A jinja2 template from reports/templates (autoescaped; missing variables are errors)."""
-    return _environment().get_template(name)
-
-
-def html_document(title: str, body_html: str) -> str:
-    """Wrap an HTML fragment in one self-contained HTML5 page (inline CSS, sortable tables, no network fetches)."""
-    from markupsafe import Markup
-
-    return template("page.html.j2").render(title=title, body=Markup(body_html))
-
-
-def data_uri(path: Path, mime: str = "image/png") -> str:
-    """A file as a data: URI, so an HTML page carries its images inside itself."""
-    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def suite_frame(suite: Suite, results_dir: Path) -> "pd.DataFrame":
-    """The suite's records as a DataFrame, in grid order, with the expected cells in ``attrs``."""
-    from benchmarks.runner import expand
-
-    cells = expand(suite)
+    The expected grid is the one the runner saved (benchmarks.grid): a report never expands a suite
+    itself, which would import the suite kind and torch. ``grid`` = (cells, task columns) overrides it.
+    """
+    grid = grid if grid is not None else read_grid(results_dir, suite)
+    if grid is None:
+        raise UserError(f"{results_dir} holds no grid for suite {suite.name!r} as given; run "
+                        f"`python -m benchmarks report` (it saves the grid) or `python -m benchmarks run` once")
+    cells, columns = grid
     frame = store.records_frame(results_dir, [c.key for c in cells])
     frame.attrs["cells"] = cells
+    frame.attrs["task_columns"] = columns
     frame.attrs["predictions"] = load_predictions(results_dir, frame.attrs["records"])
     return frame
 
 
 def load_predictions(results_dir: Path, records: dict) -> dict:
     """Record key -> its per-example arrays, for the records that name a readable ``.npz``."""
-    from benchmarks import predictions
-
     loaded = {key: predictions.load(results_dir, record) for key, record in records.items()}
     return {key: arrays for key, arrays in loaded.items() if arrays is not None}
 
 
-def load_renderers() -> None:
-    """Import the modules that register renderers (they import this module, so not at import time)."""
-    for module in RENDERER_MODULES:
-        importlib.import_module(module)
+def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None,
+                 grid: tuple | None = None) -> str:
+    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given.
 
-
-def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None) -> str:
-    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given."""
+    The expected cells come from the grid saved in ``results_dir`` (or ``grid`` = (cells, task columns))."""
     if fmt not in FORMATS:
         raise UserError(f"report format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
-    load_renderers()
-    renderer = RENDERERS.get(suite.kind)
-    if renderer is None:
-        raise UserError(f"no report renderer for suite kind {suite.kind!r}; known: {', '.join(sorted(RENDERERS))}")
-    frame = suite_frame(suite, results_dir)
+    try:
+        renderer = RENDERERS.get(suite.kind)
+    except UnknownName as exc:
+        if exc.broken:
+            raise
+        raise UserError(f"no report renderer for suite kind {suite.kind!r}; known: "
+                        f"{', '.join(RENDERERS.names())}") from None
+    frame = suite_frame(suite, results_dir, grid)
     text = renderer(suite, frame, fmt, out)
     if out is not None:
         store.write_text_atomic(Path(out), text)

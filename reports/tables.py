@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from reports import claims, paper, stats
 from reports.toolkit import table
 from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
-from reports.render import template
+from reports.html import template
 
 DIGITS = 3  # metrics, as the paper prints them
 SPARSITY_DIGITS = 4

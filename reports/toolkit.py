@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from tabulate import tabulate
 
-from benchmarks.store import write_bytes_atomic
-from reports.render import template
+from benchmarks.atomic import write_bytes_atomic
+from reports.html import template
 
 if TYPE_CHECKING:
     from markupsafe import Markup

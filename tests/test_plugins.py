@@ -143,9 +143,9 @@ def test_plugin_method_is_tested_like_the_builtins(installed_plugin):
 
 
 def test_unknown_method_lists_plugin_in_suggestions(installed_plugin):
-    from benchmarks.errors import UserError
+    from benchmarks.registry import UnknownName
 
-    with pytest.raises(UserError, match="per-matrix"):
+    with pytest.raises(UnknownName, match="per-matrix"):
         METHODS.get("per-matrx")
 
 

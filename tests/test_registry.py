@@ -7,8 +7,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from benchmarks import registry
-from benchmarks.errors import UserError
-from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS, Registry
+from benchmarks.registry import ANALYSES, METHODS, MODELS, RENDERERS, TASKS, Registry, UnknownName
 
 
 def test_decorator_and_metadata():
@@ -25,11 +24,12 @@ def test_decorator_and_metadata():
 
 
 def test_unknown_name_is_one_line_with_close_names():
-    with pytest.raises(UserError) as info:
+    with pytest.raises(UnknownName) as info:  # a LookupError; the CLI treats it like a UserError (exit 2)
         METHODS.get("gloabl")
     message = str(info.value)
     assert "\n" not in message and "did you mean 'global'" in message
-    with pytest.raises(UserError, match="known: "):
+    assert isinstance(info.value, LookupError) and info.value.name == "gloabl" and "global" in info.value.choices
+    with pytest.raises(UnknownName, match="known: "):
         TASKS.get("zzzzzzzz")
 
 
@@ -56,3 +56,17 @@ def test_builtin_registries_filled():
     assert {"sst2", "mrpc", "stsb", "qnli", "mnli"} <= set(TASKS.names())
     assert {"minilm-l6", "bert-base-uncased"} <= set(MODELS.names())
     assert "prune-finetune" in ANALYSES.names()
+    assert {"prune-finetune", "bert-correlations", "mnist-correlations"} <= set(RENDERERS.names())
+
+
+def test_builtins_load_on_first_lookup_in_a_fresh_process():
+    """A library user who never calls the CLI still finds the built-ins; a typo still gets the hint."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from benchmarks.registry import METHODS, TASKS, UnknownName\n"
+            "assert 'methods' not in sys.modules\n"
+            "assert METHODS.get('global').__module__ == 'methods.magnitude'\n"
+            "try:\n    TASKS.get('sst')\nexcept UnknownName as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("unknown task 'sst'; did you mean 'sst2'")

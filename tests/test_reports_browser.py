@@ -15,7 +15,8 @@ import html5lib
 import pytest
 
 from benchmarks import store
-from reports.leaderboard import build_board, render_board
+from reports.leaderboard import build_board
+from reports.prune_finetune import render_board
 from tests.golden import golden
 
 pytestmark = pytest.mark.browser

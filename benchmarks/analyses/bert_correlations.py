@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 from benchmarks import bertcorr
-from benchmarks.analyses import CellOutcome, RunContext
+from benchmarks.bertcorr_fields import ARTIFACT
+from benchmarks.analyses.base import CellOutcome, RunContext
 from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.models import resolve_model
@@ -19,7 +20,6 @@ from methods.select import check_rate
 
 KIND = "bert-correlations"
 OPTIONS = ("prune_rate",)
-ARTIFACT = "bert_correlations"
 NOTES = {
     "orientation": "torch Linear weights are [out, in]: a row is one output feature, a column one input feature",
     "node_sets": "intermediate: rows of intermediate.dense vs columns of output.dense; attention_output: rows of "

@@ -3,7 +3,7 @@ side by side) and ``mnist-init`` (Table 3)."""
 
 from __future__ import annotations
 
-from benchmarks.analyses import CellOutcome, RunContext
+from benchmarks.analyses.base import CellOutcome, RunContext
 from benchmarks.config import FULL_SCALE, Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.registry import register_analysis

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.analyses import CellOutcome, RunContext
+from benchmarks.analyses.base import CellOutcome, RunContext
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.errors import UserError
 from benchmarks.calibration import cell_calibration

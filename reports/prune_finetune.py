@@ -1,0 +1,34 @@
+"""The report of a prune-finetune suite: the Fig 6/7 leaderboard as Markdown or an HTML page, with plots."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.config import Suite
+from benchmarks.paths import report_paths
+from benchmarks.registry import register_renderer
+from reports import plots, tables
+from reports.html import data_uri, html_document
+from reports.leaderboard import Board, board_from_frame
+
+
+def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
+    """Markdown or a full HTML page for a board; with ``out``, plots are written beside it and shown."""
+    if fmt == "md":
+        written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
+                   for p in written]
+        return tables.board_markdown(board, figures)
+    with tempfile.TemporaryDirectory() as tmp:  # printed pages still embed their plots
+        written = plots.write_plots(board, report_paths(out)["plots"] if out is not None else Path(tmp))
+        figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", data_uri(p.png)) for p in written]
+    return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board, figures))
+
+
+@register_renderer("prune-finetune")
+def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
+    """Render the Fig 6/7 style leaderboard of a prune-finetune suite."""
+    return render_board(board_from_frame(suite, frame), fmt, out)
