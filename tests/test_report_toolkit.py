@@ -36,7 +36,7 @@ def _absolute(args: list[str]) -> list[str]:
 def _render(kind: str, folder: Path) -> None:
     """One report kind as Markdown and HTML with its plots beside them; the golden board with intervals as Markdown."""
     if kind == "zeroshot-arrays":
-        from reports.leaderboard import render_board
+        from reports.prune_finetune import render_board
         from tests.golden import golden
 
         out = folder / "board.md"
