@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup
 
-from benchmarks import bertcorr_fields as bertcorr  # the result's layout, torch-free
-from benchmarks.bertcorr_fields import ARTIFACT
+from benchmarks.bertcorr import fields  # the result's layout, torch-free
+from benchmarks.bertcorr.fields import ARTIFACT
 from benchmarks.config import Suite
 from benchmarks.paths import report_paths, slug
 from benchmarks.registry import register_renderer
@@ -39,11 +39,11 @@ def _table(headers: list[str], rows: list[list], fmt: str) -> str:
 def fig3_tables(result: dict, fmt: str) -> list[tuple[str, str]]:
     """(caption, table) per Fig 3 node set: r(input side, output side) per layer and statistic."""
     out = []
-    for node_set in bertcorr.NODE_SETS:
+    for node_set in fields.NODE_SETS:
         values, nodes = result["fig3"][node_set], result["fig3_nodes"][node_set]
-        rows = [[layer] + [fmt_r(values[s][layer]) for s in bertcorr.STATS] + [nodes["excluded_from_means"][layer]]
+        rows = [[layer] + [fmt_r(values[s][layer]) for s in fields.STATS] + [nodes["excluded_from_means"][layer]]
                 for layer in range(result["num_layers"])]
-        headers = ["layer"] + [STAT_TITLES[s] for s in bertcorr.STATS] + ["nodes left out of means"]
+        headers = ["layer"] + [STAT_TITLES[s] for s in fields.STATS] + ["nodes left out of means"]
         caption = f"Fig 3: {NODE_SET_TITLES.get(node_set, node_set)}, {nodes['nodes']} nodes per layer"
         out.append((caption, _table(headers, rows, fmt)))
     return out
@@ -52,8 +52,8 @@ def fig3_tables(result: dict, fmt: str) -> list[tuple[str, str]]:
 def fig4_table(result: dict, fmt: str) -> tuple[str, str]:
     """Fig 4: element-wise r between W_Q, W_K, W_V per layer, of |w| and of keep-masks."""
     fig = result["fig4"]
-    headers = ["layer"] + [f"{kind} {pair}" for kind in ("abs(w)", "mask") for pair in bertcorr.PAIRS]
-    rows = [[layer] + [fmt_r(fig[kind][pair][layer]) for kind in ("abs", "mask") for pair in bertcorr.PAIRS]
+    headers = ["layer"] + [f"{kind} {pair}" for kind in ("abs(w)", "mask") for pair in fields.PAIRS]
+    rows = [[layer] + [fmt_r(fig[kind][pair][layer]) for kind in ("abs", "mask") for pair in fields.PAIRS]
             for layer in range(result["num_layers"])]
     return "Fig 4: self-attention, element by element (pruned abs(w), and kept/pruned masks)", _table(headers, rows, fmt)
 
@@ -61,10 +61,10 @@ def fig4_table(result: dict, fmt: str) -> tuple[str, str]:
 def fig5_tables(result: dict, fmt: str) -> list[tuple[str, str]]:
     """Fig 5: per statistic, r between the per-row and per-column statistics of two attention matrices."""
     out = []
-    for stat in bertcorr.STATS:
-        headers = ["layer"] + [f"{axis} {pair}" for axis in bertcorr.AXES for pair in bertcorr.PAIRS]
-        rows = [[layer] + [fmt_r(result["fig5"][axis][stat][pair][layer]) for axis in bertcorr.AXES
-                           for pair in bertcorr.PAIRS] for layer in range(result["num_layers"])]
+    for stat in fields.STATS:
+        headers = ["layer"] + [f"{axis} {pair}" for axis in fields.AXES for pair in fields.PAIRS]
+        rows = [[layer] + [fmt_r(result["fig5"][axis][stat][pair][layer]) for axis in fields.AXES
+                           for pair in fields.PAIRS] for layer in range(result["num_layers"])]
         out.append((f"Fig 5: {STAT_TITLES[stat]} of each row / column of W_Q, W_K, W_V", _table(headers, rows, fmt)))
     return out
 
@@ -89,7 +89,7 @@ def _depth_trend(values: list) -> str:
 def findings(result: dict) -> list[str]:
     """Plain sentences stating what this result shows, next to the paper's bert-base claims."""
     lines = []
-    for node_set in bertcorr.NODE_SETS:
+    for node_set in fields.NODE_SETS:
         values, parts = result["fig3"][node_set], []
         for stat in ("nonzero_count", "mean_abs"):
             v = values[stat]
@@ -102,19 +102,19 @@ def findings(result: dict) -> list[str]:
                      "abs(w) strongly positive early, mildly negative by the last layer; positive count and mean "
                      "uncorrelated.")
     for kind, what in (("abs", "abs(w)"), ("mask", "masks")):
-        means = {pair: _mean(result["fig4"][kind][pair]) for pair in bertcorr.PAIRS}
+        means = {pair: _mean(result["fig4"][kind][pair]) for pair in fields.PAIRS}
         best = max((p for p in means if means[p] is not None), key=lambda p: means[p], default=None)
         listed = ", ".join(f"{pair} {fmt_r(m)}" for pair, m in means.items())
-        trends = "; ".join(f"{pair} {_depth_trend(result['fig4'][kind][pair])}" for pair in bertcorr.PAIRS)
+        trends = "; ".join(f"{pair} {_depth_trend(result['fig4'][kind][pair])}" for pair in fields.PAIRS)
         lines.append(f"Fig 4, element-wise {what}: layer-mean r {listed}; the most correlated pair is {best}; "
                      f"{trends}.")
     lines.append("Fig 4 in the paper (bert-base): r from -0.05 to nearly 0.2, generally rising with depth; its text "
                  "says query and value correlate and value correlates with neither query nor key "
                  "(self-contradictory), while its hypothesis and Fig 5 concern query and key. All three pairs are "
                  "reported here, so the pair the data favours can be read directly.")
-    for axis in bertcorr.AXES:
-        means = {(s, p): _mean(result["fig5"][axis][s][p]) for s in bertcorr.STATS for p in bertcorr.PAIRS}
-        per_pair = {p: _mean([means[(s, p)] for s in bertcorr.STATS]) for p in bertcorr.PAIRS}
+    for axis in fields.AXES:
+        means = {(s, p): _mean(result["fig5"][axis][s][p]) for s in fields.STATS for p in fields.PAIRS}
+        per_pair = {p: _mean([means[(s, p)] for s in fields.STATS]) for p in fields.PAIRS}
         listed = ", ".join(f"{p} {fmt_r(m)}" for p, m in per_pair.items())
         lines.append(f"Fig 5, {axis}: layer- and statistic-mean r {listed}.")
     lines.append("Paper Fig 5 (bert-base): strong query-key correlations of the row statistics, weaker for columns.")
@@ -142,22 +142,22 @@ def _draw_figures(result: dict) -> dict[str, "object"]:
     figs = {}
     fig = toolkit.new_figure(figsize=(11, 4))
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, node_set in zip(axes, bertcorr.NODE_SETS):
+    for ax, node_set in zip(axes, fields.NODE_SETS):
         values = result["fig3"][node_set]
-        panel(ax, f"{node_set} nodes: input vs output", {STAT_TITLES[s]: values[s] for s in bertcorr.STATS})
+        panel(ax, f"{node_set} nodes: input vs output", {STAT_TITLES[s]: values[s] for s in fields.STATS})
     fig.suptitle("Fig 3: input/output correlations in the feed-forward block")
     figs["fig3"] = fig
     fig = toolkit.new_figure(figsize=(11, 4))
     axes = fig.subplots(1, 2)
     for ax, (kind, title) in zip(axes, (("abs", "pruned |w|"), ("mask", "kept/pruned mask"))):
-        panel(ax, f"element-wise {title}", {p: result["fig4"][kind][p] for p in bertcorr.PAIRS})
+        panel(ax, f"element-wise {title}", {p: result["fig4"][kind][p] for p in fields.PAIRS})
     fig.suptitle("Fig 4: self-attention W_Q, W_K, W_V element-wise correlations")
     figs["fig4"] = fig
     fig = toolkit.new_figure(figsize=(18, 8))
     axes = fig.subplots(2, 4, sharey=True)
-    for row, axis in enumerate(bertcorr.AXES):
-        for col, stat in enumerate(bertcorr.STATS):
-            panel(axes[row][col], f"{axis}: {STAT_TITLES[stat]}", {p: result["fig5"][axis][stat][p] for p in bertcorr.PAIRS})
+    for row, axis in enumerate(fields.AXES):
+        for col, stat in enumerate(fields.STATS):
+            panel(axes[row][col], f"{axis}: {STAT_TITLES[stat]}", {p: result["fig5"][axis][stat][p] for p in fields.PAIRS})
     fig.suptitle("Fig 5: self-attention row and column statistics")
     figs["fig5"] = fig
     for fig in figs.values():

@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy.stats import pearsonr
 
-from benchmarks import bertcorr
+from benchmarks.bertcorr import regen, statistics
 from benchmarks.cli import main as cli_main
 from benchmarks.threads import intra_op_threads
 
@@ -29,7 +29,7 @@ def pruned_random(shape: tuple[int, int], seed: int, rate: float = 0.5) -> torch
 
 def numpy_stats(vectors: np.ndarray) -> dict[str, np.ndarray]:
     """The four statistics, one vector at a time (the slow, obvious way)."""
-    out = {s: [] for s in bertcorr.STATS}
+    out = {s: [] for s in statistics.STATS}
     for v in vectors:
         nz = v[v != 0]
         out["nonzero_count"].append(len(nz))
@@ -51,20 +51,20 @@ def test_vector_stats_match_numpy_rows_and_columns():
     w = pruned_random((7, 11), seed=1)
     w[2] = 0.0  # a row without nonzero weights: undefined means
     for dim, vectors in ((1, w.numpy()), (0, w.numpy().T)):
-        got, want = bertcorr.vector_stats(w, dim), numpy_stats(vectors)
-        for stat in bertcorr.STATS:
+        got, want = statistics.vector_stats(w, dim), numpy_stats(vectors)
+        for stat in statistics.STATS:
             np.testing.assert_allclose(got[stat].numpy(), want[stat], rtol=1e-12, equal_nan=True)
 
 
 def test_pearson_matches_scipy_and_handles_undefined():
     gen = torch.Generator().manual_seed(2)
     x, y = torch.randn(50, generator=gen, dtype=torch.float64), torch.randn(50, generator=gen, dtype=torch.float64)
-    assert bertcorr.pearson(x, y + 0.5 * x) == pytest.approx(scipy_r(x.numpy(), (y + 0.5 * x).numpy()), abs=1e-12)
+    assert statistics.pearson(x, y + 0.5 * x) == pytest.approx(scipy_r(x.numpy(), (y + 0.5 * x).numpy()), abs=1e-12)
     x_nan = x.clone()
     x_nan[[3, 9]] = math.nan  # left out pairwise, as the docs say
-    assert bertcorr.pearson(x_nan, y) == pytest.approx(scipy_r(x_nan.numpy(), y.numpy()), abs=1e-12)
-    assert math.isnan(bertcorr.pearson(torch.ones(5), torch.arange(5.0)))  # constant side
-    assert math.isnan(bertcorr.pearson(torch.tensor([1.0]), torch.tensor([2.0])))
+    assert statistics.pearson(x_nan, y) == pytest.approx(scipy_r(x_nan.numpy(), y.numpy()), abs=1e-12)
+    assert math.isnan(statistics.pearson(torch.ones(5), torch.arange(5.0)))  # constant side
+    assert math.isnan(statistics.pearson(torch.tensor([1.0]), torch.tensor([2.0])))
 
 
 def test_fig3_node_correlations_match_scipy():
@@ -72,21 +72,21 @@ def test_fig3_node_correlations_match_scipy():
     w_in, w_out = pruned_random((40, 9), seed=3), pruned_random((13, 40), seed=4)
     w_in[5] = 0.0  # node 5 has no inputs: out of the mean-based correlations only
     w_out[:, 8] = 0.0
-    got, excluded = bertcorr.node_correlations(w_in, w_out)
+    got, excluded = statistics.node_correlations(w_in, w_out)
     inputs, outputs = numpy_stats(w_in.numpy()), numpy_stats(w_out.numpy().T)
     assert excluded == 2
-    for stat in bertcorr.STATS:
+    for stat in statistics.STATS:
         assert got[stat] == pytest.approx(scipy_r(inputs[stat], outputs[stat]), abs=1e-12), stat
     # The counts keep every node (node 5 counts as 0 nonzero inputs).
     assert got["nonzero_count"] == pytest.approx(pearsonr(inputs["nonzero_count"], outputs["nonzero_count"]).statistic)
     with pytest.raises(ValueError, match="node count"):
-        bertcorr.node_correlations(w_in, w_out.T)
+        statistics.node_correlations(w_in, w_out.T)
 
 
 def test_fig4_elementwise_correlations_match_numpy():
     a, b = pruned_random((16, 16), seed=5), pruned_random((16, 16), seed=6)
     b = b + 0.3 * a  # some shared structure so r is not ~0
-    got = bertcorr.elementwise_correlations(a, b, a != 0, b != 0)
+    got = statistics.elementwise_correlations(a, b, a != 0, b != 0)
     assert got["abs"] == pytest.approx(np.corrcoef(a.abs().numpy().ravel(), b.abs().numpy().ravel())[0, 1], abs=1e-12)
     masks = (a.numpy().ravel() != 0).astype(float), (b.numpy().ravel() != 0).astype(float)
     assert got["mask"] == pytest.approx(pearsonr(*masks).statistic, abs=1e-12)
@@ -94,17 +94,17 @@ def test_fig4_elementwise_correlations_match_numpy():
 
 def test_fig5_row_column_correlations_match_scipy():
     a, b = pruned_random((12, 20), seed=7), pruned_random((12, 20), seed=8)
-    got = bertcorr.row_column_correlations(a, b)
+    got = statistics.row_column_correlations(a, b)
     for axis, (va, vb) in {"rows": (a.numpy(), b.numpy()), "columns": (a.numpy().T, b.numpy().T)}.items():
         sa, sb = numpy_stats(va), numpy_stats(vb)
-        for stat in bertcorr.STATS:
+        for stat in statistics.STATS:
             assert got[axis][stat] == pytest.approx(scipy_r(sa[stat], sb[stat]), abs=1e-12), (axis, stat)
 
 
 def test_prune_per_matrix_is_per_matrix_not_global():
     big, small = torch.randn(8, 8) * 100, torch.randn(8, 8) * 0.01
-    layer = {role: (big if role == "query" else small) for role in bertcorr.ROLES}
-    pruned, masks = bertcorr.prune_per_matrix([layer], 0.5)
+    layer = {role: (big if role == "query" else small) for role in statistics.ROLES}
+    pruned, masks = statistics.prune_per_matrix([layer], 0.5)
     for role, keep in masks[0].items():
         assert int(keep.sum()) == 32, role  # a global threshold would prune all of the small matrices
         kept, dropped = layer[role][keep].abs(), layer[role][~keep].abs()
@@ -125,7 +125,7 @@ def tiny_bert():
 
 
 def test_analyze_model_uses_the_right_matrices(tiny_bert):
-    result = bertcorr.analyze_model(tiny_bert, 0.5)
+    result = statistics.analyze_model(tiny_bert, 0.5)
     params = {name: p.detach().double() for name, p in tiny_bert.named_parameters()}
 
     def pruned(layer: int, suffix: str) -> np.ndarray:
@@ -138,17 +138,17 @@ def test_analyze_model_uses_the_right_matrices(tiny_bert):
         inter, out, attn = (pruned(layer, s) for s in ("intermediate.dense", "output.dense", "attention.output.dense"))
         for node_set, (w_in, w_out) in {"intermediate": (inter, out), "attention_output": (attn, inter)}.items():
             s_in, s_out = numpy_stats(w_in), numpy_stats(w_out.T)
-            for stat in bertcorr.STATS:
+            for stat in statistics.STATS:
                 want = scipy_r(s_in[stat], s_out[stat])
                 assert result["fig3"][node_set][stat][layer] == pytest.approx(want, abs=1e-9), (node_set, stat)
         q, k, v = (pruned(layer, f"attention.self.{n}") for n in ("query", "key", "value"))
         mats = {"query": q, "key": k, "value": v}
-        for pair, (a, b) in bertcorr.PAIRS.items():
+        for pair, (a, b) in statistics.PAIRS.items():
             want = np.corrcoef(np.abs(mats[a]).ravel(), np.abs(mats[b]).ravel())[0, 1]
             assert result["fig4"]["abs"][pair][layer] == pytest.approx(want, abs=1e-9)
             want = np.corrcoef(mats[a].ravel() != 0, mats[b].ravel() != 0)[0, 1]
             assert result["fig4"]["mask"][pair][layer] == pytest.approx(want, abs=1e-9)
-            for stat in bertcorr.STATS:
+            for stat in statistics.STATS:
                 want = scipy_r(numpy_stats(mats[a])[stat], numpy_stats(mats[b])[stat])
                 assert result["fig5"]["rows"][stat][pair][layer] == pytest.approx(want, abs=1e-9)
                 want = scipy_r(numpy_stats(mats[a].T)[stat], numpy_stats(mats[b].T)[stat])
@@ -176,8 +176,8 @@ def reference() -> dict:
 def test_minilm_matches_committed_reference(minilm, reference):
     model, identity = minilm
     assert identity == reference["model"], f"MiniLM weights changed; regenerate: {reference['regenerate']}"
-    result = bertcorr.analyze_model(model, reference["result"]["prune_rate"])
-    problems = bertcorr.compare(result, reference["result"], reference["atol"])
+    result = statistics.analyze_model(model, reference["result"]["prune_rate"])
+    problems = statistics.compare(result, reference["result"], reference["atol"])
     assert not problems, f"{len(problems)} values drifted, e.g. {problems[:3]}; if intended: {reference['regenerate']}"
 
 
@@ -201,10 +201,10 @@ def test_reference_spot_check_independent_of_the_module(minilm, reference):
 def test_regression_check_fails_on_a_perturbed_value(reference):
     perturbed = copy.deepcopy(reference["result"])
     perturbed["fig5"]["rows"]["mean_abs"]["QK"][3] += 10 * reference["atol"]
-    problems = bertcorr.compare(perturbed, reference["result"], reference["atol"])
+    problems = statistics.compare(perturbed, reference["result"], reference["atol"])
     assert len(problems) == 1 and problems[0].startswith("fig5.rows.mean_abs.QK[layer 3]")
     del perturbed["fig4"]["mask"]["KV"]
-    assert any("fig4.mask.KV: unexpected" in p for p in bertcorr.compare(reference["result"], perturbed, 1.0))
+    assert any("fig4.mask.KV: unexpected" in p for p in statistics.compare(reference["result"], perturbed, 1.0))
     assert "regenerate" in reference and "--write-reference" in reference["regenerate"]
 
 
@@ -218,7 +218,7 @@ def test_run_and_report_offline(tmp_path, capsys):
     record = json.loads(record_file.read_text())
     assert record["status"] == "ok" and record["config"]["prune_rate"] == 0.5
     reference = json.loads(REFERENCE.read_text())
-    assert not bertcorr.compare(record["artifacts"]["bert_correlations"], reference["result"], reference["atol"])
+    assert not statistics.compare(record["artifacts"]["bert_correlations"], reference["result"], reference["atol"])
     assert record["metrics"]["fig4.abs.QK.layer_mean"] == pytest.approx(
         np.mean(reference["result"]["fig4"]["abs"]["QK"]))
     assert cli_main(["run", *args, "--no-progress", "--no-report"]) == 0  # finished cell: skipped
@@ -278,9 +278,9 @@ def test_node_statistics_are_vectorized(benchmark, report_ratio):
             _stats_loop(w)
             loop_seconds = min(loop_seconds, time.perf_counter() - start)
             start = time.perf_counter()
-            bertcorr.vector_stats(w, 1)
+            statistics.vector_stats(w, 1)
             vector_seconds = min(vector_seconds, time.perf_counter() - start)
-        benchmark.pedantic(bertcorr.vector_stats, args=(w, 1), rounds=3, iterations=1)
+        benchmark.pedantic(statistics.vector_stats, args=(w, 1), rounds=3, iterations=1)
     vector_seconds = min(vector_seconds, benchmark.stats.stats.min)
     ratio = loop_seconds / vector_seconds
     report_ratio("Python loop over nodes / vectorized node statistics", ratio, None)
@@ -291,12 +291,12 @@ def test_node_statistics_are_vectorized(benchmark, report_ratio):
 @pytest.mark.bench
 def test_bert_base_sized_analysis_speed(benchmark, report_ratio):
     """Whole analysis on random bert-base weights; baseline in the same process: the per-matrix pruning alone."""
-    model = bertcorr.bert_base_random()
-    layers = bertcorr.layer_matrices(model)
+    model = regen.bert_base_random()
+    layers = statistics.layer_matrices(model)
     start = time.perf_counter()
-    bertcorr.prune_per_matrix(layers, 0.5)
+    statistics.prune_per_matrix(layers, 0.5)
     prune_seconds = time.perf_counter() - start
-    benchmark.pedantic(bertcorr.analyze_model, args=(model, 0.5), rounds=1, iterations=1)
+    benchmark.pedantic(statistics.analyze_model, args=(model, 0.5), rounds=1, iterations=1)
     seconds = benchmark.stats.stats.min
     report_ratio("bert-base correlation analysis / its per-matrix pruning alone", seconds / prune_seconds, None,
                  seconds=seconds, prune_seconds=prune_seconds)

@@ -21,7 +21,8 @@ from benchmarks.devtools import grids, imports
 ROOT = Path(__file__).resolve().parents[1]
 # What a report must never load: the model stack, the computations and the suite kinds that need it.
 FORBIDDEN_THIRD_PARTY = ("torch", "transformers", "accelerate")
-FORBIDDEN_PROJECT = ("benchmarks.bertcorr", "benchmarks.analyses", "benchmarks.models", "benchmarks.runner",
+FORBIDDEN_PROJECT = ("benchmarks.bertcorr.statistics", "benchmarks.bertcorr.regen", "benchmarks.analyses", "benchmarks.models",
+                     "benchmarks.runner",
                      "benchmarks.tasks", "benchmarks.mnist", "methods")
 
 
@@ -66,7 +67,7 @@ def test_the_cycle_finder_finds_a_cycle_and_prints_it():
 
 
 @pytest.mark.parametrize("leaf", ["benchmarks.registry", "benchmarks.errors", "benchmarks.atomic",
-                                  "benchmarks.bertcorr_fields"])
+                                  "benchmarks.bertcorr.fields", "benchmarks.bertcorr"])
 def test_leaf_modules_import_nothing_of_the_project(leaf):
     assert imports.module_edges()[leaf] == set()
     assert _third_party(leaf) <= set(sys.stdlib_module_names)
@@ -108,14 +109,14 @@ CHECK_MODULES = textwrap.dedent("""\
 
 def _fixture_folders(tmp_path: Path) -> dict[str, list[str]]:
     """Records for the built-in suites that have none committed. bert-correlations: one record whose result
-    is the committed MiniLM reference (tests/reference, made by benchmarks.bertcorr), so no model runs here;
+    is the committed MiniLM reference (tests/reference, made by benchmarks.bertcorr.regen), so no model runs here;
     mnist-ci: its grid only (same renderer as mnist-correlations, whose records are committed)."""
     from types import SimpleNamespace
 
     from benchmarks import store
     from benchmarks.analyses.base import CellOutcome
     from benchmarks.analyses.bert_correlations import NOTES, layer_means
-    from benchmarks.bertcorr_fields import ARTIFACT
+    from benchmarks.bertcorr.fields import ARTIFACT
     from benchmarks.cli import build_parser, main, resolve_suite
     from benchmarks.runner import run_cell, save_grid
 

@@ -12,7 +12,7 @@ from scipy import stats
 
 from benchmarks.config import apply_overrides, load_suite
 from benchmarks.errors import UserError
-from benchmarks.mnist import analysis
+from benchmarks.mnist import statistics
 from benchmarks.mnist.data import load_split, parse_idx, scale_images
 from benchmarks.mnist.experiments import correlate_init, correlated_scales
 from benchmarks.mnist.train import Recipe, init_model, train_models, train_one_reference
@@ -68,10 +68,10 @@ def test_shared_node_corr_matches_explicit_pairs(seed):
     w[:, 3] = 0.0  # a fully pruned output node contributes no pairs
     w[5, :] = 0.0
     for share in ("output", "input"):
-        table = analysis.explicit_shared_pairs(w, share)
+        table = statistics.explicit_shared_pairs(w, share)
         assert np.allclose(table[:, 0].mean(), table[:, 1].mean())  # both orders: same marginals
         ref = stats.pearsonr(table[:, 0], table[:, 1]).statistic
-        assert abs(analysis.shared_node_corr(w, share) - ref) < 1e-9
+        assert abs(statistics.shared_node_corr(w, share) - ref) < 1e-9
         assert abs(np.corrcoef(table.T)[0, 1] - ref) < 1e-9
 
 
@@ -80,18 +80,18 @@ def test_node_io_corr_matches_explicit_pairs(seed):
     rng = np.random.default_rng(seed)
     w_in, w_out = _pruned(rng, (13, 9), 0.7), _pruned(rng, (9, 5), 0.5)
     w_in[:, 2] = 0.0  # node 2 has no inputs left: no pairs through it
-    table = analysis.explicit_node_pairs(w_in, w_out)
+    table = statistics.explicit_node_pairs(w_in, w_out)
     ref = stats.pearsonr(table[:, 0], table[:, 1]).statistic
-    assert abs(analysis.node_io_corr(w_in, w_out) - ref) < 1e-9
+    assert abs(statistics.node_io_corr(w_in, w_out) - ref) < 1e-9
 
 
 def test_table1_rows_and_degenerate_case():
     rng = np.random.default_rng(3)
     ws = [_pruned(rng, s, 0.5) for s in ((20, 12), (12, 6), (6, 3))]
-    t1 = analysis.table1(ws)
-    assert list(t1) == list(analysis.TABLE1_ROWS)
+    t1 = statistics.table1(ws)
+    assert list(t1) == list(statistics.TABLE1_ROWS)
     assert all(-1 <= v <= 1 for v in t1.values())
-    assert np.isnan(analysis.shared_node_corr(np.eye(3), "output"))  # one weight per node: no pairs
+    assert np.isnan(statistics.shared_node_corr(np.eye(3), "output"))  # one weight per node: no pairs
 
 
 # ---- pruning ----------------------------------------------------------------------------------
@@ -99,16 +99,16 @@ def test_table1_rows_and_degenerate_case():
 def test_magnitude_masks_per_model_exact_count_and_ties():
     w = torch.randn(3, 10, 8)
     w[1] = 0.5  # all tied: the stable order keeps the last positions, deterministically
-    mask = analysis.magnitude_masks(w, 0.75)
+    mask = statistics.magnitude_masks(w, 0.75)
     assert mask.shape == w.shape
     assert mask.reshape(3, -1).sum(1).tolist() == [20, 20, 20]
     for k in (0, 2):
         assert w[k][mask[k]].abs().min() >= w[k][~mask[k]].abs().max()
-    assert torch.equal(mask, analysis.magnitude_masks(w, 0.75))
+    assert torch.equal(mask, statistics.magnitude_masks(w, 0.75))
     with pytest.raises(UserError, match="fraction"):
-        analysis.check_rates({"fc1": 1.5})
+        statistics.check_rates({"fc1": 1.5})
     with pytest.raises(UserError, match="unknown layer"):
-        analysis.check_rates({"fc4": 0.5})
+        statistics.check_rates({"fc4": 0.5})
 
 
 # ---- Table 2 ----------------------------------------------------------------------------------
@@ -116,12 +116,12 @@ def test_magnitude_masks_per_model_exact_count_and_ties():
 def test_table2_node_properties_hand_example():
     w_in = np.array([[1.0, 0.0, 0.0, -2.0], [2.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 3.0, 1.0]])  # 3 in, 4 nodes
     w_out = np.array([[2.0, -1.0], [0.0, 0.0], [0.0, 4.0], [1.0, 0.0]])  # 4 nodes, 2 out
-    p = analysis.node_properties(w_in, w_out)
+    p = statistics.node_properties(w_in, w_out)
     assert p["in_count"].tolist() == [3, 0, 1, 2] and p["out_count"].tolist() == [2, 0, 1, 1]
     assert np.allclose(p["in_mean"][[0, 2, 3]], [2 / 3, 3, -0.5]) and np.isnan(p["in_mean"][1])
     assert np.allclose(p["in_abs_mean"][[0, 2, 3]], [4 / 3, 3, 1.5])
     assert np.allclose(p["out_frac_positive"][[0, 2, 3]], [0.5, 1, 1])
-    col = analysis.table2_layer(p)
+    col = statistics.table2_layer(p)
     assert col["dead_nodes"] == 1 and col["nodes"] == 4
     assert abs(col["count"] - np.corrcoef([3, 0, 1, 2], [2, 0, 1, 1])[0, 1]) < 1e-12
     assert abs(col["count_excl_dead"] - np.corrcoef([3, 1, 2], [2, 1, 1])[0, 1]) < 1e-12

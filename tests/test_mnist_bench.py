@@ -17,7 +17,7 @@ import pytest
 import torch
 from scipy import stats
 
-from benchmarks.mnist import analysis
+from benchmarks.mnist import statistics
 from benchmarks.mnist.train import Recipe, init_model, train_models, train_one_reference
 from benchmarks.threads import intra_op_threads
 from tests.timing import benchmark_min, best_of
@@ -29,13 +29,13 @@ def test_closed_form_table1_vs_explicit_pairs(benchmark, report_ratio):
     w[np.abs(w) <= np.quantile(np.abs(w), 0.75)] = 0.0
 
     def explicit():
-        table = analysis.explicit_shared_pairs(w, "output")
+        table = statistics.explicit_shared_pairs(w, "output")
         return stats.pearsonr(table[:, 0], table[:, 1]).statistic
 
     slow_value = explicit()
     slow = best_of(explicit, 2)
-    fast = benchmark_min(benchmark, lambda: analysis.shared_node_corr(w, "output"), rounds=20)
-    assert abs(analysis.shared_node_corr(w, "output") - slow_value) < 1e-9
+    fast = benchmark_min(benchmark, lambda: statistics.shared_node_corr(w, "output"), rounds=20)
+    assert abs(statistics.shared_node_corr(w, "output") - slow_value) < 1e-9
     ratio = slow / fast
     report_ratio("closed-form Table 1 vs explicit pair table", ratio, None, explicit_s=slow, closed_form_s=fast)
     print(f"closed-form Table 1 speed-up on full-size FC1: {ratio:.0f}x ({slow:.3f} s vs {fast * 1e3:.2f} ms)")

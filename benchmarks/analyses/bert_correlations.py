@@ -2,15 +2,15 @@
 
 One cell per (model, prune rate); no training, so a cell is deterministic and takes seconds. The
 per-layer values go in the record's ``artifacts["bert_correlations"]`` and their layer means in
-``metrics``. The definitions live in :mod:`benchmarks.bertcorr`.
+``metrics``. The definitions live in :mod:`benchmarks.bertcorr.statistics`.
 """
 
 from __future__ import annotations
 
 import math
 
-from benchmarks import bertcorr
-from benchmarks.bertcorr_fields import ARTIFACT
+from benchmarks.bertcorr import statistics
+from benchmarks.bertcorr.fields import ARTIFACT
 from benchmarks.analyses.base import CellOutcome, RunContext
 from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
@@ -31,7 +31,7 @@ NOTES = {
 
 def prune_rates(suite: Suite) -> list[float]:
     """The suite's ``options.prune_rate`` (a rate or a list of rates), validated."""
-    raw = suite.options.get("prune_rate", bertcorr.DEFAULT_RATE)
+    raw = suite.options.get("prune_rate", statistics.DEFAULT_RATE)
     rates = raw if isinstance(raw, (list, tuple)) else [raw]
     if not rates:
         raise UserError(f"suite {suite.name!r}: options.prune_rate is empty; use e.g. --set options.prune_rate=0.5")
@@ -50,7 +50,7 @@ def prune_rates(suite: Suite) -> list[float]:
 def layer_means(result: dict) -> dict[str, float | None]:
     """The mean over layers of every correlation series (None when no layer has a value)."""
     out = {}
-    for name, values in bertcorr.series(result).items():
+    for name, values in statistics.series(result).items():
         if name.startswith("fig3_nodes"):
             continue
         finite = [v for v in values if v is not None and math.isfinite(v)]
@@ -80,13 +80,13 @@ class BertCorrelations:
         model = resolve_model(suite.model, suite.model_revision)
         cells = []
         for rate in prune_rates(suite):
-            config = {"kind": KIND, "model": model.identity, "prune_rate": rate, "version": bertcorr.ANALYSIS_VERSION}
+            config = {"kind": KIND, "model": model.identity, "prune_rate": rate, "version": statistics.ANALYSIS_VERSION}
             cells.append(Cell(config, f"{suite.model} prune_rate={rate:g}"))
         return cells
 
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
         model = _load(ctx)
-        result = bertcorr.analyze_model(model, cell.config["prune_rate"])
+        result = statistics.analyze_model(model, cell.config["prune_rate"])
         per_layer = result["sparsity"]
         sparsity = {"global_after": sum(per_layer) / len(per_layer), "per_layer_after": per_layer}
         metrics = {"num_layers": result["num_layers"], **layer_means(result)}

@@ -73,7 +73,7 @@ class MnistCorrelations:
     kind = "mnist-correlations"
 
     def validate(self, suite: Suite) -> None:
-        from benchmarks.mnist.analysis import check_rates
+        from benchmarks.mnist.statistics import check_rates
 
         _check_options(suite)
         check_rates(suite.options.get("prune", {}))
@@ -83,7 +83,7 @@ class MnistCorrelations:
                 _recipe(recipe, overrides, f"{source} row {label!r}")
 
     def cells(self, suite: Suite) -> list[Cell]:
-        from benchmarks.mnist.analysis import check_rates
+        from benchmarks.mnist.statistics import check_rates
 
         self.validate(suite)
         base = suite.resolved_recipe()

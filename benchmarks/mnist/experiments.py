@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from benchmarks.mnist import analysis
+from benchmarks.mnist import statistics
 from benchmarks.mnist.data import load_split, scale_images
 from benchmarks.mnist.train import Recipe, _generator, accuracy, init_model, stack_models, train_models
 
@@ -62,13 +62,13 @@ def model_seeds(seed: int, n_models: int) -> list[int]:
 def summarize_pruned(pruned: list[list[np.ndarray]]) -> dict:
     """Table 1 (mean, std and per model), Table 2 (model 0 and mean over models), model 0's per-node
     properties (Fig 2) and dead hidden-1 nodes per model, from each model's pruned [W1, W2, W3]."""
-    t1 = [analysis.table1(ws) for ws in pruned]
-    t2 = [analysis.table2(ws) for ws in pruned]
-    t2_mean = {layer: {p: _nanmean([t[layer][p] for t in t2]) for p in (*analysis.PROPERTIES, "dead_nodes")}
+    t1 = [statistics.table1(ws) for ws in pruned]
+    t2 = [statistics.table2(ws) for ws in pruned]
+    t2_mean = {layer: {p: _nanmean([t[layer][p] for t in t2]) for p in (*statistics.PROPERTIES, "dead_nodes")}
                for layer in ("hidden1", "hidden2")}
     return {
-        "table1": {row: _nanmean([t[row] for t in t1]) for row in analysis.TABLE1_ROWS},
-        "table1_std": {row: float(np.nanstd([t[row] for t in t1])) for row in analysis.TABLE1_ROWS},
+        "table1": {row: _nanmean([t[row] for t in t1]) for row in statistics.TABLE1_ROWS},
+        "table1_std": {row: float(np.nanstd([t[row] for t in t1])) for row in statistics.TABLE1_ROWS},
         "table1_per_model": t1,
         "table2": {layer: t2[0][layer] for layer in ("hidden1", "hidden2")},
         "table2_mean": t2_mean,
@@ -87,7 +87,7 @@ def run_correlations(recipe: Recipe, n_models: int, seed: int, rates: dict, data
     seeds = model_seeds(seed, n_models)
     models = train_models(seeds, x.to(device), y.to(device), recipe, init_params=init_params)
     train_time = timer.read()
-    pruned = analysis.prune_models(models, rates)
+    pruned = statistics.prune_models(models, rates)
     dense_acc = _test_accuracy(models, None, recipe, xt, yt)
     pruned_acc = _test_accuracy(models, pruned, recipe, xt, yt)
     return {

@@ -72,7 +72,7 @@ VALIDATION_RUNS = (
 
 def suite_setup():
     """(recipe, models, seed, prune rates, train_limit) of the mnist-ci suite."""
-    from benchmarks.mnist.analysis import check_rates
+    from benchmarks.mnist.statistics import check_rates
     from benchmarks.mnist.train import Recipe
 
     suite = load_suite(SUITE)
@@ -197,17 +197,17 @@ def write_analysis_reference(out: Path = ANALYSIS_REFERENCE, weights: Path = WEI
 
 def make_weights(data_dir: Path | None, out: Path = WEIGHTS) -> dict:
     """Train the WEIGHT_MODELS models, prune each at mnist-correlations' rates, write their float32 weights."""
-    from benchmarks.mnist import analysis
+    from benchmarks.mnist import statistics
     from benchmarks.mnist.experiments import load_xy
     from benchmarks.mnist.train import Recipe, train_models
 
     suite = load_suite("mnist-correlations")
-    rates = analysis.check_rates(suite.options.get("prune", {}))
+    rates = statistics.check_rates(suite.options.get("prune", {}))
     pruned, models, sha = [], [], {}
     for overrides, seed in WEIGHT_MODELS:
         recipe = Recipe.from_mapping({**suite.resolved_recipe(), **overrides, "chunk": 1}, "weights")
         x, y, _, _, sha = load_xy(data_dir, recipe.input_scaling)
-        pruned += analysis.prune_models(train_models([seed], x, y, recipe), rates)
+        pruned += statistics.prune_models(train_models([seed], x, y, recipe), rates)
         models.append({"seed": seed, "recipe": recipe.as_dict()})
     save_weights(pruned, out)
     return {"suite": "mnist-correlations", "prune": rates, "models": models, "data_sha256": sha, **machine_info()}

@@ -1,7 +1,7 @@
 """The layout of a BERT weight-correlation result (Figs 3-5): its statistics, pairs, axes and node sets.
 
 Torch-free and a leaf, so the report (reports/bert_correlations.py) reads records with these names
-without importing the computation (benchmarks.bertcorr) or the suite kind.
+without importing the computation (benchmarks.bertcorr.statistics) or the suite kind.
 """
 
 # The record artifact that holds one cell's result.

@@ -21,17 +21,13 @@ nonzero weight has undefined means (NaN); such nodes are left out of the mean-ba
 is NaN (stored as null).
 
 The layers are stacked and every statistic is a whole-tensor torch reduction accumulated in float64
-(no Python loop over nodes or layers; only the per-matrix pruning loops over the matrices). ``python -m benchmarks.bertcorr --help`` prints the values for a model,
+(no Python loop over nodes or layers; only the per-matrix pruning loops over the matrices). ``python -m benchmarks.bertcorr.regen --help`` prints the values for a model,
 regenerates the CI reference, and times the analysis on bert-base-sized weights.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-import time
 from typing import Mapping
 
 import torch
@@ -41,7 +37,7 @@ from methods.prunable import prunable_weights
 from benchmarks.threads import intra_op_threads
 from methods.select import exact_magnitude_masks
 # The result's layout (torch-free, so reports read it without this module); kept here under the old names.
-from benchmarks.bertcorr_fields import AXES, MEAN_STATS, NODE_SETS, PAIRS, STATS  # noqa: F401
+from benchmarks.bertcorr.fields import AXES, MEAN_STATS, NODE_SETS, PAIRS, STATS  # noqa: F401
 
 # Bump when a definition changes, so records of the old definition are not reused.
 ANALYSIS_VERSION = 1
@@ -58,7 +54,7 @@ ROLES = {
     "output": "output.dense",
 }
 REFERENCE_PATH = "tests/reference/bert_correlations_minilm.json"
-REGENERATE_COMMAND = f"python -m benchmarks.bertcorr --model minilm-l6 --write-reference {REFERENCE_PATH}"
+REGENERATE_COMMAND = f"python -m benchmarks.bertcorr.regen --model minilm-l6 --write-reference {REFERENCE_PATH}"
 
 Layer = dict[str, torch.Tensor]
 
@@ -282,62 +278,3 @@ def compare(actual: Mapping, expected: Mapping, atol: float) -> list[str]:
 
 
 # ---------------------------------------------------------------- command line (reference, timing)
-
-def _load_model(name: str) -> tuple[nn.Module, dict]:
-    from transformers import AutoModel
-
-    from benchmarks.models import resolve_model
-
-    ref = resolve_model(name)
-    return AutoModel.from_pretrained(ref.location), ref.identity
-
-
-def bert_base_random(seed: int = 0) -> nn.Module:
-    """A randomly initialised bert-base-sized BertModel (BertConfig() defaults), for timing."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(seed)
-    return BertModel(BertConfig())
-
-
-def time_bert_base(repeats: int = 1, threads: int = ANALYSIS_THREADS) -> dict:
-    """Seconds for the whole analysis (prune + Figs 3-5) on random bert-base weights."""
-    model = bert_base_random()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        analyze_model(model, DEFAULT_RATE, threads)
-        times.append(time.perf_counter() - start)
-    return {"model": "BertModel(BertConfig()) random init", "analysis_threads": threads,
-            "seconds": times, "best": min(times)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print a model's Figs 3-5 values as JSON, write the CI reference, or time bert-base."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bertcorr", description=main.__doc__)
-    parser.add_argument("--model", default="minilm-l6", help="alias, hub id or local folder (default minilm-l6)")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="per-matrix prune rate (default 0.5)")
-    parser.add_argument("--write-reference", metavar="PATH", help="write the CI reference JSON here")
-    parser.add_argument("--time-bert-base", action="store_true", help="time the analysis on random bert-base weights")
-    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (default 3)")
-    parser.add_argument("--threads", type=int, default=ANALYSIS_THREADS,
-                        help=f"intra-op threads for the analysis (default {ANALYSIS_THREADS})")
-    args = parser.parse_args(argv)
-    if args.time_bert_base:
-        print(json.dumps(time_bert_base(args.repeats, args.threads), indent=1))
-        return 0
-    model, identity = _load_model(args.model)
-    result = analyze_model(model, args.rate, args.threads)
-    if args.write_reference:
-        from benchmarks.store import write_json_atomic
-
-        payload = {"regenerate": REGENERATE_COMMAND, "model": identity, "atol": 1e-6, "result": result}
-        write_json_atomic(args.write_reference, payload)
-        print(f"wrote {args.write_reference}", file=sys.stderr)
-    else:
-        print(json.dumps(result, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
