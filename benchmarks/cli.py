@@ -10,9 +10,9 @@ from benchmarks import paths, store
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
-from benchmarks.registry import ANALYSES, METHODS, MODELS, TASKS, UnknownName
+from benchmarks.registry import KINDS, METHODS, MODELS, TASKS, UnknownName
 
-LISTABLE = ("methods", "tasks", "suites", "models", "analyses")
+LISTABLE = ("methods", "tasks", "suites", "models", "kinds")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("md", "html"), default="md")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
 
-    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or analyses")
+    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
     lst.add_argument("what", choices=LISTABLE)
     return parser
 
@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.runner import check_data_present, parse_shard, run_suite
 
     suite = resolve_suite(args)
-    ANALYSES.get(suite.kind)().validate(suite)
+    KINDS.get(suite.kind)().validate(suite)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")
     shard = parse_shard(args.shard)
@@ -206,7 +206,7 @@ def _grid(suite: Suite, results: Path) -> tuple | None:
     from benchmarks.grid import write_grid
     from benchmarks.runner import expand, task_columns
 
-    ANALYSES.get(suite.kind)().validate(suite)
+    KINDS.get(suite.kind)().validate(suite)
     cells = expand(suite)
     columns = task_columns(cells)
     try:
@@ -239,7 +239,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in builtin_suite_names():
             print(f"{name:24s} {load_suite(name).description}")
         return 0
-    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "analyses": ANALYSES}[args.what]
+    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "kinds": KINDS}[args.what]
     for name in registry.names():
         doc = (registry.get(name).__doc__ or "").strip().splitlines()
         print(f"{name:24s} {doc[0] if doc else ''}")

@@ -4,7 +4,7 @@
   so the overall sparsity a row aims at comes from the method's spec into the record's notes at run time.
   Nothing that decides a cell (config, key, metrics) changes, so every record stays done.
 - MNIST records re-keyed without the run settings: ``chunk`` and ``threads`` change how fast a cell runs,
-  not its numbers, so they left the cell key (``benchmarks.analyses.mnist.RUN_SETTINGS``). They move from
+  not its numbers, so they left the cell key (``benchmarks.kinds.mnist.RUN_SETTINGS``). They move from
   ``config.recipe`` into ``notes.run_settings``; ``key`` and ``config_canonical`` are recomputed and the file
   renamed to the new key, so the record is found done under the key its cell now has. Metrics,
   artifacts and provenance are untouched.
@@ -28,7 +28,7 @@ MNIST_KINDS = ("mnist-correlations", "mnist-recipes", "mnist-init")
 
 def add_row_notes(results_dir: Path) -> int:
     """Give every prune-finetune record under ``results_dir`` its ``notes.nominal_sparsity``; return how many changed."""
-    from benchmarks.analyses.prune_finetune import Row
+    from benchmarks.kinds.prune_finetune import Row
     from benchmarks.registry import load_builtins
 
     load_builtins()
@@ -49,7 +49,7 @@ def add_row_notes(results_dir: Path) -> int:
 def rekey_run_settings(results_dir: Path) -> tuple[int, list[str]]:
     """Move the run settings out of every MNIST record's config and re-key it; return how many were
     re-keyed and the files left as they were because a record already holds their new key."""
-    from benchmarks.analyses.mnist import RUN_SETTINGS
+    from benchmarks.kinds.mnist import RUN_SETTINGS
 
     moved, left = 0, []
     for path in sorted(paths.records_dir(results_dir).glob("*.json")):

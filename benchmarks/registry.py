@@ -11,7 +11,7 @@ the first lookup that needs them:
   modules here: which modules hold the built-ins is the package's business (``methods/__init__.py``
   imports its method modules), so adding a built-in never touches this file.
 - Plug-ins: entry points in the groups ``prunebench.methods``, ``prunebench.tasks``,
-  ``prunebench.models``, ``prunebench.analyses`` (suite kinds) and ``prunebench.reports``
+  ``prunebench.models``, ``prunebench.kinds`` (suite kinds) and ``prunebench.reports``
   (renderers); an entry point names a module whose import registers itself, or the object.
 
 An unknown name raises ``UnknownName`` (a ``LookupError``, one line, with close names); the CLI
@@ -156,10 +156,10 @@ def _broken_reason(kind: str, ep, exc: Exception) -> str:
 METHODS: Registry = Registry("method", "prunebench.methods", builtins="methods")
 TASKS: Registry = Registry("task", "prunebench.tasks", builtins="benchmarks.tasks")
 MODELS: Registry = Registry("model", "prunebench.models", builtins="benchmarks.models")
-ANALYSES: Registry = Registry("analysis", "prunebench.analyses", builtins="benchmarks.analyses")
+KINDS: Registry = Registry("suite kind", "prunebench.kinds", builtins="benchmarks.kinds")
 # Report renderers, one per suite kind: ``fn(suite, frame, fmt, out) -> text`` (see reports.render).
 RENDERERS: Registry = Registry("report renderer", "prunebench.reports", builtins="reports")
-REGISTRIES = (METHODS, TASKS, MODELS, ANALYSES, RENDERERS)
+REGISTRIES = (METHODS, TASKS, MODELS, KINDS, RENDERERS)
 
 
 def load_builtins() -> None:
@@ -281,9 +281,9 @@ def register_model(name: str):
     return MODELS.register(name)
 
 
-def register_analysis(name: str):
-    """Decorator: register an analysis suite kind (see ``benchmarks.analyses``)."""
-    return ANALYSES.register(name)
+def register_kind(name: str):
+    """Decorator: register a suite kind (see ``benchmarks.kinds``)."""
+    return KINDS.register(name)
 
 
 def register_renderer(kind: str):

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from benchmarks import paths, predictions, store
 from benchmarks import progress as progress_bars
-from benchmarks.analyses.base import CellOutcome
+from benchmarks.kinds.base import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
 from benchmarks.grid import write_grid
 from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
-from benchmarks.registry import ANALYSES, METHODS, TASKS, UnknownName, method_spec
+from benchmarks.registry import KINDS, METHODS, TASKS, UnknownName, method_spec
 from benchmarks.schema import validate_record
 
 # Key under which run_cell hands a cell's per-example arrays to run_suite (never written into the JSON).
@@ -60,8 +60,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def expand(suite: Suite, shard: tuple[int, int] | None = None) -> list[Cell]:
     """The suite's cells (this shard's share when sharded: every N-th cell from position I)."""
-    analysis = ANALYSES.get(suite.kind)()
-    cells = analysis.cells(suite)
+    suite_kind = KINDS.get(suite.kind)()
+    cells = suite_kind.cells(suite)
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
         raise UserError(f"suite {suite.name!r} lists the same cell twice; remove the duplicate row, task or seed")
@@ -96,7 +96,7 @@ def preflight(suite: Suite, data_dir: Path | None, shard: tuple[int, int] | None
     writable. Raises UserError (exit 2) before anything is written."""
     cells = expand(suite, shard)  # resolves the model: a folder that does not load is bad input here
     check_methods(cells)
-    check_data(suite, ANALYSES.get(suite.kind)(), data_dir)  # a malformed data file is bad input
+    check_data(suite, KINDS.get(suite.kind)(), data_dir)  # a malformed data file is bad input
     if results_dir is not None:
         check_results_writable(results_dir)
     return cells
@@ -155,7 +155,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     ``progress`` draws the bar of cells and long cells' nested bars (on a terminal only); a ``run --jobs``
     worker is given ``progress_file`` instead, where it reports how far its current cell is.
     """
-    analysis = ANALYSES.get(suite.kind)()
+    suite_kind = KINDS.get(suite.kind)()
     cells = preflight(suite, data_dir, shard, results_dir)
     accelerator = accelerator or _make_accelerator()
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
@@ -176,7 +176,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     main = accelerator.is_main_process
     try:
         with progress_bars.reporting(progress and main, progress_file if main else None):
-            _run_cells(todo, analysis, ctx, suite, results_dir, summary, claims, bar)
+            _run_cells(todo, suite_kind, ctx, suite, results_dir, summary, claims, bar)
     except (UserError, UnknownName):
         for folder in created:  # bad input found inside a cell: leave no empty folder behind
             _remove_empty(folder)
@@ -197,7 +197,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     return summary
 
 
-def _run_cells(todo: list[Cell], analysis, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
+def _run_cells(todo: list[Cell], suite_kind, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
                claims: bool, bar) -> None:
     """Run ``todo`` one cell after another (claiming each when ``claims``), advancing ``bar``."""
     for cell in todo:
@@ -209,7 +209,7 @@ def _run_cells(todo: list[Cell], analysis, ctx: RunContext, suite: Suite, result
             continue
         try:
             with progress_bars.running_cell(cell.key, cell.label):
-                _run_and_write(analysis, cell, ctx, suite, results_dir, summary)
+                _run_and_write(suite_kind, cell, ctx, suite, results_dir, summary)
         finally:
             if claims:
                 store.release_cell(results_dir, cell.key)
@@ -234,10 +234,10 @@ def _claim(results_dir: Path, cell: Cell, summary: RunSummary) -> bool:
     return True
 
 
-def _run_and_write(analysis, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path,
+def _run_and_write(suite_kind, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path,
                    summary: RunSummary) -> None:
     """Run one cell, count it, and write its record (main process only)."""
-    record = run_cell(analysis, cell, ctx, suite)
+    record = run_cell(suite_kind, cell, ctx, suite)
     arrays = record.pop(ARRAYS_KEY, None)
     record = _valid(record)
     summary.ran += 1
@@ -311,13 +311,13 @@ def check_methods(cells: list[Cell]) -> None:
             raise UserError(f"row {cell.config.get('label', method)!r}: {exc}") from None
 
 
-def check_data(suite: Suite, analysis, data_dir: Path | None) -> None:
+def check_data(suite: Suite, suite_kind, data_dir: Path | None) -> None:
     """Read the suite's local data files up front; a malformed one raises UserError naming it.
 
     A suite kind may define ``check_data(suite, data_dir)``; otherwise every task of the suite
     that has ``check_data(data_dir)`` is asked.
     """
-    check = getattr(analysis, "check_data", None)
+    check = getattr(suite_kind, "check_data", None)
     if check is not None:
         check(suite, data_dir)
         return
@@ -336,12 +336,12 @@ def _progress(cells: list[Cell], show: bool, summary: RunSummary):
     return progress_bars.bar(summary.total, desc, initial=summary.skipped_done, unit="cell")
 
 
-def run_cell(analysis, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
+def run_cell(suite_kind, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
     """Run one cell and build its record; errors become a failed record, missing data a skipped one."""
     started = time.time()
     outcome, status, error = None, store.OK, None
     try:
-        outcome = analysis.run(cell, ctx)
+        outcome = suite_kind.run(cell, ctx)
     except DataMissing as exc:
         status, error = store.SKIPPED, str(exc)
     except (KeyboardInterrupt, SystemExit, UserError, UnknownName):

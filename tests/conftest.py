@@ -129,7 +129,7 @@ class FakeGrid:
         return [Cell({"kind": "fake-grid", "id": row["id"], "do": row["do"]}, f"fake {row['id']}") for row in suite.rows]
 
     def run(self, cell, ctx):
-        from benchmarks.analyses import CellOutcome
+        from benchmarks.kinds import CellOutcome
         from benchmarks.errors import DataMissing, UserError
 
         FakeGrid.runs[cell.config["id"]] = FakeGrid.runs.get(cell.config["id"], 0) + 1
@@ -148,9 +148,9 @@ class FakeGrid:
 def fake_kind():
     """Register the FakeGrid suite kind for one test; yields a builder of suites of that kind."""
     from benchmarks.config import Suite
-    from benchmarks.registry import ANALYSES
+    from benchmarks.registry import KINDS
 
-    ANALYSES.register("fake-grid", FakeGrid)
+    KINDS.register("fake-grid", FakeGrid)
     FakeGrid.runs = {}
 
     def make(rows: list[tuple[int, str]], name: str = "fake") -> Suite:
@@ -158,7 +158,7 @@ def fake_kind():
                      rows=tuple({"id": i, "do": do} for i, do in rows))
 
     yield make
-    ANALYSES.unregister("fake-grid")
+    KINDS.unregister("fake-grid")
 
 
 # ---- speed ratios (`bench` marker, run by `tox -e bench`) ---------------------------------------------------

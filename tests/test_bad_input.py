@@ -378,11 +378,11 @@ class _SlowGrid(FakeGrid):
 
 
 def test_two_concurrent_runner_calls_compute_each_cell_once(tmp_path, fake_kind):
-    from benchmarks.registry import ANALYSES
+    from benchmarks.registry import KINDS
     from benchmarks.runner import run_suite
 
-    ANALYSES.unregister("fake-grid")
-    ANALYSES.register("fake-grid", _SlowGrid)
+    KINDS.unregister("fake-grid")
+    KINDS.register("fake-grid", _SlowGrid)
     suite = fake_kind([(i, "ok") for i in range(12)])
     results = tmp_path / "results"
     summaries = []
@@ -440,9 +440,9 @@ def test_claim_file_is_exclusive(tmp_path):
 WORKER = textwrap.dedent('''
     import sys, time
     from pathlib import Path
-    from benchmarks.analyses import CellOutcome
+    from benchmarks.kinds import CellOutcome
     from benchmarks.config import Cell, Suite
-    from benchmarks.registry import ANALYSES
+    from benchmarks.registry import KINDS
     from benchmarks.runner import run_suite
 
     log = Path(sys.argv[2])
@@ -466,7 +466,7 @@ WORKER = textwrap.dedent('''
         def wait_for_everyone(self):
             pass
 
-    ANALYSES.register("grid", Grid)
+    KINDS.register("grid", Grid)
     while not Path(sys.argv[4]).exists():  # start together
         time.sleep(0.01)
     run_suite(Suite(name="g", kind="grid", model="fake/model"), Path(sys.argv[1]), None, progress=False,
@@ -518,7 +518,7 @@ def test_typed_recipe_reads_defaults_and_given_values():
 
 def test_method_spec_labels_and_nominal_sparsity():
     """Rows take their label and nominal overall sparsity from the method's spec; options tell rows apart."""
-    from benchmarks.analyses.prune_finetune import Row
+    from benchmarks.kinds.prune_finetune import Row
 
     half, overall = Row("lower", 0.4, ()), Row("lower", 0.4, (("global_target", True),))
     assert (half.label, half.nominal) == ("lower-0.4", pytest.approx(0.2))
@@ -529,9 +529,9 @@ def test_method_spec_labels_and_nominal_sparsity():
 
 
 def test_reports_and_runner_name_no_method():
-    """The runner, the analyses and the leaderboard read method specs, never a built-in method's name."""
+    """The runner, the suite kinds and the leaderboard read method specs, never a built-in method's name."""
     root = Path(__file__).resolve().parents[1]
-    files = [root / "benchmarks" / "runner.py", root / "benchmarks" / "analyses" / "prune_finetune.py",
+    files = [root / "benchmarks" / "runner.py", root / "benchmarks" / "kinds" / "prune_finetune.py",
              root / "reports" / "leaderboard.py", root / "reports" / "tables.py"]
     for path in files:
         code = path.read_text()
@@ -549,7 +549,7 @@ def test_record_carries_the_spec_facts_reports_read(env, capsys):
 
 def test_plugin_task_without_a_recipe_type_reads_the_mapping():
     """A task that declares no recipe family gets the recipe mapping, and keys only it knows are allowed."""
-    from benchmarks.analyses.prune_finetune import cell_recipe, check_recipes
+    from benchmarks.kinds.prune_finetune import cell_recipe, check_recipes
     from benchmarks.registry import TASKS
 
     class Plain:

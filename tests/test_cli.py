@@ -98,7 +98,7 @@ def test_at_least_ten_kinds(env):
 
 
 def test_list_commands(capsys):
-    for what in ("methods", "tasks", "suites", "models", "analyses"):
+    for what in ("methods", "tasks", "suites", "models", "kinds"):
         assert main(["list", what]) == 0
     out = capsys.readouterr().out
     for name in ("global", "lower", "upper", "mixed", "random", "sst2", "mrpc", "smoke", "minilm-l6", "prune-finetune"):

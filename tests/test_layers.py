@@ -21,7 +21,7 @@ from benchmarks.devtools import grids, imports
 ROOT = Path(__file__).resolve().parents[1]
 # What a report must never load: the model stack, the computations and the suite kinds that need it.
 FORBIDDEN_THIRD_PARTY = ("torch", "transformers", "accelerate")
-FORBIDDEN_PROJECT = ("benchmarks.bertcorr.statistics", "benchmarks.bertcorr.regen", "benchmarks.analyses", "benchmarks.models",
+FORBIDDEN_PROJECT = ("benchmarks.bertcorr.statistics", "benchmarks.bertcorr.regen", "benchmarks.kinds", "benchmarks.models",
                      "benchmarks.runner",
                      "benchmarks.tasks", "benchmarks.mnist", "methods")
 
@@ -88,7 +88,7 @@ def test_the_edges_script_prints_package_edges():
                          text=True, check=True).stdout
     lines = out.splitlines()
     assert "methods -> benchmarks  (" in out and all(" -> " in line for line in lines)
-    assert not any(line.startswith("reports -> benchmarks.analyses") for line in lines)
+    assert not any(line.startswith("reports -> benchmarks.kinds") for line in lines)
     cycles = subprocess.run([sys.executable, "-m", "benchmarks.devtools.imports", "--cycles"], cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert cycles.returncode == 0 and cycles.stdout == ""
@@ -114,8 +114,8 @@ def _fixture_folders(tmp_path: Path) -> dict[str, list[str]]:
     from types import SimpleNamespace
 
     from benchmarks import store
-    from benchmarks.analyses.base import CellOutcome
-    from benchmarks.analyses.bert_correlations import NOTES, layer_means
+    from benchmarks.kinds.base import CellOutcome
+    from benchmarks.kinds.bert_correlations import NOTES, layer_means
     from benchmarks.bertcorr.fields import ARTIFACT
     from benchmarks.cli import build_parser, main, resolve_suite
     from benchmarks.runner import run_cell, save_grid

@@ -17,7 +17,7 @@ from benchmarks.mnist.data import load_split, parse_idx, scale_images
 from benchmarks.mnist.experiments import correlate_init, correlated_scales
 from benchmarks.mnist.train import Recipe, init_model, train_models, train_one_reference
 from benchmarks.paths import default_data_dir
-from benchmarks.registry import ANALYSES
+from benchmarks.registry import KINDS
 
 
 def _mnist_dir():
@@ -186,13 +186,13 @@ def test_correlated_init_scales_every_weight_touching_a_node():
 @pytest.mark.parametrize("name", ["mnist-correlations", "mnist-recipes", "mnist-init", "mnist-ci"])
 def test_builtin_suites_expand(name):
     suite = load_suite(name)
-    cells = ANALYSES.get(suite.kind)().cells(suite)
+    cells = KINDS.get(suite.kind)().cells(suite)
     assert cells and len({c.key for c in cells}) == len(cells)
 
 
 def test_bad_recipe_and_options_are_one_line_errors():
     suite = load_suite("mnist-ci")
-    kind = ANALYSES.get(suite.kind)()
+    kind = KINDS.get(suite.kind)()
     with pytest.raises(UserError, match="optimizer"):
         kind.validate(apply_overrides(suite, ["recipe.optimizer=rmsprop"]))
     with pytest.raises(UserError, match="unknown recipe key"):
@@ -201,7 +201,7 @@ def test_bad_recipe_and_options_are_one_line_errors():
         kind.validate(apply_overrides(suite, ["options.modles=3"]))
     init = load_suite("mnist-init")
     with pytest.raises(UserError, match="factors"):
-        ANALYSES.get("mnist-init")().validate(apply_overrides(init, ["options.factors=[1.1]", "rows=[{label: x}]"]))
+        KINDS.get("mnist-init")().validate(apply_overrides(init, ["options.factors=[1.1]", "rows=[{label: x}]"]))
 
 
 def test_shared_order_option_trains_every_model_on_the_first_models_order():
@@ -253,10 +253,10 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 def test_run_settings_are_not_in_the_cell_key_but_reach_the_cell():
     """--set recipe.chunk / recipe.threads leave every key as it was; the cell still trains with them."""
-    from benchmarks.analyses.mnist import _cell_recipe
+    from benchmarks.kinds.mnist import _cell_recipe
 
     suite = load_suite("mnist-ci")
-    kind = ANALYSES.get(suite.kind)()
+    kind = KINDS.get(suite.kind)()
     base = kind.cells(suite)
     other = kind.cells(apply_overrides(suite, ["recipe.chunk=5", "recipe.threads=2"]))
     assert [c.key for c in other] == [c.key for c in base]

@@ -375,7 +375,7 @@ def test_oneshot_suite_rows_reach_their_sparsity(tmp_path):
     import bert_tiny
     from accelerate import Accelerator
 
-    from benchmarks.analyses.prune_finetune import make_pruner
+    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.config import apply_overrides, load_suite
     from benchmarks.context import RunContext
     from benchmarks.masking import measure_sparsity
@@ -407,7 +407,7 @@ def test_oneshot_suite_rows_reach_their_sparsity(tmp_path):
 def test_a_row_prunes_once_per_process_and_reuses_it(tiny_bert, tiny_mirror, monkeypatch):
     """The second task of a row gets the first's pruned weights, masks and provenance without a second
     call of the method; another seed or a fresh process (context) prunes again."""
-    from benchmarks.analyses.prune_finetune import make_pruner
+    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.context import RunContext
 
     calls = []

@@ -146,7 +146,7 @@ def cell_pruning_times(rows: tuple = ("layerwise-0.5", "layerwise-2:4", "full-0.
     from transformers import AutoModelForSequenceClassification
 
     from benchmarks import paths
-    from benchmarks.analyses.prune_finetune import make_pruner
+    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.config import apply_overrides, load_suite
     from benchmarks.context import RunContext
     from benchmarks.models import resolve_model

@@ -1,5 +1,5 @@
 """A suite kind and its report added by a real third-party distribution (entry-point groups
-``prunebench.analyses`` and ``prunebench.reports``): it runs a suite and `python -m benchmarks report`
+``prunebench.kinds`` and ``prunebench.reports``): it runs a suite and `python -m benchmarks report`
 renders it, with no edit to the project. Installed like the method plug-in in tests/test_plugins.py."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PLUGIN_MODULE = '''
 """Word lengths: a suite kind with no model, and its report."""
-from benchmarks.analyses.base import CellOutcome
+from benchmarks.kinds.base import CellOutcome
 from benchmarks.config import Cell
 from benchmarks.errors import UserError
-from benchmarks.registry import register_analysis, register_renderer
+from benchmarks.registry import register_kind, register_renderer
 
 
-@register_analysis("word-lengths")
+@register_kind("word-lengths")
 class WordLengths:
     """One cell per word of options.words: its length in letters."""
 
@@ -60,7 +60,7 @@ build-backend = "setuptools.build_meta"
 name = "prunebench-word-lengths"
 version = "0.0.1"
 
-[project.entry-points."prunebench.analyses"]
+[project.entry-points."prunebench.kinds"]
 word-lengths = "pb_word_lengths"
 
 [project.entry-points."prunebench.reports"]
@@ -106,7 +106,7 @@ def _benchmarks(site: Path, *args: str) -> subprocess.CompletedProcess:
 def test_plugin_kind_runs_and_its_renderer_reports(plugin_site, tmp_path):
     suite, results = tmp_path / "words.yaml", tmp_path / "results"
     suite.write_text(SUITE)
-    listed = _benchmarks(plugin_site, "list", "analyses")
+    listed = _benchmarks(plugin_site, "list", "kinds")
     assert listed.returncode == 0 and "word-lengths" in listed.stdout
     run = _benchmarks(plugin_site, "run", "--suite-file", str(suite), "--results", str(results), "--no-progress",
                       "--no-report")
@@ -129,4 +129,4 @@ def test_report_of_an_unknown_kind_is_one_line(plugin_site, tmp_path):
     suite.write_text(SUITE.replace("kind: word-lengths", "kind: no-such-kind"))
     report = _benchmarks(plugin_site, "report", "--suite-file", str(suite), "--results", str(tmp_path))
     assert report.returncode == 2 and report.stderr.count("\n") == 1
-    assert report.stderr.startswith("error: unknown analysis 'no-such-kind'")
+    assert report.stderr.startswith("error: unknown suite kind 'no-such-kind'")

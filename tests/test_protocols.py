@@ -165,7 +165,7 @@ def test_drift_is_one_for_dense_and_below_one_when_pruned(world, tmp_path, monke
     dev = load_glue("sst2", "dev", mirror)
     from transformers import AutoModel
 
-    from benchmarks.analyses.prune_finetune import make_pruner
+    from benchmarks.kinds.prune_finetune import make_pruner
 
     pruned_model = AutoModel.from_pretrained(model).eval()
     make_pruner(recs["full-0.5", "sst2"]["config"], 0)(pruned_model)

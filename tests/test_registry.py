@@ -7,7 +7,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from benchmarks import registry
-from benchmarks.registry import ANALYSES, METHODS, MODELS, RENDERERS, TASKS, Registry, UnknownName
+from benchmarks.registry import KINDS, METHODS, MODELS, RENDERERS, TASKS, Registry, UnknownName
 
 
 def test_decorator_and_metadata():
@@ -55,7 +55,7 @@ def test_builtin_registries_filled():
     assert {"global", "lower", "upper", "mixed", "random"} <= set(METHODS.names())
     assert {"sst2", "mrpc", "stsb", "qnli", "mnli"} <= set(TASKS.names())
     assert {"minilm-l6", "bert-base-uncased"} <= set(MODELS.names())
-    assert "prune-finetune" in ANALYSES.names()
+    assert "prune-finetune" in KINDS.names()
     assert {"prune-finetune", "bert-correlations", "mnist-correlations"} <= set(RENDERERS.names())
 
 

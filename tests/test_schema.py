@@ -99,7 +99,7 @@ def test_every_record_a_run_writes_validates(tmp_path, fake_kind):
 
 
 def test_a_cell_whose_record_does_not_fit_becomes_a_failed_cell(tmp_path, fake_kind, monkeypatch):
-    from benchmarks.analyses import CellOutcome
+    from benchmarks.kinds import CellOutcome
     from benchmarks.runner import run_suite
 
     from conftest import FakeGrid

@@ -4,6 +4,6 @@
 - ``statistics``: the correlations of a one-shot pruned BERT's weights (torch, float64 reductions).
 - ``regen``: the command line: print a model's values, regenerate the CI reference, time bert-base.
 
-The suite kind that runs it is ``benchmarks/analyses/bert_correlations.py``. This file imports nothing, so
+The suite kind that runs it is ``benchmarks/kinds/bert_correlations.py``. This file imports nothing, so
 importing ``benchmarks.bertcorr.fields`` loads no torch.
 """

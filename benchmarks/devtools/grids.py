@@ -51,7 +51,7 @@ def committed_suite(folder: str):
 def main(argv: list[str] | None = None) -> int:
     """Rewrite (or with --check compare) the saved grid of every committed results folder."""
     from benchmarks.grid import read_grid
-    from benchmarks.registry import ANALYSES
+    from benchmarks.registry import KINDS
     from benchmarks.runner import expand, save_grid, task_columns
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.devtools.grids", description=main.__doc__)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for folder in COMMITTED:
         suite = committed_suite(folder)
-        ANALYSES.get(suite.kind)().validate(suite)
+        KINDS.get(suite.kind)().validate(suite)
         cells = expand(suite)
         if not args.check:
             save_grid(suite, REPO_ROOT / folder, cells)

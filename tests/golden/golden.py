@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from benchmarks import predictions, store  # noqa: E402
 from benchmarks.config import Cell, canonical_json  # noqa: E402
-from benchmarks.analyses.prune_finetune import Row  # noqa: E402
+from benchmarks.kinds.prune_finetune import Row  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE / "records"
@@ -92,7 +92,7 @@ UNITS = {"mrpc": 240, "stsb": 200, "sst2": 300, "mlm": 48}  # dev examples, or M
 
 
 def label_of(method: str, rate: float | None, options: dict) -> str:
-    """Row labels as benchmarks.analyses.prune_finetune prints them."""
+    """Row labels as benchmarks.kinds.prune_finetune prints them."""
     if method == "dense":
         return "full-base"
     if method == "mixed":

@@ -1,6 +1,6 @@
-"""What a suite kind is (``Analysis``) and what running a cell gives back (``CellOutcome``).
+"""What a suite kind is (``SuiteKind``) and what running a cell gives back (``CellOutcome``).
 
-Kept apart from ``benchmarks/analyses/__init__.py``, which imports the built-in kinds: the kinds
+Kept apart from ``benchmarks/kinds/__init__.py``, which imports the built-in kinds: the kinds
 import this module, so the package's ``__init__`` and the kinds never import each other.
 """
 
@@ -12,7 +12,7 @@ from typing import Protocol
 from benchmarks.config import Cell, Suite
 from benchmarks.context import RunContext
 
-__all__ = ["Analysis", "CellOutcome", "RunContext"]
+__all__ = ["SuiteKind", "CellOutcome", "RunContext"]
 
 
 @dataclass
@@ -27,7 +27,7 @@ class CellOutcome:
     arrays: dict = field(default_factory=dict)  # per-example arrays, saved as records/<key>.npz (predictions.py)
 
 
-class Analysis(Protocol):
+class SuiteKind(Protocol):
     """A suite kind."""
 
     def validate(self, suite: Suite) -> None:

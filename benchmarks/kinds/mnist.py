@@ -3,10 +3,10 @@ side by side) and ``mnist-init`` (Table 3)."""
 
 from __future__ import annotations
 
-from benchmarks.analyses.base import CellOutcome, RunContext
+from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.config import FULL_SCALE, Cell, Suite
 from benchmarks.errors import UserError
-from benchmarks.registry import register_analysis
+from benchmarks.registry import register_kind
 
 OPTION_KEYS = {"models", "prune", "train_limit", "factors", "controlled"}
 # Recipe fields that change how fast a cell runs, never its numbers (models trained together, torch threads):
@@ -66,7 +66,7 @@ def _check_options(suite: Suite) -> None:
         raise UserError(f"suite {suite.name!r}: options.models must be a positive integer, got {models!r}")
 
 
-@register_analysis("mnist-correlations")
+@register_kind("mnist-correlations")
 class MnistCorrelations:
     """Train an ensemble of LeNet-300-100 models, prune layer-wise by magnitude, Tables 1 and 2 (paper §4.1)."""
 
@@ -118,14 +118,14 @@ class MnistCorrelations:
                            artifacts=artifacts)
 
 
-@register_analysis("mnist-recipes")
+@register_kind("mnist-recipes")
 class MnistRecipes(MnistCorrelations):
     """Tables 1 and 2 for several training recipes side by side, with the distance to the paper's values."""
 
     kind = "mnist-recipes"
 
 
-@register_analysis("mnist-init")
+@register_kind("mnist-init")
 class MnistInit:
     """Table 3: correlated initialization with factor f, test accuracy after a quarter epoch, one-sided t-tests."""
 

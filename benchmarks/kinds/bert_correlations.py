@@ -11,11 +11,11 @@ import math
 
 from benchmarks.bertcorr import statistics
 from benchmarks.bertcorr.fields import ARTIFACT
-from benchmarks.analyses.base import CellOutcome, RunContext
+from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
 from benchmarks.models import resolve_model
-from benchmarks.registry import register_analysis
+from benchmarks.registry import register_kind
 from methods.select import check_rate
 
 KIND = "bert-correlations"
@@ -58,7 +58,7 @@ def layer_means(result: dict) -> dict[str, float | None]:
     return out
 
 
-@register_analysis(KIND)
+@register_kind(KIND)
 class BertCorrelations:
     """Prune each BERT weight matrix by magnitude, then correlate weights (paper Figs 3, 4 and 5)."""
 

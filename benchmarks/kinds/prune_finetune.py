@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.analyses.base import CellOutcome, RunContext
+from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.errors import UserError
 from benchmarks.calibration import cell_calibration
 from benchmarks.masking import apply_pruning, prune_with_method
 from benchmarks.recipes import FAMILIES, check_recipe
 from benchmarks.models import resolve_model
-from benchmarks.registry import METHODS, TASKS, method_spec, register_analysis
+from benchmarks.registry import METHODS, TASKS, method_spec, register_kind
 from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
 from methods import method_label, method_nominal
 from methods.select import check_rate
@@ -162,7 +162,7 @@ def _pruned_cache(ctx: RunContext | None) -> dict | None:
     return ctx.cache.setdefault(("pruned-models",), {})
 
 
-@register_analysis("prune-finetune")
+@register_kind("prune-finetune")
 class PruneFinetune:
     """Prune a pre-trained model one-shot, fine-tune with the mask fixed (or not, for MLM), evaluate."""
 
