@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmarks.allocator import keep_freed_memory
 from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.errors import UserError
@@ -205,6 +206,7 @@ class PruneFinetune:
         return cells
 
     def run(self, cell: Cell, ctx: RunContext) -> CellOutcome:
+        keep_freed_memory()  # once per process: training steps reuse their freed buffers (benchmarks/allocator.py)
         cfg = cell.config
         task = TASKS.get(cfg["task"])
         protocol = cfg.get("protocol", FINETUNE)

@@ -555,7 +555,7 @@ def predict(model, tokenizer, examples: Examples, recipe: GlueRecipe, accelerato
     return logits.squeeze(-1) if regression else logits.argmax(-1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(model, tokenizer, examples: Examples, recipe: GlueRecipe, accelerator, regression: bool,
                    encoded: _Encoded | None = None) -> np.ndarray:
     """The model's outputs (logits, or the score column for regression) on ``examples`` in their order.
