@@ -15,7 +15,7 @@ from benchmarks.paths import REPO_ROOT
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "numpy", "scipy", "pandas")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def git_state() -> dict:
     """The checkout's commit sha and whether the working tree has uncommitted changes."""
     def git(*args: str) -> str:
@@ -31,7 +31,7 @@ def git_state() -> dict:
     return {"git_sha": sha, "git_dirty": dirty}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def library_versions() -> dict:
     """Versions of Python and the libraries that change numbers."""
     out = {"python": sys.version.split()[0], "platform": platform.platform()}

@@ -24,9 +24,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import sys
-from importlib.metadata import entry_points
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Iterator, Mapping, TypeVar
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from benchmarks import paths, predictions, store
 from benchmarks import progress as progress_bars
-from benchmarks.kinds.base import CellOutcome
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
-from benchmarks.grid import write_grid
 from benchmarks.errors import DataMissing, RunAborted, UserError
+from benchmarks.grid import write_grid
+from benchmarks.kinds.base import CellOutcome
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import KINDS, METHODS, TASKS, UnknownName, method_spec

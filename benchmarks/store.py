@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import paths
+
 # The atomic writers live in a leaf module (schema needs them too); store keeps their old names.
 from benchmarks.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic  # noqa: F401
 from benchmarks.schema import validate_record

@@ -11,8 +11,8 @@ as in both papers. The model's weights are restored at the end: the method retur
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from benchmarks.registry import register_method
-from methods.prunable import PrunableWeight, layer_halves, prunable_weights
 from methods.patterns import check_nm_width, nm_keep, no_pattern, parse_pattern, pattern_label, pattern_rate
+from methods.prunable import PrunableWeight, layer_halves, prunable_weights
 from methods.select import Masks, check_rate, exact_magnitude_masks
 
 

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from benchmarks.registry import register_method
-from methods.prunable import prunable_weights
 from methods.patterns import no_pattern
+from methods.prunable import prunable_weights
 from methods.select import Masks, check_rate, exact_random_masks
 
 

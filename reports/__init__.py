@@ -4,7 +4,7 @@ Importing this package registers the built-in renderers (one per suite kind) in
 ``benchmarks.registry.RENDERERS``, which imports it on its first lookup; none of them imports torch.
 """
 
-from reports.render import render_suite
 from reports import bert_correlations, mnist, prune_finetune  # noqa: F401 - they register themselves
+from reports.render import render_suite
 
 __all__ = ["render_suite"]

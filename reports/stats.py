@@ -11,8 +11,8 @@ Berg-Kirkpatrick et al. 2012). docs/statistics.md explains the choices.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

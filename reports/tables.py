@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reports import claims, paper, stats
-from reports.toolkit import table
-from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
 from reports.html import template
+from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
+from reports.toolkit import table
 
 DIGITS = 3  # metrics, as the paper prints them
 SPARSITY_DIGITS = 4

@@ -10,9 +10,10 @@ jinja2 templates in reports/templates (autoescaped): whole pages, or the pieces 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 

@@ -129,8 +129,8 @@ class FakeGrid:
         return [Cell({"kind": "fake-grid", "id": row["id"], "do": row["do"]}, f"fake {row['id']}") for row in suite.rows]
 
     def run(self, cell, ctx):
-        from benchmarks.kinds import CellOutcome
         from benchmarks.errors import DataMissing, UserError
+        from benchmarks.kinds import CellOutcome
 
         FakeGrid.runs[cell.config["id"]] = FakeGrid.runs.get(cell.config["id"], 0) + 1
         action = cell.config["do"]

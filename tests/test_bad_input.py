@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FakeGrid, tiny_suite_yaml
+from errors_doc import check
 
 from benchmarks import paths, store
 from benchmarks.cli import main
 from benchmarks.config import Suite, apply_overrides, load_suite
 from benchmarks.registry import METHODS
-
-from conftest import FakeGrid, tiny_suite_yaml
-from errors_doc import check
 
 
 @pytest.fixture

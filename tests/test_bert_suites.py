@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import bert_tiny  # noqa: E402
 
-from benchmarks.kinds.prune_finetune import make_pruner  # noqa: E402
 from benchmarks.config import apply_overrides, load_suite  # noqa: E402
+from benchmarks.kinds.prune_finetune import make_pruner  # noqa: E402
 from benchmarks.masking import measure_sparsity  # noqa: E402
 from benchmarks.runner import expand  # noqa: E402
 

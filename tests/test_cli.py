@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from benchmarks.cli import main
-
 from conftest import tiny_suite_yaml
 from errors_doc import check
+
+from benchmarks.cli import main
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ renamed column, a split name or a label order that differs between hub and mirro
 
 from __future__ import annotations
 
+import hub_standin as hub
 import numpy as np
 import pytest
 
 from benchmarks import paths
-
-import hub_standin as hub
 
 ROWS = 4
 
@@ -225,7 +224,7 @@ class _OneProcess:
 
 def test_every_task_runs_through_the_hub_code_path(hub_root, use_hub, tmp_path):
     from benchmarks import store
-    from benchmarks.config import suite_from_mapping, parse_yaml
+    from benchmarks.config import parse_yaml, suite_from_mapping
     from benchmarks.runner import run_suite
 
     use_hub(hub_root)

@@ -114,10 +114,10 @@ def _fixture_folders(tmp_path: Path) -> dict[str, list[str]]:
     from types import SimpleNamespace
 
     from benchmarks import store
-    from benchmarks.kinds.base import CellOutcome
-    from benchmarks.kinds.bert_correlations import NOTES, layer_means
     from benchmarks.bertcorr.fields import ARTIFACT
     from benchmarks.cli import build_parser, main, resolve_suite
+    from benchmarks.kinds.base import CellOutcome
+    from benchmarks.kinds.bert_correlations import NOTES, layer_means
     from benchmarks.runner import run_cell, save_grid
 
     bert = tmp_path / "bert-correlations"

@@ -12,9 +12,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import bert_tiny  # noqa: E402
 
-from benchmarks.kinds.prune_finetune import make_pruner  # noqa: E402
 from benchmarks.context import RunContext  # noqa: E402
 from benchmarks.errors import DataMissing  # noqa: E402
+from benchmarks.kinds.prune_finetune import make_pruner  # noqa: E402
 from benchmarks.models import resolve_model  # noqa: E402
 from benchmarks.registry import TASKS  # noqa: E402
 from benchmarks.tasks import mlm  # noqa: E402

@@ -20,18 +20,21 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_suite_yaml
 from transformers import BertConfig, BertModel
 
-from benchmarks.calibration import (CalibrationData, cell_calibration, load_calibration, random_calibration,
-                                    token_windows)
+from benchmarks.calibration import (
+    CalibrationData,
+    cell_calibration,
+    load_calibration,
+    random_calibration,
+    token_windows,
+)
 from benchmarks.cli import main
 from benchmarks.errors import DataMissing, UserError
 from benchmarks.registry import METHODS
 from methods.calibrated import layer_groups
-from methods.select import split_result
 from methods.sparsegpt import sparsegpt_matrix
-
-from conftest import tiny_suite_yaml
 
 
 def tiny_model(seed: int = 0, layers: int = 3) -> BertModel:
@@ -375,9 +378,9 @@ def test_oneshot_suite_rows_reach_their_sparsity(tmp_path):
     import bert_tiny
     from accelerate import Accelerator
 
-    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.config import apply_overrides, load_suite
     from benchmarks.context import RunContext
+    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.masking import measure_sparsity
     from benchmarks.models import resolve_model
     from benchmarks.runner import expand
@@ -407,8 +410,8 @@ def test_oneshot_suite_rows_reach_their_sparsity(tmp_path):
 def test_a_row_prunes_once_per_process_and_reuses_it(tiny_bert, tiny_mirror, monkeypatch):
     """The second task of a row gets the first's pruned weights, masks and provenance without a second
     call of the method; another seed or a fresh process (context) prunes again."""
-    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.context import RunContext
+    from benchmarks.kinds.prune_finetune import make_pruner
 
     calls = []
     sparsegpt = METHODS.get("sparsegpt")

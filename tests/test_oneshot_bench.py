@@ -20,7 +20,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from benchmarks.calibration import CalibrationData, DEFAULTS, load_calibration, random_calibration
+from benchmarks.calibration import DEFAULTS, CalibrationData, load_calibration, random_calibration
 from benchmarks.registry import METHODS
 from benchmarks.threads import intra_op_threads
 from methods.oneshot import wanda_keep
@@ -146,9 +146,9 @@ def cell_pruning_times(rows: tuple = ("layerwise-0.5", "layerwise-2:4", "full-0.
     from transformers import AutoModelForSequenceClassification
 
     from benchmarks import paths
-    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.config import apply_overrides, load_suite
     from benchmarks.context import RunContext
+    from benchmarks.kinds.prune_finetune import make_pruner
     from benchmarks.models import resolve_model
     from benchmarks.runner import expand
 

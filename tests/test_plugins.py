@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import textwrap
 
 import pytest
+from conftest import tiny_suite_yaml
 
 from benchmarks.cli import main
 from benchmarks.registry import METHODS
-
-from conftest import tiny_suite_yaml
 
 PLUGIN_MODULE = '''
 """Per-matrix magnitude pruning: every encoder matrix loses the same fraction of its weights."""
@@ -129,8 +127,9 @@ def test_plugin_method_runs_in_a_suite_and_reaches_the_leaderboard(installed_plu
 def test_plugin_method_is_tested_like_the_builtins(installed_plugin):
     """The generic method checks apply to it through its registration metadata."""
     import torch
-    from methods import method_example, method_groups, prunable_weights
     from transformers import BertConfig, BertModel
+
+    from methods import method_example, method_groups, prunable_weights
 
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,

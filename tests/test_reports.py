@@ -13,8 +13,8 @@ from benchmarks import store
 from benchmarks.cli import main
 from benchmarks.config import Cell, canonical_json
 from benchmarks.errors import UserError
-from reports import paper, plots, tables
 from benchmarks.kinds.prune_finetune import Row
+from reports import paper, plots, tables
 from reports.leaderboard import Entry, build_board, is_matching, nominal_sparsity, task_columns
 from reports.render import html_document, render_suite
 

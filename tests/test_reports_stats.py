@@ -294,8 +294,8 @@ def test_claims_on_records_use_paired_intervals_and_skip_collapsed_cells():
 # -- old records -----------------------------------------------------------------------------------
 
 def test_published_records_without_arrays_still_render():
-    from reports.leaderboard import board_from_frame
     from benchmarks.config import load_suite
+    from reports.leaderboard import board_from_frame
 
     folder = ROOT / "published" / "minilm-l6-bert-lowsparsity-cpu"
     frame = store.records_frame(folder)
@@ -312,10 +312,9 @@ def test_report_command_reads_the_arrays_beside_the_records(tmp_path):
     """`python -m benchmarks report` loads records/<key>.npz and shows intervals; a cell without one stays plain."""
     from benchmarks import predictions
     from benchmarks.cli import main
-    from tests.test_reports import SUITE
-
     from benchmarks.config import load_suite
     from benchmarks.runner import expand
+    from tests.test_reports import SUITE
 
     path = tmp_path / "suite.yaml"
     path.write_text(SUITE)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
+from errors_doc import check
 
 from benchmarks import paths, store
 from benchmarks.schema import SCHEMA_FILE, schema_text, validate_record
-
-from errors_doc import check
 
 COMMITTED = sorted(p for root in ("published", "docs/examples", "tests/golden/records")
                    for p in (paths.REPO_ROOT / root).glob("**/records/*.json"))
@@ -99,10 +97,10 @@ def test_every_record_a_run_writes_validates(tmp_path, fake_kind):
 
 
 def test_a_cell_whose_record_does_not_fit_becomes_a_failed_cell(tmp_path, fake_kind, monkeypatch):
+    from conftest import FakeGrid
+
     from benchmarks.kinds import CellOutcome
     from benchmarks.runner import run_suite
-
-    from conftest import FakeGrid
 
     monkeypatch.setattr(FakeGrid, "run", lambda self, cell, ctx: CellOutcome(metrics={"score": [1, 2]}))
     results = tmp_path / "results"

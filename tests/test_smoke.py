@@ -12,15 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import tiny_suite_yaml
 
 from benchmarks import paths, store
 from benchmarks.cli import main
 from benchmarks.config import load_suite
 from benchmarks.registry import METHODS
 from benchmarks.runner import expand
-
-from conftest import tiny_suite_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # Majority-class accuracy on the full dev sets (SST-2: 444 of 872 positive; MRPC: 279 of 408 paraphrases).

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bert_tiny  # noqa: E402
 
 from benchmarks import paths  # noqa: E402
-from benchmarks.kinds.prune_finetune import PruneFinetune  # noqa: E402
 from benchmarks.config import apply_overrides, load_suite  # noqa: E402
 from benchmarks.context import RunContext  # noqa: E402
+from benchmarks.kinds.prune_finetune import PruneFinetune  # noqa: E402
 from benchmarks.models import resolve_model  # noqa: E402
 
 OVERRIDES = ["rows=[dense, {method: global, sparsity: [0.6]}]", "tasks=[sst2]", "recipe.train_limit=32",

@@ -7,13 +7,12 @@ import os
 
 import pandas as pd
 import pytest
+from conftest import FakeGrid
+from errors_doc import check
 
 from benchmarks import paths, store
 from benchmarks.errors import UserError
 from benchmarks.runner import expand, run_suite
-
-from conftest import FakeGrid
-from errors_doc import check
 
 
 def _no_temp_files(folder) -> bool:

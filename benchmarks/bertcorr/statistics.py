@@ -28,16 +28,16 @@ regenerates the CI reference, and times the analysis on bert-base-sized weights.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from methods.prunable import prunable_weights
-from benchmarks.threads import intra_op_threads
-from methods.select import exact_magnitude_masks
 # The result's layout (torch-free, so reports read it without this module); kept here under the old names.
 from benchmarks.bertcorr.fields import AXES, MEAN_STATS, NODE_SETS, PAIRS, STATS  # noqa: F401
+from benchmarks.threads import intra_op_threads
+from methods.prunable import prunable_weights
+from methods.select import exact_magnitude_masks
 
 # Bump when a definition changes, so records of the old definition are not reused.
 ANALYSIS_VERSION = 1

@@ -8,7 +8,7 @@ on its first lookup); ``benchmarks.kinds.base`` defines what a kind is.
 
 from __future__ import annotations
 
-from benchmarks.kinds.base import SuiteKind, CellOutcome, RunContext
 from benchmarks.kinds import bert_correlations, mnist, prune_finetune  # noqa: F401 - they register themselves
+from benchmarks.kinds.base import CellOutcome, RunContext, SuiteKind
 
 __all__ = ["SuiteKind", "CellOutcome", "RunContext"]

@@ -11,9 +11,9 @@ import math
 
 from benchmarks.bertcorr import statistics
 from benchmarks.bertcorr.fields import ARTIFACT
-from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
+from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.models import resolve_model
 from benchmarks.registry import register_kind
 from methods.select import check_rate

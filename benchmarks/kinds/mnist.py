@@ -3,9 +3,9 @@ side by side) and ``mnist-init`` (Table 3)."""
 
 from __future__ import annotations
 
-from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.config import FULL_SCALE, Cell, Suite
 from benchmarks.errors import UserError
+from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.registry import register_kind
 
 OPTION_KEYS = {"models", "prune", "train_limit", "factors", "controlled"}

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import torch
 
 from benchmarks.allocator import keep_freed_memory
-from benchmarks.kinds.base import CellOutcome, RunContext
+from benchmarks.calibration import cell_calibration
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.errors import UserError
-from benchmarks.calibration import cell_calibration
+from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.masking import apply_pruning, prune_with_method
-from benchmarks.recipes import FAMILIES, check_recipe
 from benchmarks.models import resolve_model
+from benchmarks.recipes import FAMILIES, check_recipe
 from benchmarks.registry import METHODS, TASKS, method_spec, register_kind
 from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
 from methods import method_label, method_nominal

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.errors import DataMissing, UserError
 from benchmarks import paths
+from benchmarks.errors import DataMissing, UserError
 from benchmarks.paths import MNIST_FILES
 
 # Mean and std of the training pixels in [0, 1] (the usual torchvision constants).

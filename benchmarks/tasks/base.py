@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from benchmarks.context import RunContext
 from benchmarks.models import ModelRef
-
 
 # Applies the cell's pruning method to a freshly loaded model (in place) and returns its keep-masks,
 # or None for the dense row. Tasks call it on whatever head model they load.

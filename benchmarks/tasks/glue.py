@@ -11,18 +11,30 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from benchmarks import predictions, progress
+from benchmarks.context import RunContext
 from benchmarks.data import GLUE, Examples, is_mnli_subset, load_glue
 from benchmarks.errors import DataMissing, UserError
 from benchmarks.masking import MaskKeeper, measure_sparsity
 from benchmarks.models import ModelRef
+from benchmarks.predictions import DRIFT, LABEL, PRED, SCORE
 from benchmarks.recipes import GlueRecipe
 from benchmarks.registry import register_task
-from benchmarks.context import RunContext
-from benchmarks import predictions, progress
-from benchmarks.predictions import DRIFT, LABEL, PRED, SCORE
 from benchmarks.tasks.base import Pruner, TaskResult
-from benchmarks.tasks.embed import (CENTROID, COSINE, DENSE_IDENTITY, FINETUNE, THRESHOLD, drift, embed, fresh_copy, pristine,
-                                    probe_predict, roc_auc, zeroshot_predict)
+from benchmarks.tasks.embed import (
+    CENTROID,
+    COSINE,
+    DENSE_IDENTITY,
+    FINETUNE,
+    THRESHOLD,
+    drift,
+    embed,
+    fresh_copy,
+    pristine,
+    probe_predict,
+    roc_auc,
+    zeroshot_predict,
+)
 
 # Finetune protocol: drift to dense on a fixed sample of this many examples of each eval split.
 DRIFT_LIMIT = 256

@@ -17,8 +17,8 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -29,10 +29,10 @@ from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing
 from benchmarks.masking import measure_sparsity
 from benchmarks.models import ModelRef
+from benchmarks.predictions import DRIFT, MLM_CORRECT, MLM_NLL, MLM_TOKENS
 from benchmarks.provenance import sha256_file
 from benchmarks.recipes import MlmRecipe
 from benchmarks.registry import register_task
-from benchmarks.predictions import DRIFT, MLM_CORRECT, MLM_NLL, MLM_TOKENS
 from benchmarks.tasks.base import Pruner, TaskResult
 from benchmarks.tasks.embed import drift
 

@@ -242,9 +242,7 @@ def render_case(name: str, fmt: str) -> str:
     """Render a case's saved records (no plots: PNG bytes vary with the matplotlib build)."""
     from reports import tables
     from reports.leaderboard import build_board
-    from reports.render import html_document
-
-    from reports.render import load_predictions
+    from reports.render import html_document, load_predictions
 
     loaded = store.load_records(RECORDS / name)
     case = CASES[name]
