@@ -116,7 +116,7 @@ def pool_records(recs: list[dict]) -> list[dict]:
         weights = [len(r["artifacts"]["table1_per_model"]) for r in group]
         total = sum(weights)
 
-        def wmean(get):
+        def wmean(get, group=group, weights=weights):
             vals = [(get(r), w) for r, w in zip(group, weights) if get(r) is not None and math.isfinite(get(r))]
             return sum(v * w for v, w in vals) / sum(w for _, w in vals) if vals else float("nan")
 

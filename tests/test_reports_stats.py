@@ -198,7 +198,6 @@ def test_bold_only_when_the_paired_interval_to_the_runner_up_excludes_zero():
 
 
 def test_a_collapsed_cell_is_never_bold_nor_matching():
-    label = np.arange(400) % 2
     dense = np.ones(400, dtype=int)  # dense collapsed too: nothing can match it
     b, _ = board_with_arrays([("dense", None, dense), ("global", 0.3, np.r_[np.ones(390), np.zeros(10)].astype(int)),
                               ("random", 0.3, np.zeros(400, dtype=int))])
@@ -258,12 +257,15 @@ def test_verdicts_follow_the_interval_and_the_count_rule():
     assert claims._decide(0.01, (-0.01, 0.03), 0.0, True, 0.0) == claims.INCONCLUSIVE
     assert claims._decide(0.010000000000000009, None, 0.0, True, 0.01) == claims.INCONCLUSIVE  # the paper's margin
     assert claims._decide(0.03, (0.01, 0.04), 0.05, False, 0.0) == claims.REPRODUCED  # close: below the margin
-    make = lambda *v: [claims.Comparison("c", 0.1, "X", "a", "b", 0.0, None, x) for x in v]  # noqa: E731
-    R, C, I = claims.REPRODUCED, claims.CONTRADICTED, claims.INCONCLUSIVE
-    assert claims.claim_verdict("global-best", make(R, R, I, C)) == R
-    assert claims.claim_verdict("global-best", make(R, I, I, I)) == I
-    assert claims.claim_verdict("global-best", make(C, C, R)) == C
-    assert claims.claim_verdict("random-beats-upper", make(R, C, C, C)) == R
+
+    def make(*verdicts):
+        return [claims.Comparison("c", 0.1, "X", "a", "b", 0.0, None, x) for x in verdicts]
+
+    rep, con, inc = claims.REPRODUCED, claims.CONTRADICTED, claims.INCONCLUSIVE
+    assert claims.claim_verdict("global-best", make(rep, rep, inc, con)) == rep
+    assert claims.claim_verdict("global-best", make(rep, inc, inc, inc)) == inc
+    assert claims.claim_verdict("global-best", make(con, con, rep)) == con
+    assert claims.claim_verdict("random-beats-upper", make(rep, con, con, con)) == rep
     assert claims.claim_verdict("global-best", []) == claims.UNTESTED
 
 
