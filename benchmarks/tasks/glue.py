@@ -49,7 +49,8 @@ ZEROSHOT_RULE_NOTE = {
     COSINE: "cosine of the two sentences' embeddings as the predicted similarity; nothing fitted",
 }
 PROBE_NOTE = "standardised features, LogisticRegression (C=1) or Ridge (alpha=1) fitted on the fixed fit subset"
-DEV_SPLIT_NOTE = "dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), evaluated on the other half"
+DEV_SPLIT_NOTE = ("dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), "
+                  "evaluated on the other half")
 
 
 def classification_metrics(preds: np.ndarray, labels: np.ndarray, f1: bool = False) -> dict:
