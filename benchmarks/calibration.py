@@ -119,7 +119,8 @@ def token_windows(sentences: list[str], tokenizer, count: int, seq_len: int, see
     return torch.cat([cls, windows, sep], dim=1)
 
 
-def load_calibration(config: dict, tokenizer, data_dir: Path | None, max_positions: int | None = None) -> CalibrationData:
+def load_calibration(config: dict, tokenizer, data_dir: Path | None,
+                     max_positions: int | None = None) -> CalibrationData:
     """Build the calibration set a cell's ``calibration`` config describes (deterministic for a seed)."""
     if max_positions is not None and config["seq_len"] > max_positions:
         raise UserError(f"calibration.seq_len {config['seq_len']} exceeds the model's {max_positions} positions; "

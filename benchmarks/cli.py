@@ -71,7 +71,8 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
 def _data_dir(arg: Path | None) -> Path | None:
     data_dir = arg if arg is not None else paths.default_data_dir()
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise UserError(f"data folder {data_dir} does not exist; pass --data-dir with a mirror laid out like ../shared/data")
+        raise UserError(f"data folder {data_dir} does not exist; "
+                        "pass --data-dir with a mirror laid out like ../shared/data")
     return data_dir
 
 
@@ -85,7 +86,8 @@ def _check_out(out: Path) -> None:
     try:
         store.check_writable(out.parent)
     except OSError as exc:
-        raise UserError(f"--out {out}: its folder is not writable ({exc.strerror or exc}); choose another path") from None
+        raise UserError(f"--out {out}: its folder is not writable ({exc.strerror or exc}); "
+                        "choose another path") from None
 
 
 def _results_dir(path: Path) -> Path:

@@ -86,7 +86,8 @@ def read_glue_tsv(path: Path, spec: GlueSpec) -> Examples:
     a, b, label = spec.tsv_columns
     missing = [c for c in (a, b, label) if c and c not in frame.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {missing}; header is {list(frame.columns)} (expected GLUE {spec.name} format)")
+        raise UserError(f"{path}: missing column(s) {missing}; header is {list(frame.columns)} "
+                        f"(expected GLUE {spec.name} format)")
     try:
         if spec.regression:
             labels = frame[label].astype(float).to_numpy(np.float32)
@@ -109,7 +110,8 @@ def read_mnli_subset(path: Path, spec: GlueSpec) -> Examples:
             bad = frame["gold_label"][labels.isna()].iloc[0]
             raise ValueError(f"label {bad!r} is not one of {sorted(spec.label_map)}")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise UserError(f"{path}: malformed MNLI sample ({str(exc).splitlines()[0]}); restore the mirror's file") from None
+        raise UserError(f"{path}: malformed MNLI sample ({str(exc).splitlines()[0]}); "
+                        "restore the mirror's file") from None
     return Examples(frame["premise"].tolist(), frame["hypothesis"].tolist(), labels.astype(int).to_numpy(),
                     {_rel(path): sha256_file(path)})
 
@@ -139,7 +141,8 @@ def load_glue(task: str, split: str, data_dir: Path | None) -> Examples:
             if subset.is_file():
                 return read_mnli_subset(subset, spec)
         if not path.is_file():
-            raise DataMissing(f"{task} {split} is not in the data mirror ({path.name} missing under {Path(data_dir).name}/)")
+            raise DataMissing(f"{task} {split} is not in the data mirror "
+                              f"({path.name} missing under {Path(data_dir).name}/)")
         return read_glue_tsv(path, spec)
     return _load_glue_hub(spec, split)
 

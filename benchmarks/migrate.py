@@ -27,7 +27,7 @@ MNIST_KINDS = ("mnist-correlations", "mnist-recipes", "mnist-init")
 
 
 def add_row_notes(results_dir: Path) -> int:
-    """Give every prune-finetune record under ``results_dir`` its ``notes.nominal_sparsity``; return how many changed."""
+    """Add ``notes.nominal_sparsity`` to every prune-finetune record under ``results_dir``; return how many changed."""
     from benchmarks.kinds.prune_finetune import Row
     from benchmarks.registry import load_builtins
 

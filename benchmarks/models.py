@@ -70,7 +70,8 @@ def resolve_model(name: str, revision: str | None = None) -> ModelRef:
     if path.exists():
         return _local_ref(name, path)
     if location.startswith((".", "/", "~")) or location.count("/") > 1:
-        raise UserError(f"--model {name!r}: folder {location} does not exist; pass a model folder, a hub id or one of {MODELS.names()}")
+        raise UserError(f"--model {name!r}: folder {location} does not exist; "
+                        f"pass a model folder, a hub id or one of {MODELS.names()}")
     if not is_alias and "/" not in location and location not in LEGACY_HUB_IDS:
         hint = did_you_mean(name, MODELS.names()) or f"known aliases: {', '.join(MODELS.names())}"
         raise UserError(f"--model {name!r} is not a model alias, a folder or a hub id (owner/name); {hint}")

@@ -78,7 +78,8 @@ class RecipeBase:
 
 
 # Names other libraries use for a recipe key, so their spellings (and typos of them) find ours.
-ALIASES = {"learning_rate": "lr", "num_train_epochs": "epochs", "num_epochs": "epochs", "train_batch_size": "batch_size",
+ALIASES = {"learning_rate": "lr", "num_train_epochs": "epochs", "num_epochs": "epochs",
+           "train_batch_size": "batch_size",
            "per_device_train_batch_size": "batch_size", "max_seq_length": "max_length", "warmup": "warmup_ratio",
            "per_device_eval_batch_size": "eval_batch_size"}
 
@@ -115,8 +116,10 @@ def _checked(cls: type, key: str, value: Any, source: str) -> Any:
                         f"e.g. --set recipe.{key}={str(example).lower() if base is bool else example}")
     if choices and value not in choices:
         raise UserError(f"{source}: recipe.{key}={value!r} is not supported; use one of {', '.join(choices)}")
-    if (low is not None and value < low) or (above is not None and value <= above) or (high is not None and value > high):
-        want = (f"> {above:g}" if above is not None else f">= {low:g}") + (f" and <= {high:g}" if high is not None else "")
+    if ((low is not None and value < low) or (above is not None and value <= above)
+            or (high is not None and value > high)):
+        want = ((f"> {above:g}" if above is not None else f">= {low:g}")
+                + (f" and <= {high:g}" if high is not None else ""))
         none = " (or null for no limit)" if optional else ""
         raise UserError(f"{source}: recipe.{key}={value!r} is out of range; use a value {want}{none}")
     return value

@@ -208,7 +208,9 @@ class MethodSpec:
                     raise ValueError(f"method {self.name!r} has no option {key!r} (it takes: {takes}); "
                                      f"remove it, e.g. {example_text}")
                 kinds = self.options[key]
-                if value is not None and not (isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))):
+                # bool is an int subclass: a bool passes only where bool itself is allowed.
+                type_ok = isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+                if value is not None and not type_ok:
                     want = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
                     raise ValueError(f"method {self.name!r} option {key!r} must be {want}, got {value!r}; "
                                      f"fix the row, e.g. {example_text}")

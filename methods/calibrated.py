@@ -52,7 +52,8 @@ def layer_groups(model: nn.Module) -> list[tuple[nn.Module, list[tuple[PrunableW
     return [(model.get_submodule(prefix), members) for prefix, members in groups.items()]
 
 
-def _layer0_inputs(model: nn.Module, layer0: nn.Module, calibration) -> list[tuple[torch.Tensor, tuple, dict, torch.Tensor]]:
+def _layer0_inputs(model: nn.Module, layer0: nn.Module,
+                   calibration) -> list[tuple[torch.Tensor, tuple, dict, torch.Tensor]]:
     """(hidden states, other args, kwargs, token mask) that encoder layer 0 receives, per calibration batch."""
     captured: list = []
 

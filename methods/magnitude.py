@@ -1,4 +1,5 @@
-"""Magnitude pruning over the whole encoder (`global`), one half of it (`lower`, `upper`), or both halves at separate rates (`mixed`).
+"""Magnitude pruning over the whole encoder (`global`), one half of it (`lower`, `upper`), or both halves at
+separate rates (`mixed`).
 
 `global`, `upper` and `lower` also take ``pattern="N:M"``: the N smallest magnitudes of every M
 consecutive inputs are pruned. N:M leaves no choice between matrices, so `global` with a pattern

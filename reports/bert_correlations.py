@@ -20,7 +20,8 @@ from reports.html import html_document
 STAT_TITLES = {"nonzero_count": "nonzero count", "mean_abs": "mean abs(w)", "positive_count": "positive count",
                "mean": "mean w"}
 NODE_SET_TITLES = {"intermediate": "intermediate neurons (intermediate.dense rows → output.dense columns)",
-                   "attention_output": "attention-output nodes (attention.output.dense rows → intermediate.dense columns)"}
+                   "attention_output": "attention-output nodes "
+                                       "(attention.output.dense rows → intermediate.dense columns)"}
 PLOT_DPI = 90
 DOCS = "docs/bert-correlations.md"
 
@@ -55,7 +56,8 @@ def fig4_table(result: dict, fmt: str) -> tuple[str, str]:
     headers = ["layer"] + [f"{kind} {pair}" for kind in ("abs(w)", "mask") for pair in fields.PAIRS]
     rows = [[layer] + [fmt_r(fig[kind][pair][layer]) for kind in ("abs", "mask") for pair in fields.PAIRS]
             for layer in range(result["num_layers"])]
-    return "Fig 4: self-attention, element by element (pruned abs(w), and kept/pruned masks)", _table(headers, rows, fmt)
+    title = "Fig 4: self-attention, element by element (pruned abs(w), and kept/pruned masks)"
+    return title, _table(headers, rows, fmt)
 
 
 def fig5_tables(result: dict, fmt: str) -> list[tuple[str, str]]:
@@ -157,7 +159,8 @@ def _draw_figures(result: dict) -> dict[str, "object"]:
     axes = fig.subplots(2, 4, sharey=True)
     for row, axis in enumerate(fields.AXES):
         for col, stat in enumerate(fields.STATS):
-            panel(axes[row][col], f"{axis}: {STAT_TITLES[stat]}", {p: result["fig5"][axis][stat][p] for p in fields.PAIRS})
+            panel(axes[row][col], f"{axis}: {STAT_TITLES[stat]}",
+                  {p: result["fig5"][axis][stat][p] for p in fields.PAIRS})
     fig.suptitle("Fig 5: self-attention row and column statistics")
     figs["fig5"] = fig
     for fig in figs.values():

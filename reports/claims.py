@@ -313,7 +313,8 @@ def count_line(result: ClaimResult) -> str:
         return "no comparison possible: the table has no rows this claim speaks about"
     parts = [f"{result.count(v)} {v}" for v in (REPRODUCED, CONTRADICTED, INCONCLUSIVE)]
     blind = sum(bool(c.why) for c in result.comparisons)
-    tail = f" ({blind} without an interval: no per-example arrays, collapsed or dense not above chance)" if blind else ""
+    tail = (f" ({blind} without an interval: no per-example arrays, collapsed or dense not above chance)"
+            if blind else "")
     return f"{n} comparison{'s' if n != 1 else ''}: " + ", ".join(parts) + tail
 
 

@@ -405,7 +405,8 @@ def _mark_problems(entry: Entry, items: list, footnotes: list[str]) -> None:
         grouped.setdefault((status, reason), []).append(seed)
     for (status, reason), seeds in grouped.items():
         every = len(seeds) == entry.expected  # the same reason for every seed needs no seed list
-        who = "" if every or entry.expected < 2 else f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: "
+        who = ("" if every or entry.expected < 2
+               else f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: ")
         n = _footnote(footnotes, f"{STATUS_WORD[status]}: {who}{reason}")
         if n not in entry.notes:
             entry.notes.append(n)

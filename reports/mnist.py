@@ -116,7 +116,7 @@ def pool_records(recs: list[dict]) -> list[dict]:
         weights = [len(r["artifacts"]["table1_per_model"]) for r in group]
         total = sum(weights)
 
-        def wmean(get):
+        def wmean(get, group=group, weights=weights):
             vals = [(get(r), w) for r, w in zip(group, weights) if get(r) is not None and math.isfinite(get(r))]
             return sum(v * w for v, w in vals) / sum(w for _, w in vals) if vals else float("nan")
 
@@ -145,7 +145,8 @@ def pool_records(recs: list[dict]) -> list[dict]:
 
 def _missing(frame, fmt: str) -> str:
     records = frame.attrs.get("records", {})
-    missing = [c.label for c in frame.attrs.get("cells", []) if c.key not in records or records[c.key]["status"] != "ok"]
+    missing = [c.label for c in frame.attrs.get("cells", [])
+               if c.key not in records or records[c.key]["status"] != "ok"]
     return _para(f"Cells without an ok record (run the suite): {', '.join(missing)}", fmt) if missing else ""
 
 
@@ -156,7 +157,8 @@ def table1_section(rec: dict, fmt: str) -> str:
              _f(art["table1"][k] - paper[k], 3)] for k, (metric, layer) in T1_LABELS.items()]
     n = len(art["table1_per_model"])
     return (_heading("Table 1. MNIST pairwise correlations", fmt, 3)
-            + _para(f"Pearson r of |w| over all ordered pairs (both orders, i != j) of unpruned weights; mean over {n} models.", fmt)
+            + _para("Pearson r of |w| over all ordered pairs (both orders, i != j) of unpruned weights; "
+                    f"mean over {n} models.", fmt)
             + _table(rows, ["Metric", "Layer", "ours (mean)", "ours (std)", "paper", "ours - paper"], fmt))
 
 
@@ -181,7 +183,8 @@ def table2_section(rec: dict, fmt: str) -> str:
 
 
 def _recipe_text(recipe: dict) -> str:
-    return (f"{recipe['optimizer']} lr={recipe['lr']:g}" + (f" momentum={recipe['momentum']:g}" if recipe.get("momentum") else "")
+    momentum = f" momentum={recipe['momentum']:g}" if recipe.get("momentum") else ""
+    return (f"{recipe['optimizer']} lr={recipe['lr']:g}" + momentum
             + f", batch {recipe['batch_size']}, {recipe['epochs']:g} epochs, init {recipe['init']}, "
             f"inputs {recipe['input_scaling']}, {recipe['activation']}, data order {recipe['data_order']}")
 
@@ -225,7 +228,8 @@ def _figure(paths: list[Path], out: Path | None, fmt: str) -> str:
     rel = paths[0].relative_to(Path(out).parent).as_posix()
     caption = "Fig 2. MNIST node property scatterplots (model 0)"
     if fmt == "md":
-        return f"![{caption}]({rel})\n\n{caption} (also [{paths[1].name}]({paths[1].relative_to(Path(out).parent).as_posix()})).\n"
+        rel2 = paths[1].relative_to(Path(out).parent).as_posix()
+        return f"![{caption}]({rel})\n\n{caption} (also [{paths[1].name}]({rel2})).\n"
     return toolkit.html_blocks().figure(rel, caption, caption=caption)
 
 
@@ -241,7 +245,8 @@ def _finish(title: str, parts: list[str], fmt: str) -> str:
 @register_renderer("mnist-correlations")
 def render_correlations(suite, frame, fmt: str, out: Path | None) -> str:
     """Tables 1 and 2 (paper beside ours) and Fig 2 for each cell of an mnist-correlations suite."""
-    parts = [_para(f"Suite {suite.name}: {suite.description}", fmt), _para(f"Paper values: {load_paper()['citation']}", fmt)]
+    parts = [_para(f"Suite {suite.name}: {suite.description}", fmt),
+             _para(f"Paper values: {load_paper()['citation']}", fmt)]
     for rec in pool_records(_ok_records(frame)):
         parts += [_heading(f"{rec['label']}", fmt), _para(_run_text(rec), fmt), table1_section(rec, fmt),
                   table2_section(rec, fmt), _figure(fig2(rec, out, f"{suite.name}: {rec['label']}"), out, fmt)]
@@ -279,7 +284,8 @@ def render_recipes(suite, frame, fmt: str, out: Path | None) -> str:
         parts.append(_para(f"Closest to the paper: {best[1]} (distance {best[0]:.3f}).", fmt))
     recipes = [[rec["label"], _recipe_text(rec["config"]["recipe"]),
                 f"{rec['notes'].get('train_timing', {}).get('wall_s', float('nan')):.0f}"] for rec in pooled]
-    parts += [_heading("Recipes", fmt, 3), _table(recipes, ["recipe", "settings", "train wall s"], fmt), _missing(frame, fmt)]
+    parts += [_heading("Recipes", fmt, 3), _table(recipes, ["recipe", "settings", "train wall s"], fmt),
+              _missing(frame, fmt)]
     return _finish(f"MNIST recipe sensitivity ({suite.name})", parts, fmt)
 
 
@@ -308,17 +314,20 @@ def render_init(suite, frame, fmt: str, out: Path | None) -> str:
     uncontrolled (Welch t) and controlled (paired t) variants in separate tables."""
     paper = load_paper()["table3"]
     recs = _ok_records(frame)
-    details = [[rec["config"]["label"], "paired t (ttest_rel)" if rec["config"]["controlled"] else "Welch t (ttest_ind)",
+    details = [[rec["config"]["label"],
+                "paired t (ttest_rel)" if rec["config"]["controlled"] else "Welch t (ttest_ind)",
                 rec["config"]["models"], _recipe_text(rec["config"]["recipe"]),
                 f"{rec['notes'].get('timing', {}).get('wall_s', float('nan')):.0f}"] for rec in recs]
     parts = [_para(f"Suite {suite.name}: {suite.description}", fmt),
              _para(f"Paper values: {load_paper()['citation']} The paper states p-values only in the text: "
-                   + "; ".join(f"{k}: f={f} p={p}" for k, d in paper["p_values_text"].items() for f, p in d.items()), fmt)]
+                   + "; ".join(f"{k}: f={f} p={p}" for k, d in paper["p_values_text"].items()
+                               for f, p in d.items()), fmt)]
     for controlled, title in ((False, "uncontrolled: a fresh training subset and order per f, Welch t-test"),
                               (True, "controlled: the same subset and order for every f of a model, paired t-test")):
         group = [rec for rec in recs if bool(rec["config"]["controlled"]) == controlled]
         if group:
-            parts += [_heading(f"Table 3. MNIST initialization with correlations (mean test accuracy), {title}", fmt, 3),
+            heading = f"Table 3. MNIST initialization with correlations (mean test accuracy), {title}"
+            parts += [_heading(heading, fmt, 3),
                       _table3(group, paper, fmt)]
     parts += [_heading("Variants", fmt, 3),
               _table(details, ["variant", "one-sided test", "models", "recipe", "wall s"], fmt), _missing(frame, fmt)]

@@ -112,7 +112,8 @@ def _draw_methods(ax, lines: dict, published: dict, styles: dict) -> None:
         xs, ys, bands = zip(*lines[method])
         yerr = None
         if any(bands):
-            yerr = [[y - b[0] if b else 0.0 for y, b in zip(ys, bands)], [b[1] - y if b else 0.0 for y, b in zip(ys, bands)]]
+            yerr = [[y - b[0] if b else 0.0 for y, b in zip(ys, bands)],
+                    [b[1] - y if b else 0.0 for y, b in zip(ys, bands)]]
             yerr = [[max(e, 0.0) for e in side] for side in yerr]  # a percentile bound may sit past the value
         name, color = styles.get(method, (method, None))
         color = color or f"C{5 + i % 5}"

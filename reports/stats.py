@@ -4,8 +4,8 @@ paired differences, a paired permutation test and McNemar's test. numpy and scip
 Every metric is computed for a whole matrix of resamples at once: ``fn(arrays, w)`` with ``w`` of shape
 (units, resamples), how often each resample drew each unit, returns one value per resample. The resamples
 depend only on the number of units and the fixed ``SEED``, so every row of a column (same dev examples,
-same order) is resampled with the same indices: the difference of two rows' replicates *is* their paired bootstrap (Koehn 2004;
-Berg-Kirkpatrick et al. 2012). docs/statistics.md explains the choices.
+same order) is resampled with the same indices: the difference of two rows' replicates *is* their paired
+bootstrap (Koehn 2004; Berg-Kirkpatrick et al. 2012). docs/statistics.md explains the choices.
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ def headers(board: Board) -> list[dict]:
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         out.append({"text": text, "notes": notes,
                     "title": f"{column.task}: {column.metric}, {arrow}, {board.protocol} protocol"})
-    out.append({"text": "achieved sparsity", "notes": [], "title": "mean measured global sparsity of the row's records"})
+    out.append({"text": "achieved sparsity", "notes": [],
+                "title": "mean measured global sparsity of the row's records"})
     return out
 
 
@@ -129,7 +130,8 @@ def cell_view(entry: Entry, column: Column) -> dict:
         view["sort"] = repr(round(entry.mean, 12))
     if entry.lead:
         runner, lo, hi = entry.lead
-        view["lead"] = f"better than {runner}: paired 95% interval of the difference [{lo:+.{DIGITS}f}, {hi:+.{DIGITS}f}]"
+        view["lead"] = (f"better than {runner}: paired 95% interval of the difference "
+                        f"[{lo:+.{DIGITS}f}, {hi:+.{DIGITS}f}]")
     if entry.paper is not None:
         view["paper"] = _num(entry.paper)
         if entry.diff is not None:
@@ -239,7 +241,8 @@ def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
         parts.append(f"## {APART_HEADING}\n\n" + v["paper_apart_note"] + "\n\n"
                      + table(apart["rows"], apart["headers"], "md"))
     if figures:
-        parts.append(f"## Metric against achieved sparsity ({v['protocol']} protocol)\n\n" + "\n".join(f"![{f.caption}]({f.src})" for f in figures))
+        parts.append(f"## Metric against achieved sparsity ({v['protocol']} protocol)\n\n"
+                     + "\n".join(f"![{f.caption}]({f.src})" for f in figures))
     return "\n\n".join(p for p in parts if p) + "\n"
 
 

@@ -126,7 +126,8 @@ class FakeGrid:
     def cells(self, suite):
         from benchmarks.config import Cell
 
-        return [Cell({"kind": "fake-grid", "id": row["id"], "do": row["do"]}, f"fake {row['id']}") for row in suite.rows]
+        return [Cell({"kind": "fake-grid", "id": row["id"], "do": row["do"]}, f"fake {row['id']}")
+                for row in suite.rows]
 
     def run(self, cell, ctx):
         from benchmarks.errors import DataMissing, UserError

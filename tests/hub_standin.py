@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-GLUE_ID, WIKITEXT_ID, MNIST_ID, BERT_ID = "nyu-mll/glue", "Salesforce/wikitext", "ylecun/mnist", "google-bert/bert-base-uncased"
+GLUE_ID, WIKITEXT_ID, MNIST_ID = "nyu-mll/glue", "Salesforce/wikitext", "ylecun/mnist"
+BERT_ID = "google-bert/bert-base-uncased"
 
 # nyu-mll/glue dataset card: columns in order; a list is a ClassLabel's names in label order.
 GLUE_FEATURES = {
@@ -188,7 +189,8 @@ def make_mnist(root: Path, mirror: Path, count: int = 200) -> Path:
     import datasets
     from PIL import Image
 
-    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])})
+    feats = datasets.Features({"image": datasets.Image(),
+                               "label": datasets.ClassLabel(names=[str(i) for i in range(10)])})
     configs = {MNIST_CONFIG: {}}
     for split in ("train", "test"):
         images, labels = mirror_mnist(mirror, split, count)

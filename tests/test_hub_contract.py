@@ -167,7 +167,8 @@ def test_mnist_label_order_difference_fails(tmp_path, use_hub, real_data_dir):
     feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
     from PIL import Image
 
-    columns = {"image": [Image.fromarray(im, mode="L") for im in images], "label": [names.index(str(v)) for v in labels]}
+    columns = {"image": [Image.fromarray(im, mode="L") for im in images],
+               "label": [names.index(str(v)) for v in labels]}
     root = tmp_path / "reversed"
     hub.write_repo(root, hub.MNIST_ID, {hub.MNIST_CONFIG: {"train": columns, "test": columns}},
                    {hub.MNIST_CONFIG: feats})

@@ -21,8 +21,8 @@ from benchmarks.devtools import grids, imports
 ROOT = Path(__file__).resolve().parents[1]
 # What a report must never load: the model stack, the computations and the suite kinds that need it.
 FORBIDDEN_THIRD_PARTY = ("torch", "transformers", "accelerate")
-FORBIDDEN_PROJECT = ("benchmarks.bertcorr.statistics", "benchmarks.bertcorr.regen", "benchmarks.kinds", "benchmarks.models",
-                     "benchmarks.runner",
+FORBIDDEN_PROJECT = ("benchmarks.bertcorr.statistics", "benchmarks.bertcorr.regen", "benchmarks.kinds",
+                     "benchmarks.models", "benchmarks.runner",
                      "benchmarks.tasks", "benchmarks.mnist", "methods")
 
 
@@ -165,7 +165,8 @@ def _check_reports_load_no_torch(tmp_path: Path, capsys, html_everywhere: bool) 
     for i, (folder, args) in enumerate(folders.items()):
         if html_everywhere or folder in fixtures or any(folder == str(ROOT / f) for f in HTML_FOLDERS):
             for fmt in ("md", "html"):  # with --out: plots written too
-                jobs.append([*args, "--results", folder, "--format", fmt, "--out", str(tmp_path / "out" / f"{i}.{fmt}")])
+                jobs.append([*args, "--results", folder, "--format", fmt,
+                             "--out", str(tmp_path / "out" / f"{i}.{fmt}")])
         else:
             jobs.append([*args, "--results", folder])  # Markdown to stdout: tables, no plots
     script = CHECK_MODULES.format(forbidden_top=set(FORBIDDEN_THIRD_PARTY), forbidden_project=FORBIDDEN_PROJECT)

@@ -328,7 +328,8 @@ def test_oneshot_rows_run_in_a_suite(tiny_bert, tiny_mirror, tmp_path, capsys):
     code = main(["run", "--suite-file", str(suite), "--data-dir", str(tiny_mirror), "--results", str(results),
                  "--no-progress"])
     assert code == 0, capsys.readouterr().err
-    records = {r["label"].split()[0]: r for r in (json.loads(p.read_text()) for p in (results / "records").glob("*.json"))}
+    loaded = (json.loads(p.read_text()) for p in (results / "records").glob("*.json"))
+    records = {r["label"].split()[0]: r for r in loaded}
     assert set(records) == {"full-base", "wanda-0.5", "sparsegpt-2:4", "layerwise-0.6"}
     sgpt, wanda, lw = records["sparsegpt-2:4"], records["wanda-0.5"], records["layerwise-0.6"]
     assert sgpt["notes"].get("weights_updated") is True

@@ -162,7 +162,7 @@ def cell_pruning_times(rows: tuple = ("layerwise-0.5", "layerwise-2:4", "full-0.
                 continue
             model = AutoModelForSequenceClassification.from_pretrained(ctx.model_ref.location, num_labels=2)
             calibration_cached = any(key[0] == "calibration" for key in ctx.cache)
-            seconds = _timed(lambda: make_pruner(cfg, cfg["seed"], ctx)(model))
+            seconds = _timed(lambda cfg=cfg, model=model: make_pruner(cfg, cfg["seed"], ctx)(model))
             note = "" if "calibration" not in cfg or calibration_cached else " (includes building the calibration set)"
             print(f"{cfg['label']:16s} {seconds:7.1f} s{note}", flush=True)
 

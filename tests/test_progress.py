@@ -162,7 +162,10 @@ def test_combined_bar_counts_this_runs_records_and_the_running_fractions(tmp_pat
     monkeypatch.setattr(progress.store, "is_done", lambda _results, key: key == keys[0])
     monkeypatch.setattr(progress, "POLL_INTERVAL", 0.0)
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    half = lambda: channel.write_text(json.dumps({"key": keys[2], "fraction": 0.5}))
+
+    def half():
+        channel.write_text(json.dumps({"key": keys[2], "fraction": 0.5}))
+
     worker = _FakeWorker([lambda: record(keys[1]), half, lambda: record(keys[2], "failed"),
                           lambda: record(keys[3])])
     assert progress.follow_workers([worker], keys, results, [channel], True, "g") == [0]

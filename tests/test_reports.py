@@ -92,7 +92,8 @@ def test_unregistered_task_is_a_user_error():
 def test_without_per_example_arrays_nothing_is_bold():
     """Old records (no arrays) render plain values: a best mean alone is not evidence (docs/statistics.md)."""
     pairs = []
-    for method, rate, acc, ppl in [("dense", None, 0.5, 20.0), ("global", 0.3, 0.45, 30.0), ("random", 0.3, 0.30, 90.0)]:
+    rows = [("dense", None, 0.5, 20.0), ("global", 0.3, 0.45, 30.0), ("random", 0.3, 0.30, 90.0)]
+    for method, rate, acc, ppl in rows:
         c = cell(method, rate, "mlm")
         pairs.append((c, rec(c, {"mlm_accuracy": acc, "mlm_ppl": ppl})))
     b = board(pairs)
@@ -133,7 +134,8 @@ def test_corrupt_record_is_named():
 # -- seeds -------------------------------------------------------------------------------------------
 
 def test_mean_and_sample_std_over_seeds():
-    pairs = [(c, rec(c, {"accuracy": v})) for c, v in ((cell("dense", None, "sst2", s), v) for s, v in ((0, 0.8), (1, 0.9)))]
+    pairs = [(c, rec(c, {"accuracy": v}))
+             for c, v in ((cell("dense", None, "sst2", s), v) for s, v in ((0, 0.8), (1, 0.9)))]
     b = board(pairs, seeds=(0, 1))
     e = entry(b, "full-base", "SST2")
     assert e.mean == pytest.approx(0.85) and e.std == pytest.approx(0.0707107, rel=1e-5)
@@ -184,7 +186,8 @@ def test_dev_split_qnli_is_flagged_in_its_header():
     c = cell("dense", None, "qnli")
     b = board([(c, rec(c, {"accuracy": 0.8}, notes={"data_split": "dev-split: trained on half of dev"}))])
     assert b.columns[0].title == "QNLI (dev split)"
-    assert "QNLI (dev split) · finetune[1]" in tables.board_markdown(b) and "1. QNLI: dev-split" in tables.board_markdown(b)
+    md = tables.board_markdown(b)
+    assert "QNLI (dev split) · finetune[1]" in md and "1. QNLI: dev-split" in md
 
 
 # -- the paper's values ------------------------------------------------------------------------------
@@ -309,7 +312,8 @@ def suite_results(tmp_path):
 def test_report_command_writes_markdown_with_plots(suite_results, tmp_path, capsys):
     path, results = suite_results
     out = tmp_path / "out" / "board.md"
-    assert main(["report", "--suite-file", str(path), "--results", str(results), "--format", "md", "--out", str(out)]) == 0
+    assert main(["report", "--suite-file", str(path), "--results", str(results), "--format", "md",
+                 "--out", str(out)]) == 0
     text = out.read_text()
     assert "| dense " in text and "| full-0.3 " in text and "(Δ -0.052)" in text
     assert "0.860[1][2]" in text and "2. missing: seed 1: not run yet" in text  # the cell left without a record
@@ -321,7 +325,8 @@ def test_report_command_writes_markdown_with_plots(suite_results, tmp_path, caps
 def test_report_command_writes_one_valid_self_contained_html_file(suite_results, tmp_path):
     path, results = suite_results
     out = tmp_path / "board.html"
-    assert main(["report", "--suite-file", str(path), "--results", str(results), "--format", "html", "--out", str(out)]) == 0
+    assert main(["report", "--suite-file", str(path), "--results", str(results), "--format", "html",
+                 "--out", str(out)]) == 0
     page = out.read_text()
     assert html_errors(page) == []
     assert page.count('src="data:image/png;base64,') == 2

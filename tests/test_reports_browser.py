@@ -77,9 +77,9 @@ def test_table_rows_footnotes_and_plots_are_in_the_rendered_dom(rendered, tmp_pa
     assert groups == ["dense", "sparsity 0.1", "sparsity 0.3"]
     notes = doc.findall(".//h:ol[@class='notes']/h:li", NS)
     assert ["".join(li.itertext()) for li in notes] == board.footnotes
-    links = {a.get("href") for a in table.iter("{%s}a" % NS["h"])}
+    links = {a.get("href") for a in table.iter(f"{{{NS['h']}}}a")}
     assert links == {f"#fn-{n}" for n in range(1, len(board.footnotes) + 1)}  # every note is referenced
-    marks = ["".join(td.itertext()) for td in table.iter("{%s}td" % NS["h"]) if "status" in td.get("class", "")]
+    marks = ["".join(td.itertext()) for td in table.iter(f"{{{NS['h']}}}td") if "status" in td.get("class", "")]
     assert marks and all(re.match(r"(missing|skipped|failed|unreadable)\d", m) for m in marks)  # never blank
     images = doc.findall(".//h:figure/h:img", NS)
     assert len(images) == len(board.columns) and all(i.get("src").startswith("data:image/png;base64,") for i in images)

@@ -91,7 +91,8 @@ def test_resamples_are_fixed_by_the_seed_and_shared_by_every_row():
     assert np.array_equal(first, stats.replicates([arrays_for("accuracy", a)], "accuracy"))
     weights = stats.unit_weights(50)
     assert weights.shape == (50, stats.RESAMPLES) and np.all(weights.sum(axis=0) == 50)
-    diff = stats.replicates([arrays_for("accuracy", a)], "accuracy") - stats.replicates([arrays_for("accuracy", b)], "accuracy")
+    diff = (stats.replicates([arrays_for("accuracy", a)], "accuracy")
+            - stats.replicates([arrays_for("accuracy", b)], "accuracy"))
     loop = [direct("accuracy", a, i) - direct("accuracy", b, i) for i in stats.unit_indices(50)]
     np.testing.assert_allclose(diff, loop, atol=1e-12)  # the paired bootstrap: same resample for both rows
 
@@ -100,7 +101,8 @@ def test_percentile_interval_agrees_with_scipy_bootstrap():
     rng = np.random.default_rng(7)
     correct = (rng.uniform(size=800) < 0.8).astype(float)
     ours = stats.interval(stats.replicates([{"pred": correct, "label": np.ones(800)}], "accuracy"))
-    theirs = sps.bootstrap((correct,), np.mean, n_resamples=2000, method="percentile", random_state=0).confidence_interval
+    theirs = sps.bootstrap((correct,), np.mean, n_resamples=2000, method="percentile",
+                           random_state=0).confidence_interval
     assert ours == pytest.approx((theirs.low, theirs.high), abs=0.006)  # two Monte Carlo draws of one interval
     assert ours[0] < correct.mean() < ours[1]
 
@@ -192,13 +194,13 @@ def test_bold_only_when_the_paired_interval_to_the_runner_up_excludes_zero():
     assert best.best and best.lead[0] == "random-0.3" and best.lead[1] > 0
     assert best.ci[0] < best.mean < best.ci[1]
     close = [entry_of(b, "full-0.5"), entry_of(b, "random-0.5")]
-    assert close[0].mean != close[1].mean and not any(e.best for e in close)  # a best mean whose lead is within the noise is not bold
+    # a best mean whose lead is within the noise is not bold
+    assert close[0].mean != close[1].mean and not any(e.best for e in close)
     md = tables.board_markdown(b)
     assert f"**{best.mean:.3f}** [" in md and md.count("**0.") == 1
 
 
 def test_a_collapsed_cell_is_never_bold_nor_matching():
-    label = np.arange(400) % 2
     dense = np.ones(400, dtype=int)  # dense collapsed too: nothing can match it
     b, _ = board_with_arrays([("dense", None, dense), ("global", 0.3, np.r_[np.ones(390), np.zeros(10)].astype(int)),
                               ("random", 0.3, np.zeros(400, dtype=int))])
@@ -258,12 +260,15 @@ def test_verdicts_follow_the_interval_and_the_count_rule():
     assert claims._decide(0.01, (-0.01, 0.03), 0.0, True, 0.0) == claims.INCONCLUSIVE
     assert claims._decide(0.010000000000000009, None, 0.0, True, 0.01) == claims.INCONCLUSIVE  # the paper's margin
     assert claims._decide(0.03, (0.01, 0.04), 0.05, False, 0.0) == claims.REPRODUCED  # close: below the margin
-    make = lambda *v: [claims.Comparison("c", 0.1, "X", "a", "b", 0.0, None, x) for x in v]  # noqa: E731
-    R, C, I = claims.REPRODUCED, claims.CONTRADICTED, claims.INCONCLUSIVE
-    assert claims.claim_verdict("global-best", make(R, R, I, C)) == R
-    assert claims.claim_verdict("global-best", make(R, I, I, I)) == I
-    assert claims.claim_verdict("global-best", make(C, C, R)) == C
-    assert claims.claim_verdict("random-beats-upper", make(R, C, C, C)) == R
+
+    def make(*verdicts):
+        return [claims.Comparison("c", 0.1, "X", "a", "b", 0.0, None, x) for x in verdicts]
+
+    rep, con, inc = claims.REPRODUCED, claims.CONTRADICTED, claims.INCONCLUSIVE
+    assert claims.claim_verdict("global-best", make(rep, rep, inc, con)) == rep
+    assert claims.claim_verdict("global-best", make(rep, inc, inc, inc)) == inc
+    assert claims.claim_verdict("global-best", make(con, con, rep)) == con
+    assert claims.claim_verdict("random-beats-upper", make(rep, con, con, con)) == rep
     assert claims.claim_verdict("global-best", []) == claims.UNTESTED
 
 

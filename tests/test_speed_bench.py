@@ -32,7 +32,8 @@ from benchmarks.models import resolve_model  # noqa: E402
 
 OVERRIDES = ["rows=[dense, {method: global, sparsity: [0.6]}]", "tasks=[sst2]", "recipe.train_limit=32",
              "recipe.epochs=1", "recipe.eval_limit=128", "recipe.drift_limit=64"]
-# Sharing must not make cells slower (deep copies instead of loads): 0.97x, 1.01x measured; noise on a loaded machine ~5%.
+# Sharing must not make cells slower (deep copies instead of loads): 0.97x, 1.01x measured;
+# noise on a loaded machine ~5%.
 MIN_RATIO = 0.9
 
 

@@ -2,7 +2,8 @@
 (tests/reference/bert_correlations_minilm.json), time the analysis on bert-base-sized weights.
 
     python -m benchmarks.bertcorr.regen --model minilm-l6
-    python -m benchmarks.bertcorr.regen --model minilm-l6 --write-reference tests/reference/bert_correlations_minilm.json
+    python -m benchmarks.bertcorr.regen --model minilm-l6 \\
+        --write-reference tests/reference/bert_correlations_minilm.json
     python -m benchmarks.bertcorr.regen --time-bert-base [--threads N] [--repeats 3]
 """
 

@@ -21,7 +21,8 @@ nonzero weight has undefined means (NaN); such nodes are left out of the mean-ba
 is NaN (stored as null).
 
 The layers are stacked and every statistic is a whole-tensor torch reduction accumulated in float64
-(no Python loop over nodes or layers; only the per-matrix pruning loops over the matrices). ``python -m benchmarks.bertcorr.regen --help`` prints the values for a model,
+(no Python loop over nodes or layers; only the per-matrix pruning loops over the matrices).
+``python -m benchmarks.bertcorr.regen --help`` prints the values for a model,
 regenerates the CI reference, and times the analysis on bert-base-sized weights.
 """
 

@@ -36,7 +36,10 @@ def chance_rows(folder: str) -> list[list]:
         collapsed = sum(row.entries[column].collapsed for row in rows)
         value = f"{entry.values[0]:.3f}" if entry.values else "-"
         interval = f"[{entry.ci[0]:.3f}, {entry.ci[1]:.3f}]" if entry.ci else "-"
-        chance, above = ("-", "no chance level") if verdict is None else (f"{verdict[1]:.3f}", "yes" if verdict[0] else "**no**")
+        if verdict is None:
+            chance, above = "-", "no chance level"
+        else:
+            chance, above = f"{verdict[1]:.3f}", "yes" if verdict[0] else "**no**"
         out.append([column.title, entry.metric, value, interval, chance, above, collapsed])
     return out
 

@@ -92,7 +92,8 @@ class MnistCorrelations:
             recipe = _recipe(base, overrides, suite.name)
             for seed in suite.seeds:
                 config = {"kind": self.kind, "label": label, "recipe": _identity(recipe),
-                          "models": suite.options.get("models", 100), "prune": check_rates(suite.options.get("prune", {})),
+                          "models": suite.options.get("models", 100),
+                          "prune": check_rates(suite.options.get("prune", {})),
                           "train_limit": suite.options.get("train_limit"), "seed": seed, "scale": suite.scale}
                 cells.append(Cell(config, f"{label} seed={seed}", {"run_settings": _run_settings(recipe)}))
         return cells

@@ -126,7 +126,7 @@ def run_init(recipe: Recipe, factors: list[float], n_models: int, seed: int, con
     base_seeds = [seed * 100_000 + m for m in range(n_models)]
     inits, order_seeds = [], []
     for fi, f in enumerate(factors):
-        for m, s in enumerate(base_seeds):
+        for s in base_seeds:
             s1, s2 = correlated_scales(s * 1000 + fi, f)
             inits.append(correlate_init(init_model(s, recipe.init), s1, s2))
             # Controlled: model m sees the same subset and order for every f; uncontrolled: a fresh one.

@@ -49,7 +49,8 @@ ZEROSHOT_RULE_NOTE = {
     COSINE: "cosine of the two sentences' embeddings as the predicted similarity; nothing fitted",
 }
 PROBE_NOTE = "standardised features, LogisticRegression (C=1) or Ridge (alpha=1) fitted on the fixed fit subset"
-DEV_SPLIT_NOTE = "dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), evaluated on the other half"
+DEV_SPLIT_NOTE = ("dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), "
+                  "evaluated on the other half")
 
 
 def classification_metrics(preds: np.ndarray, labels: np.ndarray, f1: bool = False) -> dict:
@@ -189,7 +190,7 @@ class GlueTask:
         metrics: dict = {}
         for prefix, examples in evals:
             enc = _cached(ctx, ("glue-encoded", "eval" + prefix, *encode_key, _data_key(examples)),
-                          lambda: _encode(tokenizer, examples, max_length))
+                          lambda examples=examples: _encode(tokenizer, examples, max_length))
             logits = predict_logits(model, tokenizer, examples, recipe, ctx.accelerator, self.regression, encoded=enc)
             preds = logits.squeeze(-1) if self.regression else logits.argmax(-1)
             score = logits[:, 1] - logits[:, 0] if self.num_labels == 2 else None
@@ -223,7 +224,7 @@ class GlueTask:
         for prefix, examples in evals:
             u, v = self._embed(encoder, tokenizer, examples, "eval" + prefix, model_ref, recipe, ctx, pruned_as)
             if masks is None:  # the dense row: its embeddings are the dense ones; share them
-                _cached(ctx, self._dense_key(prefix, model_ref, recipe, ctx), lambda: (u, v))
+                _cached(ctx, self._dense_key(prefix, model_ref, recipe, ctx), lambda u=u, v=v: (u, v))
             du, dv = self._dense(dense_encoder, tokenizer, examples, prefix, model_ref, recipe, ctx)
             cos, cka = drift([x for x in (u, v) if x is not None], [x for x in (du, dv) if x is not None])
             arrays[prefix + DRIFT] = cos.astype(np.float32)
@@ -277,8 +278,13 @@ class GlueTask:
                 out.append(None)
                 continue
             key = ("glue-tokens", self.name, role, side, model_ref.location, max_length, _data_key(examples))
-            tokens = lambda: _cached(ctx, key, lambda: dict(tokenizer(texts, truncation=True, max_length=max_length)))
-            compute = lambda: embed(encoder, tokens(), pooling, batch, ctx.accelerator.device)
+            # key and texts are bound as defaults so each closure keeps this side's values.
+            def tokens(key=key, texts=texts):
+                return _cached(ctx, key, lambda: dict(tokenizer(texts, truncation=True, max_length=max_length)))
+
+            def compute(tokens=tokens):
+                return embed(encoder, tokens(), pooling, batch, ctx.accelerator.device)
+
             if pruned_as is None:
                 out.append(compute())
                 continue

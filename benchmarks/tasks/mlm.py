@@ -147,7 +147,8 @@ def fit_head(model: nn.Module, tokenizer, sentences: list[str], recipe: MlmRecip
     with torch.no_grad():  # the encoder is frozen: its hidden states at masked positions are computed once
         for start in range(0, len(sentences), 64):
             batch = tokenizer.pad({"input_ids": enc["input_ids"][start:start + 64]}, return_tensors="pt")
-            special = (batch["attention_mask"] == 0) | torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids))
+            special_ids = torch.tensor(tokenizer.all_special_ids)
+            special = (batch["attention_mask"] == 0) | torch.isin(batch["input_ids"], special_ids)
             inputs, labels = mask_tokens(batch["input_ids"], tokenizer, HEAD_MASK_SEED + start, special)
             hidden = encoder(input_ids=inputs, attention_mask=batch["attention_mask"])[0]
             keep = labels != -100
