@@ -26,7 +26,7 @@ def chance_rows(folder: str) -> list[list]:
     suite = committed_suite(folder)
     board = board_from_frame(suite, suite_frame(suite, REPO_ROOT / folder))
     rows = [row for _, bucket in board.buckets for row in bucket]
-    dense = next((row for row in rows if row.nominal == 0), None)
+    dense = next((row for row in rows if row.dense), None)
     if dense is None:  # e.g. bert-highsparsity (Fig 7) has no dense row: nothing to hold against chance
         return []
     out = []
