@@ -1,0 +1,21 @@
+"""benchmarks.devtools.chance: the dense-against-chance table the published NOTE.md files carry."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.devtools import chance
+
+FOLDER = "published/minilm-l6-bert-lowsparsity-probe"
+
+
+def test_probe_board_flags_mrpc_and_clears_sst2() -> None:
+    rows = {row[0]: row for row in chance.chance_rows(FOLDER)}
+    assert rows["MRPC"][5] == "**no**" and rows["SST2"][5] == "yes"  # probe MRPC: dense inside chance
+    assert all(row[6] == 0 for row in rows.values())  # no collapsed rows
+
+
+def test_unknown_folder_is_a_one_line_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        chance.main(["published/no-such-run"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
