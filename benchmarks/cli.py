@@ -126,24 +126,32 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     import subprocess
     import tempfile
 
+    from benchmarks import preflight as preflight_checks
     from benchmarks import progress
     from benchmarks.models import resolve_model
     from benchmarks.runner import count_done, preflight
 
     if args.shard:
         raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
+    cores = preflight_checks.usable_cores()
+    if args.jobs > cores:  # checked first: the memory estimate reads only the model's config
+        shape = preflight_checks.model_shape(resolve_model(suite.model, suite.model_revision))
+        preflight_checks.check_jobs(args.jobs, cores, preflight_checks.worker_memory(shape))
     cells = preflight(suite, data_dir, results_dir=results)  # bad input: one line and exit 2 here, not per worker
     resolve_model(suite.model, suite.model_revision)
+    jobs = preflight_checks.worker_count(args.jobs, len(cells) - count_done(cells, results))
+    if jobs < args.jobs:
+        print(f"note: --jobs {args.jobs} lowered to {jobs}: only {jobs} cell(s) left to run", file=sys.stderr)
     env = dict(os.environ)
     # One BLAS pool per worker, sized to share the cores, unless the user chose otherwise.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
-    print(f"{suite.name}: {args.jobs} workers (--shard i/{args.jobs}), OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cores // jobs)))
+    print(f"{suite.name}: {jobs} workers (--shard i/{jobs}), OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
           file=sys.stderr)
     show = not args.no_progress and progress.stderr_is_terminal()
     with tempfile.TemporaryDirectory(prefix="prunebench-progress-") as channel_dir:
-        channels = [Path(channel_dir) / f"worker-{i}.json" for i in range(args.jobs)]
-        workers = [subprocess.Popen(_worker_argv(args.argv, i, args.jobs, channels[i] if show else None), env=env)
-                   for i in range(args.jobs)]
+        channels = [Path(channel_dir) / f"worker-{i}.json" for i in range(jobs)]
+        workers = [subprocess.Popen(_worker_argv(args.argv, i, jobs, channels[i] if show else None), env=env)
+                   for i in range(jobs)]
         codes = progress.follow_workers(workers, [c.key for c in cells], results, channels, show, suite.name)
     print(f"{suite.name}: {len(cells)} cells, {count_done(cells, results)} with an ok record; worker exit "
           f"statuses {codes}", file=sys.stderr)

@@ -140,6 +140,9 @@ def load_glue(task: str, split: str, data_dir: Path | None) -> Examples:
             subset = Path(data_dir) / MNLI_SUBSET_FILES[split]
             if subset.is_file():
                 return read_mnli_subset(subset, spec)
+        if path.exists() and not path.is_file():  # a folder (or device) where the file belongs: not "missing"
+            raise UserError(f"{path} is not a file; put the GLUE {task} {split} TSV file there, or remove it "
+                            f"to run without that split")
         if not path.is_file():
             raise DataMissing(f"{task} {split} is not in the data mirror "
                               f"({path.name} missing under {Path(data_dir).name}/)")

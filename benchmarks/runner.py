@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import paths, predictions, store
+from benchmarks import preflight as preflight_checks
 from benchmarks import progress as progress_bars
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
@@ -97,9 +98,19 @@ def preflight(suite: Suite, data_dir: Path | None, shard: tuple[int, int] | None
     cells = expand(suite, shard)  # resolves the model: a folder that does not load is bad input here
     check_methods(cells)
     check_data(suite, KINDS.get(suite.kind)(), data_dir)  # a malformed data file is bad input
+    check_model_fit(suite, cells, data_dir)
     if results_dir is not None:
         check_results_writable(results_dir)
     return cells
+
+
+def check_model_fit(suite: Suite, cells: list[Cell], data_dir: Path | None) -> None:
+    """N:M patterns and calibration windows checked against the resolved model's shapes (benchmarks.preflight)."""
+    if not any((c.config.get("options") or {}).get("pattern") or "calibration" in c.config for c in cells):
+        return  # nothing to check: the model's config is not even read
+    shape = preflight_checks.model_shape(resolve_model(suite.model, suite.model_revision))
+    preflight_checks.check_pattern_fit(cells, shape, suite.model)
+    preflight_checks.check_calibration(cells, shape, data_dir)
 
 
 def check_results_writable(results_dir: Path) -> None:

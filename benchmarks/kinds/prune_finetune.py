@@ -17,6 +17,7 @@ from benchmarks.recipes import FAMILIES, check_recipe
 from benchmarks.registry import METHODS, TASKS, method_spec, register_kind
 from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
 from methods import method_label, method_nominal
+from methods.patterns import canonical_pattern
 from methods.select import check_rate
 
 DENSE = "dense"
@@ -78,11 +79,18 @@ def parse_rows(spec: list, source: str) -> list[Row]:
                 _rate(item[key], f"{source}: {method} {key} rate")
         for rate in rates:
             try:
+                if isinstance(item.get("pattern"), str) or getattr(item.get("pattern"), "yaml_text", None):
+                    item["pattern"] = canonical_pattern(item["pattern"])  # one spelling: "02:04" is "2:4"
                 info.check(rate, item)
             except ValueError as exc:
                 raise UserError(f"{source}: {exc}") from None
             if rate is not None:
                 _rate(rate, f"{source}: {method} sparsity")
+            if info.validate is not None:  # e.g. a sparsity that conflicts with the pattern's N/M
+                try:
+                    info.validate(rate, dict(item))
+                except ValueError as exc:
+                    raise UserError(f"{source}: {exc}") from None
             rows.append(Row(method, None if rate is None else float(rate), tuple(sorted(item.items()))))
     _check_labels(rows, source)
     return rows
@@ -277,6 +285,11 @@ def check_protocol(suite: Suite) -> None:
     if suite.scale in PROTOCOLS and suite.scale != suite.protocol:
         raise UserError(f"{source}: scale {suite.scale!r} is sized for protocol {suite.scale!r}, not "
                         f"{suite.protocol!r}; add --set protocol={suite.scale} or choose another scale")
+    same = {getattr(TASKS.get(task), "same_as", {}).get(suite.protocol) for task in suite.tasks}
+    if len(same) == 1 and None not in same:  # every task would measure exactly what another protocol does
+        raise UserError(f"{source}: task(s) {', '.join(suite.tasks)} measure under protocol {suite.protocol!r} "
+                        f"exactly what protocol {same.pop()!r} measures (nothing is fitted); use that protocol, or "
+                        f"add a task the protocol changes")
     for task in suite.tasks:
         supported = getattr(TASKS.get(task), "protocols", (FINETUNE,))
         if suite.protocol not in supported:

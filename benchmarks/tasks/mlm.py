@@ -258,6 +258,9 @@ class MlmTask:
     # One task, two leaderboard columns: title -> (metric, higher is better) pairs (``dict(columns)``).
     columns: tuple = (("MLM Accuracy", ("mlm_accuracy", True)), ("MLM ppl.", ("mlm_ppl", False)))
     protocols: tuple = ("finetune", "zeroshot", "probe")  # nothing trains in any of them
+    # Protocols this task measures exactly as another one does (nothing is fitted on masked-LM predictions):
+    # a suite of such tasks only is refused under them; in a mixed suite the column is kept (docs/harness.md).
+    same_as: ClassVar[dict] = {"probe": "zeroshot"}
     recipe_type: ClassVar[type] = MlmRecipe  # the recipe family this task reads (benchmarks/recipes.py)
 
     def eval_set(self, tokenizer, recipe: MlmRecipe, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor, dict]:
