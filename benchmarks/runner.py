@@ -106,11 +106,16 @@ def preflight(suite: Suite, data_dir: Path | None, shard: tuple[int, int] | None
 
 def check_model_fit(suite: Suite, cells: list[Cell], data_dir: Path | None) -> None:
     """N:M patterns and calibration windows checked against the resolved model's shapes (benchmarks.preflight)."""
-    if not any((c.config.get("options") or {}).get("pattern") or "calibration" in c.config for c in cells):
+    if not any(_nm_pattern(c) or "calibration" in c.config for c in cells):
         return  # nothing to check: the model's config is not even read
     shape = preflight_checks.model_shape(resolve_model(suite.model, suite.model_revision))
     preflight_checks.check_pattern_fit(cells, shape, suite.model)
     preflight_checks.check_calibration(cells, shape, data_dir)
+
+
+def _nm_pattern(cell: Cell) -> bool:
+    options = cell.config.get("options")
+    return isinstance(options, dict) and options.get("pattern") not in (None, "unstructured")
 
 
 def check_results_writable(results_dir: Path) -> None:
@@ -299,9 +304,19 @@ def _unfinished(cells: list[Cell], results_dir: Path) -> tuple[list[Cell], list[
         if state == store.OK:
             continue
         if state == store.CORRUPT:
-            corrupt.append(paths.record_path(results_dir, cell.key).name)
+            corrupt.append(_corrupt_name(results_dir, cell.key))
         todo.append(cell)
     return todo, corrupt
+
+
+def _corrupt_name(results_dir: Path, key: str) -> str:
+    """The record file's name, with the reason when the record reads but its per-example arrays do not."""
+    path = paths.record_path(results_dir, key)
+    try:
+        problem = predictions.problem(results_dir, store.read_record(path))
+    except (ValueError, OSError):
+        return path.name
+    return f"{path.name} ({problem})" if problem else path.name
 
 
 def check_methods(cells: list[Cell]) -> None:
