@@ -62,7 +62,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def problem(results_dir: Path, record: dict) -> str | None:
-    """Why the arrays a record names cannot be used (missing or unreadable), or None when they can (or it names none)."""
+    """Why the arrays a record names cannot be used (missing or unreadable); None when they can or it names none."""
     name = record.get("predictions")
     if not name:
         return None

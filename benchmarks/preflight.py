@@ -73,7 +73,7 @@ def check_pattern_fit(cells: list[Cell], shape: ModelShape | None, model: str) -
         if misfits:
             name, width = next(iter(misfits.items()))
             fitting = [m for m in range(2, 17) if all(w % m == 0 for w in shape.widths.values())]
-            raise UserError(f"pattern {pattern} does not fit model {model}: {len(misfits)} prunable matrices have "
+            raise UserError(f"pattern {pattern} does not fit model {model!r}: {len(misfits)} prunable matrices have "
                             f"an input width that M={nm[1]} does not divide (e.g. {name}: {width}); choose an M "
                             f"that divides every width, e.g. {', '.join(map(str, fitting[:4])) or 'none up to 16'}")
 
