@@ -114,3 +114,14 @@ def test_pack_command_answers_a_missing_mirror_with_exit_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no data mirror found") and "\n" not in err
+
+
+def test_rounded_alias_is_its_own_model(tmp_path, monkeypatch):
+    from benchmarks.models import _local_ref, resolve_model
+
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path))
+    _local_ref.cache_clear()
+    rounded, original = resolve_model("minilm-l6-bf16"), resolve_model("minilm-l6")
+    assert rounded.identity["model"] == "minilm-l6-bf16"
+    assert rounded.identity["weights_sha256"] != original.identity["weights_sha256"]
+    assert Path(rounded.location) == tmp_path / "models" / "minilm-l6-bf16"
