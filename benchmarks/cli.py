@@ -133,15 +133,15 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
 
     if args.shard:
         raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
-    cores = preflight_checks.usable_cores()
-    if args.jobs > cores:  # checked first: the memory estimate reads only the model's config
-        shape = preflight_checks.model_shape(resolve_model(suite.model, suite.model_revision))
-        preflight_checks.check_jobs(args.jobs, cores, preflight_checks.worker_memory(shape))
     cells = preflight(suite, data_dir, results_dir=results)  # bad input: one line and exit 2 here, not per worker
-    resolve_model(suite.model, suite.model_revision)
-    jobs = preflight_checks.worker_count(args.jobs, len(cells) - count_done(cells, results))
-    if jobs < args.jobs:
-        print(f"note: --jobs {args.jobs} lowered to {jobs}: only {jobs} cell(s) left to run", file=sys.stderr)
+    model = resolve_model(suite.model, suite.model_revision)
+    cores = preflight_checks.usable_cores()
+    jobs, why = preflight_checks.plan_workers(args.jobs, cores, len(cells) - count_done(cells, results))
+    each = preflight_checks.worker_memory(preflight_checks.model_shape(model))  # from the model's config only
+    preflight_checks.check_memory(jobs, each, preflight_checks.total_memory())
+    if why:
+        memory = f" (each needs about {each / 2**30:.1f} GiB)" if each else ""
+        print(f"note: --jobs {args.jobs} lowered to {jobs} worker(s){memory}: {why}", file=sys.stderr)
     env = dict(os.environ)
     # One BLAS pool per worker, sized to share the cores, unless the user chose otherwise.
     env.setdefault("OMP_NUM_THREADS", str(max(1, cores // jobs)))

@@ -120,15 +120,30 @@ def worker_memory(shape: ModelShape | None) -> int | None:
     return shape.parameters * TRAINING_BYTES_PER_PARAM + WORKER_OVERHEAD_BYTES
 
 
-def check_jobs(jobs: int, cores: int, memory: int | None) -> None:
-    """More workers than cores only slow each other down and multiply memory: bad input (exit 2)."""
-    if jobs <= cores:
+def total_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def plan_workers(jobs: int, cores: int, todo: int) -> tuple[int, str | None]:
+    """Workers worth starting for ``--jobs``, and why fewer (None when all): no more than the cores this run may
+    use (more only slow each other down and multiply memory) nor the cells left to run (at least one)."""
+    workers = max(1, min(jobs, cores, todo))
+    if workers == jobs:
+        return workers, None
+    if cores < min(jobs, todo):
+        return workers, f"this run may use {cores} core(s)"
+    return workers, f"only {todo} cell(s) left to run"
+
+
+def check_memory(workers: int, each: int | None, total: int | None) -> None:
+    """Bad input (exit 2) when the workers together would need more memory than this machine has."""
+    if each is None or total is None or workers * each <= total:
         return
-    each = f"; each worker needs about {memory / 2**30:.1f} GiB" if memory else ""
-    raise UserError(f"--jobs {jobs} is more than the {cores} core(s) this run may use{each}; "
-                    f"use --jobs {cores} or fewer")
-
-
-def worker_count(jobs: int, todo: int) -> int:
-    """Workers worth starting: no more than the cells left to run (at least one, to write the grid and report)."""
-    return max(1, min(jobs, todo))
+    fit = max(1, total // each)
+    raise UserError(f"--jobs {workers}: each worker needs about {each / 2**30:.1f} GiB (the model's weights, "
+                    f"gradients and optimizer state), {workers * each / 2**30:.1f} GiB in all, but this machine has "
+                    f"{total / 2**30:.1f} GiB; use --jobs {fit} or fewer")

@@ -198,17 +198,8 @@ def test_aliases_within_the_bound_still_load():
 
 # -- --jobs ---------------------------------------------------------------------------------------------------
 
-def test_jobs_above_the_cores_is_refused_with_a_memory_estimate(env, capsys, monkeypatch):
-    monkeypatch.setattr(preflight, "usable_cores", lambda: 2)
-    code = main(_run(env, "--jobs", "99"))
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "each worker needs about" in err and "GiB" in err
-    assert not env["results"].exists()
-    check("bad:jobs-above-cores", err, 2)
-
-
-def test_jobs_never_start_more_workers_than_cells(env, capsys, monkeypatch):
-    """--jobs 8 for one cell starts one worker (fake workers: nothing runs, the count is what is checked)."""
+def _fake_workers(monkeypatch, cores: int) -> list:
+    """Workers that run nothing: what is checked is how many start (and with which --shard)."""
     import subprocess
 
     from benchmarks import progress
@@ -220,15 +211,50 @@ def test_jobs_never_start_more_workers_than_cells(env, capsys, monkeypatch):
             started.append(argv)
             self.returncode = 0
 
-    monkeypatch.setattr(preflight, "usable_cores", lambda: 64)
+    monkeypatch.setattr(preflight, "usable_cores", lambda: cores)
     monkeypatch.setattr(subprocess, "Popen", FakeWorker)
     monkeypatch.setattr(progress, "follow_workers", lambda workers, *a, **k: [0] * len(workers))
-    code = main(_run(env, "--jobs", "8", "--set", "rows=[dense]", "--set", "tasks=[sst2]", "--no-report"))
+    return started
+
+
+def _shards(started: list) -> list[str]:
+    return [argv[argv.index("--shard") + 1] for argv in started]
+
+
+def test_jobs_never_start_more_workers_than_cells(env, capsys, monkeypatch):
+    """--jobs 99 for one cell starts one worker."""
+    started = _fake_workers(monkeypatch, cores=64)
+    code = main(_run(env, "--jobs", "99", "--set", "rows=[dense]", "--set", "tasks=[sst2]", "--no-report"))
     err = capsys.readouterr().err
     assert code == 0, err
-    assert len(started) == 1 and "--shard" in started[0] and started[0][started[0].index("--shard") + 1] == "0/1"
-    note = next(line for line in err.splitlines() if line.startswith("note:"))
-    check("bad:jobs-more-than-cells", note, 0)
+    assert _shards(started) == ["0/1"]
+    check("bad:jobs-more-than-cells", next(line for line in err.splitlines() if line.startswith("note:")), 0)
+
+
+def test_jobs_never_start_more_workers_than_cores(env, capsys, monkeypatch):
+    """--jobs 99 on 2 cores for 6 cells starts two workers, and says each one's memory."""
+    started = _fake_workers(monkeypatch, cores=2)
+    code = main(_run(env, "--jobs", "99", "--no-report"))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert _shards(started) == ["0/2", "1/2"]
+    check("bad:jobs-more-than-cores", next(line for line in err.splitlines() if line.startswith("note:")), 0)
+
+
+def test_jobs_beyond_the_memory_are_refused(env, capsys, monkeypatch):
+    started = _fake_workers(monkeypatch, cores=64)
+    monkeypatch.setattr(preflight, "total_memory", lambda: 3 * 2**30)
+    code = main(_run(env, "--jobs", "6"))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and started == [] and not env["results"].exists()
+    check("bad:jobs-beyond-memory", err, 2)
+
+
+@pytest.mark.parametrize("jobs,cores,todo,workers", [(99, 64, 1, 1), (99, 2, 50, 2), (2, 2, 6, 2), (4, 8, 0, 1),
+                                                     (1, 1, 9, 1)])
+def test_plan_workers(jobs, cores, todo, workers):
+    assert preflight.plan_workers(jobs, cores, todo)[0] == workers
+    assert (preflight.plan_workers(jobs, cores, todo)[1] is None) == (workers == jobs)
 
 
 def test_worker_memory_scales_with_the_model():
