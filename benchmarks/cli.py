@@ -202,10 +202,19 @@ def _warn_corrupt(results: Path) -> None:
     """One stderr line naming unreadable record files (they are left out of the report)."""
     from benchmarks.store import load_records
 
-    corrupt = load_records(results).corrupt
+    from benchmarks.predictions import problem
+
+    loaded = load_records(results)
+    corrupt = loaded.corrupt
     if corrupt:
         print(f"warning: {len(corrupt)} unreadable record(s) left out: {', '.join(sorted(corrupt))} "
               f"(rerun the suite to redo those cells)", file=sys.stderr)
+    arrays = {f"{key}.json": why for key, record in sorted(loaded.records.items())
+              if record["status"] == store.OK and (why := problem(results, record))}
+    if arrays:  # the cells are shown, without an interval
+        print(f"warning: {len(arrays)} ok record(s) without usable per-example arrays, shown without an interval: "
+              f"{', '.join(f'{name} ({why})' for name, why in arrays.items())} (rerun the suite to redo those "
+              f"cells)", file=sys.stderr)
 
 
 def _grid(suite: Suite, results: Path) -> tuple | None:

@@ -24,6 +24,7 @@ def _tested_ids() -> set[str]:
     ids |= {f"schema:{b[0]}" for b in test_schema.BAD}
     ids |= {f"bad:{c[0]}" for c in test_preflight.CASES}
     ids |= {f"bad:ok-record-npz-{d}-rerun" for d in ("truncated", "garbage", "missing")}
+    ids |= {f"bad:report-npz-{d}" for d in ("truncated", "garbage")}
     for path in TESTS.glob("test_*.py"):  # ids written out literally in a check(...) call
         ids |= set(re.findall(r'check\("([a-z]+:[^"]+)"', path.read_text()))
     return ids

@@ -337,8 +337,9 @@ def test_report_does_not_die_on_unreadable_arrays(tmp_path, tiny_bert, tiny_mirr
     npz.write_bytes(npz.read_bytes()[:200] if damage == "truncated" else b"\x00garbage" * 40)
     capsys.readouterr()
     assert main(["report", "--suite-file", str(suite), "--results", str(results)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "full-base" in out
+    check(f"bad:report-npz-{damage}", err.strip(), 0)
 
 
 def test_a_cell_with_a_nan_metric_is_a_failed_cell(tmp_path, fake_kind, monkeypatch):
