@@ -199,10 +199,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _warn_corrupt(results: Path) -> None:
-    """One stderr line naming unreadable record files (they are left out of the report)."""
-    from benchmarks.store import load_records
-
+    """Stderr lines naming unreadable record files (left out of the report) and ok records whose arrays do not load."""
     from benchmarks.predictions import problem
+    from benchmarks.store import load_records
 
     loaded = load_records(results)
     corrupt = loaded.corrupt
