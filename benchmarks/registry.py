@@ -79,7 +79,7 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         if self.documented and not (getattr(obj, "__doc__", None) or "").strip():
             raise ValueError(f"{self.kind} {name!r} has no docstring; add a one-line docstring saying what it "
-                             f"does (python -m benchmarks list shows it)")
+                             f"does (python -m benchmarks list {self.kind}s prints its first line)")
         self._items[name] = obj
         self._meta[name] = dict(meta or {})
 

@@ -43,7 +43,7 @@ def test_report_with_only_results_renders_the_saved_grid(ran, capsys):
     _, results = ran
     code, out, err = _report(["--results", str(results)], capsys)
     assert code == 0, err
-    assert "1 cells" in out and "missing" not in out  # the run's one cell, not the suite file's six
+    assert "1 cells: 1 ok" in out  # the run's one cell, not the suite file's six
     assert "full-base" in out
     code, again, _ = _report(["--suite", "tiny", "--results", str(results)], capsys)  # --suite NAME picks it
     assert code == 0 and again == out
@@ -56,7 +56,7 @@ def test_report_flags_naming_a_grid_the_folder_lacks_are_bad_input(ran, capsys):
     assert "holds no grid for suite 'tiny' as these flags give it" in line and not out
     check("identity:report-flags-name-a-grid-not-held", line, 2)
     code, out, err = _report(["--suite-file", str(suite), *SET, "--results", str(results)], capsys)
-    assert code == 0 and "1 cells" in out  # the run's own flags find it
+    assert code == 0 and "1 cells: 1 ok" in out  # the run's own flags find it
 
 
 def test_report_with_several_grids_names_them_and_how_to_pick(ran, tiny_mirror, capsys):

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        write_text_atomic(TABLE, json.dumps(new, indent=1, sort_keys=True) + "\n")
+        lines = [f"  {json.dumps(name)}: {json.dumps(new[name])}" for name in sorted(new)]
+        write_text_atomic(TABLE, "{\n" + ",\n".join(lines) + "\n}\n")
         print(f"wrote {TABLE.relative_to(REPO_ROOT)}: {len(new)} methods")
         return 0
     problems = [p for p in (problem(n, table) for n in builtin_methods()) if p]
