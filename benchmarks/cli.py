@@ -156,8 +156,8 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
         workers = [subprocess.Popen(_worker_argv(args.argv, i, args.jobs, channels[i] if show else None), env=env)
                    for i in range(args.jobs)]
         codes = progress.follow_workers(workers, [c.key for c in cells], results, channels, show, suite.name)
-    print(f"{suite.name}: {len(cells)} cells, {count_done(cells, results, args.keep_stale)} with an ok record; worker exit "
-          f"statuses {codes}", file=sys.stderr)
+    done = count_done(cells, results, args.keep_stale)
+    print(f"{suite.name}: {len(cells)} cells, {done} with an ok record; worker exit statuses {codes}", file=sys.stderr)
     return combined_status(codes)
 
 

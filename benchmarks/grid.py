@@ -5,9 +5,9 @@ the cells (config, label and the ``info`` reports read, e.g. a row's nominal spa
 and the leaderboard columns of each task. ``reports.render`` reads it back; the suite hash covers
 every field that decides the grid (not the description), so a suite changed with ``--set``
 finds no stale grid. The grid also holds the suite's fields, so ``report --results DIR`` alone
-renders the grid the run saved (``saved_grids``, ``saved_suite``). A results folder written before grids existed gets them from
-``python -m benchmarks report`` once (it expands the suite through its kind, then saves the grid)
-or from ``python -m benchmarks.migrate``.
+renders the grid the run saved (``saved_grids``, ``saved_suite``). A results folder written before
+grids existed gets them from ``python -m benchmarks report`` with the run's suite flags once (it expands
+the suite through its kind, then saves the grid) or from ``python -m benchmarks.migrate``.
 """
 
 from __future__ import annotations

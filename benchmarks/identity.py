@@ -136,7 +136,7 @@ def _spec_callables(registry: Registry, name: str) -> list:
     return [getattr(spec, f, None) for f in ("groups", "validate", "label", "nominal")] if spec else []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_digest(*objects) -> str:
     # keyed by the objects themselves (held, so an id is never reused): a reloaded plug-in is new code
     return source_digest(*objects)
@@ -152,7 +152,7 @@ def identity(registry: Registry, name: str) -> dict:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_origin(obj) -> str:
     return plugin_origin(obj)  # scanning the installed distributions takes a while: once per object
 
