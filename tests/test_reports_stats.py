@@ -208,7 +208,8 @@ def test_a_collapsed_cell_is_never_bold_nor_matching():
     assert e.collapsed and not e.best and not e.indistinct
     assert b.collapsed_columns == b.columns  # every row collapsed: the column says so
     md = tables.board_markdown(b)
-    assert "SST2 · accuracy · zeroshot ⊘[" in md and "cannot tell the methods apart" in md and "| 0.500 [0.45, 0.55] ⊘[1]" in md
+    assert "SST2 · accuracy · zeroshot ⊘[" in md and "cannot tell the methods apart" in md
+    assert "| 0.500 [0.45, 0.55] ⊘[1]" in md
 
 
 def test_collapse_flag_in_a_record_counts_without_arrays():
