@@ -10,9 +10,9 @@ from benchmarks import paths, store
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
-from benchmarks.registry import KINDS, METHODS, MODELS, TASKS, UnknownName
+from benchmarks.registry import KINDS, METHODS, MODELS, PROTOCOLS, TASKS, UnknownName, protocol_spec
 
-LISTABLE = ("methods", "tasks", "suites", "models", "kinds")
+LISTABLE = ("methods", "tasks", "suites", "models", "kinds", "protocols")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("md", "html"), default="md")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
 
-    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
+    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models, suite kinds or protocols")
     lst.add_argument("what", choices=LISTABLE)
     return parser
 
@@ -241,8 +241,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in builtin_suite_names():
             print(f"{name:24s} {load_suite(name).description}")
         return 0
-    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "kinds": KINDS}[args.what]
+    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "kinds": KINDS, "protocols": PROTOCOLS}[args.what]
     for name in registry.names():
+        if registry is PROTOCOLS:  # a protocol's spec carries its description and version
+            spec = protocol_spec(name)
+            print(f"{name:24s} {spec.description} (version {spec.version})")
+            continue
         doc = (registry.get(name).__doc__ or "").strip().splitlines()
         print(f"{name:24s} {doc[0] if doc else ''}")
     return 0

@@ -9,6 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from benchmarks.data import load_glue
 from benchmarks.masking import MaskKeeper, apply_masks, measure_sparsity
+from benchmarks.protocols import finetune
 from benchmarks.registry import METHODS
 from benchmarks.tasks import glue
 
@@ -48,7 +49,8 @@ def test_without_keeper_zeros_do_not_survive():
 
 @pytest.mark.parametrize("method", ["global", "random"])
 def test_finetune_keeps_sparsity_exact(method, tiny_bert, tiny_mirror_session):
-    """Through the real glue.finetune (AdamW, weight decay, schedule, accelerate): zeros stay zeros."""
+    """Through the real finetune (benchmarks/protocols/finetune.py: AdamW, weight decay, schedule, accelerate):
+    zeros stay zeros."""
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
@@ -58,7 +60,7 @@ def test_finetune_keeps_sparsity_exact(method, tiny_bert, tiny_mirror_session):
     snapshot = {n: p.detach().clone() for n, p in model.named_parameters() if n in masks}
     train = load_glue("sst2", "train", tiny_mirror_session)
     recipe = {"lr": 1e-2, "batch_size": 8, "epochs": 1, "max_length": 32, "weight_decay": 0.1}
-    glue.finetune(model, tokenizer, train, recipe, 0, masks, Accelerator(cpu=True), regression=False)
+    finetune.finetune(model, tokenizer, train, recipe, 0, masks, Accelerator(cpu=True), regression=False)
     after = measure_sparsity(model)
     assert after["zeros"] == before["zeros"]
     assert after["global"] == before["global"]
