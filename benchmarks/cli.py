@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     suite_args(report)
     report.add_argument("--format", choices=("md", "html"), default="md")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
+    report.add_argument("--compare", nargs="+", metavar="PROTOCOL=RESULTS",
+                        help="rank correlations of the rows' scores between protocols instead of the leaderboard, "
+                             "e.g. --compare zeroshot=published/A probe=published/B (docs/protocols.md)")
 
     lst = sub.add_parser("list", help="list registered methods, tasks, suites, models, suite kinds or protocols")
     lst.add_argument("what", choices=LISTABLE)
@@ -222,6 +225,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
 
     suite = resolve_suite(args)
+    if args.compare:
+        return _compare(suite, args)
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
@@ -232,6 +237,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text)
     else:
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _compare(suite: Suite, args: argparse.Namespace) -> int:
+    """``report --compare``: the protocol comparison of the suite's tasks (reports/compare.py), Markdown only."""
+    from reports import compare
+
+    if args.format != "md":
+        raise UserError("--compare writes Markdown only; drop --format html")
+    pairs = compare.parse_compare(args.compare)
+    if args.out is not None:
+        _check_out(args.out)
+    text = compare.render(suite.name, pairs, compare.compare(pairs, list(suite.tasks)), args.out)
+    if args.out is None:
+        print(text)
+    else:
+        from benchmarks.store import write_bytes_atomic
+
+        write_bytes_atomic(args.out, text.encode())
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -37,6 +37,24 @@ def test_mask_keeper_holds_zeros_through_adamw():
     assert bool((layer.weight[keep] != 0).all())
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_masked_gradients_alone_hold_zeros_through_adamw(fused):
+    """The fine-tune loop zeroes masked gradients and makes no pass over the weights after a step: under AdamW
+    (fused or not, with weight decay) a zero weight without gradient stays exactly zero."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(16, 16)
+    keep = torch.rand(16, 16) > 0.5
+    apply_masks(layer, {"weight": keep})
+    opt = torch.optim.AdamW(layer.parameters(), lr=0.1, weight_decay=0.5, fused=fused)
+    MaskKeeper(layer, {"weight": keep}).attach(opt, reapply_each_step=False)
+    for _ in range(20):
+        layer(torch.randn(8, 16)).pow(2).sum().backward()
+        opt.step()
+        opt.zero_grad()
+    assert bool((layer.weight[~keep] == 0).all())
+    assert bool((layer.weight[keep] != 0).all())
+
+
 def test_without_keeper_zeros_do_not_survive():
     """The check above can fail: plain AdamW revives pruned weights."""
     torch.manual_seed(0)

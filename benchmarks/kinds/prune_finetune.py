@@ -196,7 +196,7 @@ class PruneFinetune:
                         **cell_calibration(row.method, suite.calibration, f"suite {suite.name!r}"),
                         "task": task,
                         "task_version": TASKS.get(task).version,
-                        "recipe": recipe,
+                        "recipe": cell_key_recipe(recipe),
                         "scale": suite.scale,
                         "seed": seed,
                         **protocol_fields(suite),
@@ -261,6 +261,12 @@ def cell_recipe(task, recipe: dict, cell_fields: dict, label: str):
     if family is None:
         return recipe if cell_fields["protocol"] == FINETUNE else {**recipe, **cell_fields}
     return family.from_mapping(recipe, f"cell {label}", ignore=set(recipe) - set(family.keys()), **cell_fields)
+
+
+def cell_key_recipe(recipe: dict) -> dict:
+    """The recipe as the cell key holds it: ``precision: fp32`` (the default) left out, so keys made before the
+    option existed stay the keys of the same cells."""
+    return {k: v for k, v in recipe.items() if not (k == "precision" and v == "fp32")}
 
 
 def protocol_fields(suite: Suite) -> dict:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import time
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from benchmarks.protocols.embed import fresh_copy
 from benchmarks.protocols.embedding import drift_sample
 from benchmarks.recipes import GlueRecipe
 from benchmarks.registry import register_protocol
+from methods.prunable import prunable_weights
 
 
 @register_protocol(FINETUNE, trains=True, pooling=False)
@@ -28,20 +31,26 @@ def finetune_protocol(task, train: Examples, evals: list, model_ref: ModelRef, p
     """The paper's: fine-tune the pruned model with its mask held fixed on train, evaluate on dev."""
     from accelerate.utils import set_seed
 
+    clock = _Clock(ctx.accelerator.device)
     tokenizer = load_tokenizer(model_ref.location, ctx)
     max_length = recipe.max_length
     set_seed(seed)  # the classifier head's initialisation and dropout depend on the seed
     model = classifier(model_ref, task.num_labels, ctx, seed)
     masks = pruner(model)
     before = measure_sparsity(model)
+    clock.lap("model_seconds")  # the copy of the pre-trained model and its pruning
     # Drift is measured on the pruned pre-trained encoder, before fine-tuning moves it.
     metrics, arrays = drift_sample(model.base_model, task.name, model_ref, tokenizer, evals, recipe, ctx,
                                    masks is None)
+    clock.lap("drift_seconds")
     # Tokenized data is shared by every cell of the run with the same task, tokenizer, length and rows.
     encode_key = (task.name, model_ref.location, max_length)
     train_enc = cached(ctx, ("glue-encoded", "train", *encode_key, data_key(train)),
                        lambda: encode(tokenizer, train, max_length))
-    finetune(model, tokenizer, train, recipe, seed, masks, ctx.accelerator, task.regression, encoded=train_enc)
+    clock.lap("tokenize_seconds")
+    account = finetune(model, tokenizer, train, recipe, seed, masks, ctx.accelerator, task.regression,
+                       encoded=train_enc)
+    clock.lap("training_seconds")
     predictions = []
     for prefix, examples in evals:
         enc = cached(ctx, ("glue-encoded", "eval" + prefix, *encode_key, data_key(examples)),
@@ -50,8 +59,50 @@ def finetune_protocol(task, train: Examples, evals: list, model_ref: ModelRef, p
         preds = logits.squeeze(-1) if task.regression else logits.argmax(-1)
         score = logits[:, 1] - logits[:, 0] if task.num_labels == 2 else None
         predictions.append((preds, score))
+    clock.lap("evaluation_seconds")
     metrics["train_examples"] = len(train)
-    return ProtocolOutput(predictions, before, measure_sparsity(model), metrics, arrays)
+    # Seconds outside the training steps: the loader's own (data_seconds) and the cell's other parts.
+    outside = {**clock.laps, "data_seconds": account.get("data_seconds", 0.0)}
+    outside.pop("training_seconds")
+    notes = {"finetune_account": {**account, "outside_steps_seconds": outside,
+                                  "cell_seconds": round(sum(clock.laps.values()), 3)}}
+    return ProtocolOutput(predictions, before, measure_sparsity(model), metrics, arrays, notes)
+
+
+class _Clock:
+    """Seconds between successive ``lap(name)`` calls (the device synchronised first, so GPU work is counted)."""
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self.laps: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        _synchronize(self.device)
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.last, 3)
+        self.last = now
+
+
+def _synchronize(device) -> None:
+    """Wait for queued device work (CUDA runs asynchronously; on the CPU there is nothing to wait for)."""
+    if getattr(device, "type", "cpu") == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device, precision: str):
+    """``torch.autocast`` to bfloat16 for ``precision: bf16`` (weights, gradients and AdamW stay float32), else
+    nothing."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=getattr(device, "type", "cpu"), dtype=torch.bfloat16)
+
+
+# What the account's FLOP count covers: the forward and backward matrix products of the encoder's prunable linear
+# layers (6 x weights x tokens; masked weights count, dense kernels multiply them), over every token of the
+# padded batches. Not counted: attention score/context products, embeddings, layer norms, the head, AdamW.
+FLOP_RULE = ("6 x prunable linear weights (dense count, masked included) x tokens processed incl. padding; "
+             "attention score/context matmuls, embeddings, norms, head and optimizer not counted")
 
 
 def classifier(model_ref: ModelRef, num_labels: int, ctx: RunContext, seed: int):
@@ -143,14 +194,19 @@ def _train_loader(dataset: Encoded, tokenizer, recipe: GlueRecipe, seed: int, re
 
 
 def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, masks, accelerator, regression: bool,
-             encoded: Encoded | None = None) -> None:
-    """AdamW + linear warm-up/decay, masks re-applied after every step; runs through ``accelerator``."""
+             encoded: Encoded | None = None) -> dict:
+    """AdamW + linear warm-up/decay with the masks held fixed; runs through ``accelerator``.
+
+    Returns the training account: steps, tokens processed (attention-mask ones) and padded tokens of the
+    batches, the seconds of the training steps and of waiting for batches, and the steps' achieved GFLOP/s
+    (``FLOP_RULE``).
+    """
     recipe = GlueRecipe.coerce(recipe)
     from transformers import get_linear_schedule_with_warmup
 
     epochs = recipe.epochs
     if epochs <= 0:
-        return
+        return {}
     processes = accelerator.num_processes
     # Each process takes its share of the recipe's global batch (see _per_process_batch).
     per_process = dataclasses.replace(recipe, batch_size=_per_process_batch(recipe.batch_size, processes))
@@ -163,7 +219,10 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = _adamw(groups, recipe.lr)
-    keeper = MaskKeeper(model, masks).attach(optimizer) if masks else None
+    # Masked gradients are zeroed before each step; no pass over the weights after it: a weight that is zero
+    # and never gets a gradient stays exactly zero under AdamW (zero moments, zero update, decay of zero).
+    keeper = MaskKeeper(model, masks).attach(optimizer, reapply_each_step=False) if masks else None
+    linear_weights = sum(w.weight.numel() for w in prunable_weights(model))
     # Optimizer steps as on one process; accelerate steps a prepared scheduler once per process per
     # optimizer step, so the schedule is laid out N times longer and lands on the one-process values.
     steps = max(1, math.ceil(len(loader) * epochs / processes))
@@ -171,16 +230,26 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup * processes, steps * processes)
     pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
     pmodel.train()
-    done = 0
+    done, tokens, padded, step_seconds, data_seconds = 0, 0, 0, 0.0, 0.0
+    device = accelerator.device
     with progress.steps(steps, "fine-tuning") as advance:
         while done < steps:
+            waited = time.perf_counter()
             for batch in ploader:
-                loss = pmodel(**batch).loss
+                started = time.perf_counter()
+                data_seconds += started - waited
+                real = int(batch["attention_mask"].sum())
+                tokens, padded = tokens + real, padded + batch["attention_mask"].numel() - real
+                with autocast(device, recipe.precision):
+                    loss = pmodel(**batch).loss
                 accelerator.backward(loss)
                 poptim.step()
                 psched.step()
                 poptim.zero_grad()
+                _synchronize(device)
                 done += 1
+                waited = time.perf_counter()
+                step_seconds += waited - started
                 advance()
                 if done >= steps:
                     break
@@ -189,6 +258,12 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
         keeper.detach()
         keeper.reapply()
     accelerator.free_memory()
+    gflop = 6 * linear_weights * (tokens + padded) / 1e9
+    return {"steps": done, "tokens": tokens, "padded_tokens": padded,
+            "padded_share": round(padded / max(1, tokens + padded), 4), "linear_weights": linear_weights,
+            "gflop": round(gflop, 2), "step_seconds": round(step_seconds, 3), "data_seconds": round(data_seconds, 3),
+            "gflops_per_s": round(gflop / step_seconds, 2) if step_seconds > 0 else None, "flop_rule": FLOP_RULE,
+            "precision": recipe.precision, "processes": processes}
 
 
 def _per_process_batch(batch_size: int, processes: int) -> int:
@@ -223,7 +298,8 @@ def predict_logits(model, tokenizer, examples: Examples, recipe: GlueRecipe, acc
     model.to(accelerator.device).eval()
     outputs = []
     for batch in accelerator.prepare_data_loader(loader):
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        with autocast(accelerator.device, recipe.precision):
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         outputs.append(accelerator.gather_for_metrics(logits).float().cpu())
     logits = torch.cat(outputs).numpy()
     out = np.empty_like(logits)
