@@ -90,16 +90,39 @@ def rank_correlation(a: Scores, b: Scores) -> dict | None:
     reps_y = np.stack([b.replicates[r] for r in rows])
     resamples = reps_x.shape[1]
     picks = np.random.default_rng([ROW_SEED, len(rows)]).integers(0, len(rows), size=(resamples, len(rows)))
-    rho, tau = np.full(resamples, np.nan), np.full(resamples, np.nan)
-    for i in range(resamples):
-        xs, ys = reps_x[picks[i], i], reps_y[picks[i], i]
-        if np.ptp(xs) > 0 and np.ptp(ys) > 0:  # a draw of one row repeated has no ranking
-            rho[i], tau[i] = spearmanr(xs, ys)[0], kendalltau(xs, ys)[0]
+    columns = np.arange(resamples)[:, None]
+    xs, ys = reps_x[picks, columns], reps_y[picks, columns]  # (resamples, rows drawn)
+    rho, tau = spearman_rows(xs, ys), kendall_rows(xs, ys)
     rank_x, rank_y = _ranks(x), _ranks(y)
     gaps = sorted(zip(np.abs(rank_x - rank_y), rows, rank_x, rank_y), key=lambda t: (-t[0], t[1]))
     return {"rows": rows, "x": x, "y": y, "spearman": float(spearmanr(x, y)[0]), "kendall": float(kendalltau(x, y)[0]),
             "spearman_ci": stats.interval(rho), "kendall_ci": stats.interval(tau),
             "disagree": [(label, int(rx), int(ry)) for gap, label, rx, ry in gaps[:WORST] if gap > 0]}
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair of two (resamples, n) matrices (average ranks for ties, as scipy); nan where
+    a row is constant."""
+    from scipy.stats import rankdata
+
+    return _pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
+
+
+def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair of two (resamples, n) matrices (as scipy.stats.kendalltau); nan where a row
+    is constant."""
+    i, j = np.triu_indices(x.shape[1], k=1)
+    sx, sy = np.sign(x[:, i] - x[:, j]), np.sign(y[:, i] - y[:, j])
+    denom = np.sqrt(np.sum(sx != 0, axis=1) * np.sum(sy != 0, axis=1).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, np.sum(sx * sy, axis=1) / denom, np.nan)
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x, y = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+    denom = np.sqrt(np.sum(x * x, axis=1) * np.sum(y * y, axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, np.sum(x * y, axis=1) / denom, np.nan)
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

@@ -39,6 +39,15 @@ def test_rank_correlation_of_known_orders():
     assert -1 <= lo < noisy["spearman"] < hi <= 1  # noise in the scores and in the rows widens the interval
 
 
+def test_vectorised_correlations_equal_scipy():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, size=(50, 9)).astype(float)  # many ties
+    y = x + rng.integers(0, 3, size=(50, 9))
+    for row in range(50):
+        assert compare.spearman_rows(x, y)[row] == pytest.approx(spearmanr(x[row], y[row])[0])
+        assert compare.kendall_rows(x, y)[row] == pytest.approx(kendalltau(x[row], y[row])[0])
+
+
 def test_fewer_than_three_common_rows_give_no_correlation():
     assert compare.rank_correlation(_scores([0.1, 0.2], 0, 0), _scores([0.1, 0.2], 0, 1)) is None
 
