@@ -1,193 +1,98 @@
-"""Does one protocol's board predict another's? Rank correlations of the rows' scores under two protocols.
+"""The comparison section: every row against dense and against baseline methods at equal nominal sparsity.
 
-For each task of a prune-finetune suite, the rows (method at a rate) present under both protocols are scored
-by the task's headline metric (``notes.headline``) under each. Spearman's rho and Kendall's tau (scipy)
-between the two columns of scores come with a bootstrap interval that resamples both the evaluation
-examples (each row's score recomputed on the same resamples, ``reports.stats.replicates``) and the rows
-(drawn with replacement). The first protocol's drift to dense (``drift_cosine``) is compared with the
-second protocol's scores the same way. numpy/scipy/matplotlib only: no torch (tests/test_layers.py).
+A reviewer of a new method asks two things first: how far is it from dense, and does it beat the baselines it
+must beat (global magnitude, Wanda, SparseGPT) at the same sparsity. Each answer is a paired difference (row minus
+the other row, on the same evaluation examples) with its 95% paired bootstrap interval (docs/statistics.md).
+A pure function of a ``Board``; ``reports.tables`` renders it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
+from reports.leaderboard import Board, Column, Entry, Row, paired_bounds
 
-from benchmarks import predictions, store
-from benchmarks.errors import UserError
-from reports import stats, toolkit
-
-DRIFT = "drift_cosine"
-# MLM ignores the protocol (the same pass under all of them): comparing it would report a trivial rho of 1.
-SKIP_TASKS = ("mlm",)
-ROW_SEED = 20222  # the rows' bootstrap draws (fixed: the same records give the same intervals)
-WORST = 3  # rows listed where the protocols disagree most
+DEFAULT_BASELINES = ("global", "wanda", "sparsegpt")
+BETTER, WORSE = "▲", "▼"
+DIGITS = 3
 
 
-@dataclass
-class Scores:
-    """One protocol's per-row score of one task: the point value and bootstrap replicates (examples resampled)."""
+@dataclass(frozen=True)
+class Difference:
+    """One compared cell: row minus the other row, its paired interval, and which way it points."""
 
-    value: dict  # row label -> metric on all examples, mean over seeds
-    replicates: dict  # row label -> (RESAMPLES,) replicates
-    metric: str
+    diff: float | None
+    bounds: tuple | None  # 95% paired interval of (row - other), in the metric's own direction
+    verdict: int  # +1 the row is better (interval excludes zero), -1 worse, 0 not told apart or no interval
+    scale: float = 1.0  # size of the compared values: perplexities in the thousands print fewer decimals
 
-
-def parse_compare(items: list[str]) -> list[tuple[str, Path]]:
-    """``PROTOCOL=RESULTS`` pairs from the command line (at least two, names distinct, folders existing)."""
-    pairs = []
-    for item in items:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            raise UserError(f"--compare {item!r} is not PROTOCOL=RESULTS; e.g. --compare "
-                            f"zeroshot=published/minilm-l6-bert-lowsparsity-zeroshot")
-        if not (Path(folder) / "records").is_dir():
-            raise UserError(f"--compare {item!r}: {folder} has no records/ folder; name a results folder of a run")
-        pairs.append((name, Path(folder)))
-    names = [n for n, _ in pairs]
-    if len(pairs) < 2 or len(set(names)) != len(names):
-        raise UserError("--compare needs two or more distinct PROTOCOL=RESULTS pairs; e.g. --compare zeroshot=A "
-                        "probe=B")
-    return pairs
+    def text(self) -> str:
+        """'+0.012 [-0.004, +0.028]', with ▲/▼ where the interval excludes zero; '-' without a value."""
+        if self.diff is None:
+            return "-"
+        digits = 1 if self.scale >= 100 else DIGITS
+        out = f"{self.diff:+.{digits}f}"
+        if self.bounds is not None:
+            out += f" [{self.bounds[0]:+.{digits}f}, {self.bounds[1]:+.{digits}f}]"
+        return out + {1: f" {BETTER}", -1: f" {WORSE}", 0: ""}[self.verdict]
 
 
-def protocol_scores(results: Path, protocol: str, tasks: list[str]) -> dict[str, dict[str, Scores]]:
-    """{task: {"headline": Scores, "drift": Scores or None}} of the records of ``protocol`` under ``results``."""
-    grouped: dict[tuple[str, str], list[dict]] = {}
-    for record in store.load_records(results).records.values():
-        config, notes = record.get("config", {}), record.get("notes", {})
-        if notes.get("protocol", "finetune") != protocol or config.get("task") not in tasks:
+def difference(entry: Entry, other: Entry, column: Column) -> Difference:
+    """The paired difference of two cells of one column (no interval when they cannot be paired)."""
+    if not (entry.complete and other.complete):
+        return Difference(None, None, 0)
+    diff = entry.mean - other.mean
+    bounds = paired_bounds(entry, other, True)
+    verdict = 0
+    if bounds is not None and (bounds[0] > 0 or bounds[1] < 0):
+        up = bounds[0] > 0
+        verdict = 1 if up == column.higher_is_better else -1
+    return Difference(diff, bounds, verdict, max(abs(entry.mean), abs(other.mean)))
+
+
+def baselines_of(board: Board, wanted: tuple | list | None = None) -> list[str]:
+    """The baseline methods to compare against: those asked for (default: global, Wanda, SparseGPT) that the
+    board has rows of."""
+    present = {row.method for row in board.rows}
+    return [m for m in (wanted or DEFAULT_BASELINES) if m in present]
+
+
+def partners(row: Row, board: Board, baselines: list[str]) -> list[Row]:
+    """Dense, then the baseline rows at the row's nominal sparsity (never the row itself or its own method)."""
+    dense = [r for r in board.rows if r.dense]
+    # an N:M row is held against the baselines' rows of the same pattern, an unstructured row against unstructured
+    same = [r for r in board.rows if r.bucket == row.bucket and r.method in baselines and r.method != row.method
+            and not r.dense and r.pattern == row.pattern]
+    return dense + sorted(same, key=lambda r: baselines.index(r.method))
+
+
+def section_view(board: Board, wanted: tuple | list | None = None) -> dict | None:
+    """Headers, one line per (row, compared-with) pair, and the rows with no baseline at their sparsity."""
+    baselines = baselines_of(board, wanted)
+    lines, unpaired = [], []
+    for row in board.rows:
+        if row.dense:
             continue
-        if record.get("status", "ok") != "ok" or not record.get("metrics"):
-            continue
-        grouped.setdefault((config["task"], config["label"]), []).append(record)
-    out: dict[str, dict] = {}
-    for (task, label), records in sorted(grouped.items()):
-        records.sort(key=lambda r: r["config"]["seed"])
-        arrays = [predictions.load(results, r) for r in records]
-        headline = records[0]["notes"].get("headline")
-        for name, metric in (("headline", headline), ("drift", DRIFT)):
-            per_seed = [stats.cell_arrays(a, metric) for a in arrays]
-            if metric is None or any(a is None for a in per_seed):
-                continue
-            scores = out.setdefault(task, {}).setdefault(name, Scores({}, {}, metric))
-            scores.value[label] = float(np.mean([stats.value(a, metric) for a in per_seed]))
-            scores.replicates[label] = stats.replicates(per_seed, metric)
-    return out
-
-
-def rank_correlation(a: Scores, b: Scores) -> dict | None:
-    """Spearman and Kendall between two score columns over their common rows, with bootstrap intervals."""
-    from scipy.stats import kendalltau, spearmanr
-
-    rows = sorted(set(a.value) & set(b.value))
-    if len(rows) < 3:
+        others = partners(row, board, baselines)
+        if baselines and row.method not in baselines and not any(o.method in baselines for o in others):
+            unpaired.append(row.label)
+        for other in others:
+            cells = [difference(row.entries[c], other.entries[c], c).text() for c in board.columns]
+            lines.append([row.label, "dense" if other.dense else other.label, *cells])
+    if not lines:
         return None
-    x, y = np.array([a.value[r] for r in rows]), np.array([b.value[r] for r in rows])
-    reps_x = np.stack([a.replicates[r] for r in rows])  # (rows, resamples)
-    reps_y = np.stack([b.replicates[r] for r in rows])
-    resamples = reps_x.shape[1]
-    picks = np.random.default_rng([ROW_SEED, len(rows)]).integers(0, len(rows), size=(resamples, len(rows)))
-    columns = np.arange(resamples)[:, None]
-    xs, ys = reps_x[picks, columns], reps_y[picks, columns]  # (resamples, rows drawn)
-    rho, tau = spearman_rows(xs, ys), kendall_rows(xs, ys)
-    rank_x, rank_y = _ranks(x), _ranks(y)
-    gaps = sorted(zip(np.abs(rank_x - rank_y), rows, rank_x, rank_y), key=lambda t: (-t[0], t[1]))
-    return {"rows": rows, "x": x, "y": y, "spearman": float(spearmanr(x, y)[0]), "kendall": float(kendalltau(x, y)[0]),
-            "spearman_ci": stats.interval(rho), "kendall_ci": stats.interval(tau),
-            "disagree": [(label, int(rx), int(ry)) for gap, label, rx, ry in gaps[:WORST] if gap > 0]}
+    return {"headers": ["row", "minus", *[c.title for c in board.columns]], "rows": lines,
+            "baselines": baselines, "unpaired": unpaired}
 
 
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho of each row pair of two (resamples, n) matrices (average ranks for ties, as scipy); nan where
-    a row is constant."""
-    from scipy.stats import rankdata
-
-    return _pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
-
-
-def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of each row pair of two (resamples, n) matrices (as scipy.stats.kendalltau); nan where a row
-    is constant."""
-    i, j = np.triu_indices(x.shape[1], k=1)
-    sx, sy = np.sign(x[:, i] - x[:, j]), np.sign(y[:, i] - y[:, j])
-    denom = np.sqrt(np.sum(sx != 0, axis=1) * np.sum(sy != 0, axis=1).astype(np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, np.sum(sx * sy, axis=1) / denom, np.nan)
-
-
-def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    x, y = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
-    denom = np.sqrt(np.sum(x * x, axis=1) * np.sum(y * y, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, np.sum(x * y, axis=1) / denom, np.nan)
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """1 = best (highest score); ties share the mean rank."""
-    from scipy.stats import rankdata
-
-    return rankdata(-values)
-
-
-def compare(pairs: list[tuple[str, Path]], tasks: list[str]) -> list[dict]:
-    """Every comparison: for each task and each later protocol, the first protocol's headline and drift against it."""
-    tasks = [t for t in tasks if t not in SKIP_TASKS]
-    (base_name, base_dir), others = pairs[0], pairs[1:]
-    base = protocol_scores(base_dir, base_name, tasks)
-    found = []
-    for name, folder in others:
-        other = protocol_scores(folder, name, tasks)
-        for task in tasks:
-            if "headline" not in base.get(task, {}) or "headline" not in other.get(task, {}):
-                continue
-            target = other[task]["headline"]
-            for what, scores in ((f"{base_name} {base[task]['headline'].metric}", base[task]["headline"]),
-                                 (f"{base_name} drift to dense", base[task].get("drift"))):
-                result = rank_correlation(scores, target) if scores is not None else None
-                if result is not None:
-                    found.append({"task": task, "x_name": what, "y_name": f"{name} {target.metric}", **result})
-    return found
-
-
-def _interval_text(value: float, bounds: tuple[float, float]) -> str:
-    return f"{value:.2f} [{bounds[0]:.2f}, {bounds[1]:.2f}]"
-
-
-def scatter(item: dict, stem: Path) -> Path:
-    """A scatter of the rows' two scores (labelled), written as PNG and SVG; returns the PNG."""
-    with toolkit.style():
-        fig = toolkit.new_figure(figsize=(4.8, 4.0))
-        ax = fig.add_subplot()
-        ax.scatter(item["x"], item["y"], s=14)
-        for label, x, y in zip(item["rows"], item["x"], item["y"]):
-            ax.annotate(label, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_xlabel(item["x_name"])
-        ax.set_ylabel(item["y_name"])
-        ax.set_title(f"{item['task']}: Spearman {item['spearman']:.2f}, Kendall {item['kendall']:.2f}")
-        return toolkit.write_figure(fig, stem)["png"]
-
-
-def render(suite_name: str, pairs: list[tuple[str, Path]], items: list[dict], out: Path | None) -> str:
-    """The comparison as Markdown: one table of correlations, the disagreeing rows, a scatter per comparison."""
-    names = " vs ".join(name for name, _ in pairs)
-    lines = [f"# {suite_name}: protocols compared ({names})", "",
-             "Rank correlation between the rows' scores under two protocols, per task (95% bootstrap intervals "
-             "over evaluation examples and rows; reports/compare.py). Sources: "
-             + ", ".join(f"{name} = `{folder}`" for name, folder in pairs) + ".", ""]
-    if not items:
-        return "\n".join([*lines, "No task has three or more rows under both protocols.", ""])
-    rows = [[it["task"], it["x_name"], it["y_name"], len(it["rows"]), _interval_text(it["spearman"], it["spearman_ci"]),
-             _interval_text(it["kendall"], it["kendall_ci"]),
-             "; ".join(f"{label} ({rx} vs {ry})" for label, rx, ry in it["disagree"]) or "-"] for it in items]
-    lines += [toolkit.table(rows, ["task", "x", "y", "rows", "Spearman", "Kendall",
-                                   "rows ranked most differently (rank under x vs y)"], "md"), ""]
-    if out is not None:
-        folder = out.parent / f"{out.stem}_plots"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, item in enumerate(items):
-            png = scatter(item, folder / f"{item['task']}-{i}")
-            lines += [f"![{item['task']}: {item['x_name']} vs {item['y_name']}]({png.relative_to(out.parent)})", ""]
-    return "\n".join(lines)
+def section_note(view: dict) -> str:
+    """What the section's numbers are."""
+    against = ", ".join(view["baselines"]) or "none present"
+    text = ("Each line is the row minus dense, or minus a baseline row at the same nominal sparsity (baselines: "
+            f"{against}; `report --baseline a,b` picks others), in the column's own units, with the 95% paired "
+            f"bootstrap interval over the same evaluation examples. {BETTER}: the row is better (the interval "
+            f"excludes zero in its favour; lower is better for perplexity); {WORSE}: worse; no mark: not told "
+            "apart. '-': a cell is missing or incomplete.")
+    if view["unpaired"]:
+        text += f" No baseline row at the same nominal sparsity: {', '.join(view['unpaired'])}."
+    return text
