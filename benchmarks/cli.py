@@ -10,9 +10,9 @@ from benchmarks import paths, store
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
-from benchmarks.registry import KINDS, METHODS, MODELS, TASKS, UnknownName
+from benchmarks.registry import KINDS, METHODS, MODELS, PROTOCOLS, TASKS, UnknownName, protocol_spec
 
-LISTABLE = ("methods", "tasks", "suites", "models", "kinds")
+LISTABLE = ("methods", "tasks", "suites", "models", "kinds", "protocols")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
     report.add_argument("--baseline", metavar="A,B",
                         help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
+    report.add_argument("--compare", nargs="+", metavar="PROTOCOL=RESULTS",
+                        help="rank correlations of the rows' scores between protocols instead of the leaderboard, "
+                             "e.g. --compare zeroshot=published/A probe=published/B (docs/protocols.md)")
 
-    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
+    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models, suite kinds or protocols")
     lst.add_argument("what", choices=LISTABLE)
     plugin_arg(lst)
     return parser
@@ -284,6 +287,8 @@ def report_suite(args: argparse.Namespace, results: Path) -> Suite:
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
 
+    if args.compare:
+        return _compare(resolve_suite(args), args)
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
@@ -300,13 +305,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(suite: Suite, args: argparse.Namespace) -> int:
+    """``report --compare``: the protocol comparison of the suite's tasks (reports/protocol_compare.py); Markdown."""
+    from reports import protocol_compare as compare
+
+    if args.format != "md":
+        raise UserError("--compare writes Markdown only; drop --format html")
+    pairs = compare.parse_compare(args.compare)
+    if args.out is not None:
+        _check_out(args.out)
+    text = compare.render(suite.name, pairs, compare.compare(pairs, list(suite.tasks)), args.out)
+    if args.out is None:
+        print(text)
+    else:
+        from benchmarks.store import write_bytes_atomic
+
+        write_bytes_atomic(args.out, text.encode())
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "suites":
         for name in builtin_suite_names():
             print(f"{name:24s} {load_suite(name).description}")
         return 0
-    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "kinds": KINDS}[args.what]
+    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "kinds": KINDS, "protocols": PROTOCOLS}[args.what]
     for name in registry.names():
+        if registry is PROTOCOLS:  # a protocol's spec carries its description and version
+            spec = protocol_spec(name)
+            print(f"{name:24s} {spec.description} (version {spec.version})")
+            continue
         doc = (registry.get(name).__doc__ or "").strip().splitlines()
         print(f"{name:24s} {doc[0] if doc else ''}")
     return 0

@@ -161,6 +161,9 @@ class GlueRecipe(EvalRecipe):
     fit_limit: int | None = field(default=None, metadata=_bound(1, protocols=EMBEDS))
     dev_split_eval_limit: int | None = field(default=None, metadata=_bound(1))
     drift_limit: int = field(default=256, metadata=_bound(1))
+    # bf16: torch.autocast to bfloat16 in the forward passes (weights, gradients, AdamW stay float32). A cell key
+    # holds it only when it is not the default fp32 (benchmarks/kinds/prune_finetune.py), so old keys stay.
+    precision: str = field(default="fp32", metadata=_bound(choices=("fp32", "bf16")))
 
 
 @dataclass(frozen=True)

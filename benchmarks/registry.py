@@ -11,8 +11,9 @@ the first lookup that needs them:
   modules here: which modules hold the built-ins is the package's business (``methods/__init__.py``
   imports its method modules), so adding a built-in never touches this file.
 - Plug-ins: entry points in the groups ``prunebench.methods``, ``prunebench.tasks``,
-  ``prunebench.models``, ``prunebench.kinds`` (suite kinds) and ``prunebench.reports``
-  (renderers); an entry point names a module whose import registers itself, or the object.
+  ``prunebench.models``, ``prunebench.kinds`` (suite kinds), ``prunebench.protocols`` (how a
+  pruned encoder is judged) and ``prunebench.reports`` (renderers); an entry point names a module
+  whose import registers itself, or the object.
 
 An unknown name raises ``UnknownName`` (a ``LookupError``, one line, with close names); the CLI
 treats it like ``benchmarks.errors.UserError`` (exit status 2). It is not a ``UserError`` subclass
@@ -169,9 +170,11 @@ METHODS: Registry = Registry("method", "prunebench.methods", builtins="methods",
 TASKS: Registry = Registry("task", "prunebench.tasks", builtins="benchmarks.tasks")
 MODELS: Registry = Registry("model", "prunebench.models", builtins="benchmarks.models")
 KINDS: Registry = Registry("suite kind", "prunebench.kinds", builtins="benchmarks.kinds")
+# Protocols of the prune-finetune suites: how a pruned encoder is judged (fine-tune, zero-shot, probe, ...).
+PROTOCOLS: Registry = Registry("protocol", "prunebench.protocols", builtins="benchmarks.protocols")
 # Report renderers, one per suite kind: ``fn(suite, frame, fmt, out) -> text`` (see reports.render).
 RENDERERS: Registry = Registry("report renderer", "prunebench.reports", builtins="reports")
-REGISTRIES = (METHODS, TASKS, MODELS, KINDS, RENDERERS)
+REGISTRIES = (METHODS, TASKS, MODELS, KINDS, PROTOCOLS, RENDERERS)
 
 
 def load_builtins() -> None:
@@ -308,3 +311,56 @@ def register_kind(name: str):
 def register_renderer(kind: str):
     """Decorator: register ``fn(suite, frame, fmt, out) -> str``, the report of suite kind ``kind``."""
     return RENDERERS.register(kind)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A registered protocol: ``predict(task, train, evals, model_ref, pruner, recipe, seed, ctx)`` returns a
+    ``benchmarks.protocols.base.ProtocolOutput`` (per-example predictions of each eval split, in order).
+
+    ``version`` joins the cell key when it is not "1" (bump it when the protocol's numbers would change);
+    ``trains``: a model is trained on the task (the embedding cache is then not used); ``pooling``: the
+    protocol reads the suite's ``pooling`` field; ``fit_limit(recipe)``: how many train examples it reads
+    (None: the whole train split); ``description``: one line for ``list protocols``.
+    """
+
+    name: str
+    predict: Callable
+    version: str = "1"
+    trains: bool = False
+    pooling: bool = True
+    fit_limit: Callable | None = None
+    description: str = ""
+
+    def train_limit(self, recipe) -> int | None:
+        """The number of train examples this protocol reads under ``recipe`` (None: all of them)."""
+        if self.fit_limit is not None:
+            return self.fit_limit(recipe)
+        train_limit = getattr(recipe, "train_limit", None)
+        if self.trains:
+            return train_limit
+        fit_limit = getattr(recipe, "fit_limit", None)  # the training-free protocols' own subset size
+        return fit_limit if fit_limit is not None else train_limit
+
+
+def protocol_spec(name: str) -> ProtocolSpec:
+    """The registered protocol's spec (a plug-in that registered a bare function gets an open one)."""
+    obj = PROTOCOLS.get(name)
+    if isinstance(obj, ProtocolSpec):
+        return obj
+    doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+    return ProtocolSpec(name, obj, description=doc[0] if doc else "")
+
+
+def register_protocol(name: str, *, version: str = "1", trains: bool = False, pooling: bool = True,
+                      fit_limit: Callable | None = None):
+    """Decorator: register ``fn(task, train, evals, model_ref, pruner, recipe, seed, ctx) -> ProtocolOutput``
+    as protocol ``name`` (see ``ProtocolSpec``; its docstring's first line is the protocol's description)."""
+
+    def decorator(fn: Callable) -> Callable:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        PROTOCOLS.register(name, ProtocolSpec(name, fn, str(version), bool(trains), bool(pooling), fit_limit,
+                                              doc[0] if doc else ""))
+        return fn
+
+    return decorator

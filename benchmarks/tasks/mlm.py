@@ -30,11 +30,11 @@ from benchmarks.errors import DataMissing
 from benchmarks.masking import measure_sparsity
 from benchmarks.models import ModelRef
 from benchmarks.predictions import DRIFT, MLM_CORRECT, MLM_NLL, MLM_TOKENS
+from benchmarks.protocols.embed import drift
 from benchmarks.provenance import sha256_file
 from benchmarks.recipes import MlmRecipe
 from benchmarks.registry import register_task
 from benchmarks.tasks.base import Pruner, TaskResult
-from benchmarks.tasks.embed import drift
 
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")
 # Fixed seeds, independent of the cell's seed: every row sees the same blocks and masked positions.
