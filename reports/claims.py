@@ -10,6 +10,7 @@ judged by the same rules on the sign of its differences at the paper's printed p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -361,11 +362,9 @@ def _mde(spec: ClaimSpec, c: Comparison, family: int) -> float | None:
     smallest margin within which a true difference of 0 is shown)."""
     if c.mde is None:  # holds the replicates' spread until judged
         return None
-    from scipy.stats import norm
-
     alpha = ALPHA / 2 / (family if spec.rule == "some" else 1)
     power = 1 - (1 - POWER) / 2 if spec.rule == "equivalent" else POWER
-    return float((norm.ppf(1 - alpha) + norm.ppf(power)) * c.mde)
+    return float((NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(power)) * c.mde)
 
 
 def judge(spec: ClaimSpec, comparisons: list[Comparison]) -> list[Comparison]:
@@ -422,13 +421,16 @@ def _reason(spec: ClaimSpec, comparisons: list[Comparison], size: float | None) 
             f"(at worst {worst:.3f}); the effects are smaller")
 
 
-def check(columns: list[ClaimColumn], rows: list[ClaimRow]) -> list[ClaimResult]:
-    """Every claim tested on the admissible columns of the rows (replicates; the paper's rows: point values)."""
+def check(columns: list[ClaimColumn], rows: list[ClaimRow], keys: list[str] | None = None) -> list[ClaimResult]:
+    """Every claim (or those in ``keys``) tested on the admissible columns of the rows (replicates; the paper's
+    rows: point values)."""
     dense = next((r for r in rows if r.method == "dense"), None)
     usable = [c for c in columns if c.admissible]
     excluded = [(c.title, c.why) for c in columns if not c.admissible]
     results = []
     for spec in SPECS:
+        if keys is not None and spec.key not in keys:
+            continue
         if spec.rule == "toward":
             high = [r for r in rows if r.method != "dense" and r.nominal >= FIG7_FROM - 1e-9]
             found = [toward_chance(r, dense, c) for c in usable for r in high] if dense else []

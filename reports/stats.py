@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -367,7 +368,8 @@ def replicates(per_seed: list[Arrays], metric: str, resamples: int = RESAMPLES,
 def interval(reps: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     """Percentile interval of bootstrap replicates (Efron & Tibshirani 1993, ch. 13); nan replicates dropped."""
     tail = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(reps, [tail, 100 - tail])
+    reps = np.asarray(reps)
+    lo, hi = (np.nanpercentile if np.isnan(reps).any() else np.percentile)(reps, [tail, 100 - tail])
     return float(lo), float(hi)
 
 
@@ -449,8 +451,6 @@ def holm(pvalues: list[float]) -> list[float]:
 def detectable(reps: np.ndarray, alpha: float, power: float = 0.8) -> float:
     """Minimum detectable effect of a one-sided test at level alpha with the given power, from the spread of
     the paired replicates (normal approximation: (z_{1-alpha} + z_power) times the bootstrap standard error)."""
-    from scipy.stats import norm
-
     reps = np.asarray(reps, dtype=np.float64)
     spread = float(np.nanstd(reps, ddof=1)) if np.sum(~np.isnan(reps)) > 1 else float("nan")
-    return (norm.ppf(1 - alpha) + norm.ppf(power)) * spread
+    return (NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(power)) * spread
