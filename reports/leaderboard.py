@@ -551,13 +551,6 @@ def _mark_matching(buckets: list, columns: list[Column], baselines: dict) -> Non
                     entry.matching = is_matching(entry, base, column.higher_is_better)
 
 
-def dense_above_chance(entry: Entry) -> tuple[bool, float] | None:
-    """(whether dense's 95% interval lies above chance, the chance level), or None without arrays or chance."""
-    arrays = next((a for a in entry.arrays if a is not None), None)
-    level = stats.chance(arrays, entry.metric) if arrays is not None and entry.ci else None
-    return None if level is None else (entry.ci[0] > level, level)
-
-
 def column_baseline(column: Column, dense: Row | None) -> Baseline:
     """The column's trivial baseline on dense's units (paired with dense's replicates) and its admissibility:
     dense beats the baseline with the 95% paired interval of the gap above 0."""

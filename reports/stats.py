@@ -203,8 +203,8 @@ def value(a: Arrays, metric: str) -> float:
 
 
 def is_collapsed(a: Arrays, metric: str) -> bool:
-    """A classifier or scorer that ignores its input: a constant output, or (per_seed) an interval that
-    contains the label-blind level. This is the cheap one-cell check (constant output only)."""
+    """True when the array the metric's verdict rests on is constant (one class, one score): the check for a
+    cell without every seed's arrays; ``label_blind`` judges the others against the label distribution."""
     _, spec = split_metric(metric)
     if spec.collapse_on is None:
         return False
@@ -237,19 +237,6 @@ def label_blind(per_seed: list[Arrays], metric: str, level: float = LEVEL) -> bo
         blind_level = 1 / len(np.unique(per_seed[0][P.LABEL]))
         reps = replicates(per_seed, metric, fn=_balanced_accuracy)
     return interval(reps, level)[0] <= blind_level
-
-
-def chance(a: Arrays, metric: str) -> float | None:
-    """The metric of a predictor that knows nothing: majority share, AUC 0.5, correlation 0, MLM 0."""
-    _, spec = split_metric(metric)
-    if spec.fn is _accuracy:
-        _, counts = np.unique(a[P.LABEL], return_counts=True)
-        return float(counts.max() / counts.sum())
-    if spec.fn is _roc_auc:
-        return 0.5
-    if spec.fn in (_pearson, _spearman, _mlm_accuracy):
-        return 0.0
-    return None
 
 
 # -- trivial baselines ------------------------------------------------------------------------------
