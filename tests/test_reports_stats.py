@@ -421,3 +421,45 @@ def test_nm_pattern_rows_get_their_own_plot_line():
     assert [round(x, 2) for x, _, _ in lines["wanda"]] == [0.0, 0.5, 0.6]
     assert [round(x, 2) for x, _, _ in lines["wanda 2:4"]] == [0.0, 0.5]
     assert method_styles(b)["wanda 2:4"][0].endswith("2:4")
+
+
+# -- baselines and admissible columns ----------------------------------------------------------------
+
+def mlm_arrays(rng: np.random.Generator, blocks: int, right: float, mft: float) -> dict:
+    """MLM arrays of ``blocks`` blocks with per-position baseline inputs (block order), as the MLM task writes."""
+    tokens = rng.integers(3, 8, blocks)
+    positions = int(tokens.sum())
+    correct = rng.random(positions) < right
+    starts = np.r_[0, np.cumsum(tokens)[:-1]]
+    return {"mlm_correct": np.add.reduceat(correct.astype(int), starts), "mlm_tokens": tokens,
+            "mlm_nll": np.add.reduceat(rng.uniform(1, 4, positions), starts),
+            stats.MFT_CORRECT: (rng.random(positions) < mft).astype(np.int8),
+            stats.UNIGRAM_LOGP: -rng.uniform(5, 9, positions)}
+
+
+def test_mlm_baselines_are_summed_per_block_and_decide_admissibility():
+    rng = np.random.default_rng(4)
+    strong, weak = mlm_arrays(rng, 300, 0.5, 0.07), mlm_arrays(rng, 300, 0.04, 0.07)
+    a = stats.cell_arrays(strong, "mlm_accuracy")
+    assert len(a[stats.MFT_CORRECT]) == 300  # per position -> per block
+    assert stats.baseline_value([a], "mlm_accuracy") == pytest.approx(strong[stats.MFT_CORRECT].mean())
+    ppl = stats.cell_arrays(strong, "mlm_ppl")
+    assert stats.baseline_value([ppl], "mlm_ppl") == pytest.approx(np.exp(-strong[stats.UNIGRAM_LOGP].mean()))
+    assert stats.baseline_replicates([{k: v for k, v in a.items() if k != stats.MFT_CORRECT}], "mlm_accuracy") is None
+
+    cells, records, preds = [], {}, {}
+    for method, rate, arrays in (("dense", None, strong), ("global", 0.3, weak)):
+        c = cell(method, rate, "mlm")
+        cells.append(c)
+        metrics = {"mlm_accuracy": stats.value(stats.cell_arrays(arrays, "mlm_accuracy"), "mlm_accuracy"),
+                   "mlm_ppl": stats.value(stats.cell_arrays(arrays, "mlm_ppl"), "mlm_ppl")}
+        records[c.key], preds[c.key] = rec(c, metrics), arrays
+    b = build_board("t", cells, records, predictions=preds)
+    accuracy, perplexity = b.columns[:2]
+    assert b.baselines[accuracy].admissible and b.baselines[accuracy].name == "most frequent token"
+    assert b.baselines[perplexity].admissible and b.baselines[perplexity].gap[0] > 0  # lower perplexity is better
+    # the weak model as dense: below the most frequent token, so the column cannot rank
+    records[cells[0].key], preds[cells[0].key] = rec(cells[0], records[cells[1].key]["metrics"]), weak
+    b = build_board("t", cells, records, predictions=preds)
+    assert not b.baselines[b.columns[0]].admissible and "does not beat the most frequent token" in \
+        tables.board_markdown(b)
