@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     suite_args(report)
     report.add_argument("--format", choices=("md", "html"), default="md")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
+    report.add_argument("--baseline", metavar="A,B",
+                        help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
 
     lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
     lst.add_argument("what", choices=LISTABLE)
@@ -228,7 +230,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
-    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results))
+    baselines = [b.strip() for b in (args.baseline or "").split(",") if b.strip()]
+    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results), baselines=baselines)
     if args.out is None:
         print(text)
     else:

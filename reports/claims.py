@@ -174,7 +174,7 @@ def board_rows(board: Board) -> tuple[list[ClaimColumn], list[ClaimRow]]:
     for c in board.columns:
         if not is_primary(c.task, c.metric):
             continue
-        base = board.baselines.get(c)
+        base = board.column_baselines.get(c)
         ok = base is not None and base.admissible
         columns.append(ClaimColumn(c, c.title, c.task, c.metric, c.higher_is_better,
                                    base.value if base else None, base.reps if base else None, ok,

@@ -216,9 +216,9 @@ def test_a_collapsed_cell_is_never_bold_nor_matching():
     e = entry_of(b, "full-0.3")
     assert e.collapsed and not e.best and not e.indistinct
     assert b.collapsed_columns == b.columns  # every row collapsed: the column says so
-    assert not b.baselines[b.columns[0]].admissible  # dense collapsed: nothing to rank
+    assert not b.column_baselines[b.columns[0]].admissible  # dense collapsed: nothing to rank
     md = tables.board_markdown(b)
-    assert "SST2 · zeroshot ⊘ (not ranked)[" in md and "cannot tell the methods apart" in md
+    assert "SST2 · accuracy · zeroshot ⊘ (not ranked)[" in md and "cannot tell the methods apart" in md
     assert "| 0.500 [0.450, 0.547] ⊘[1]" in md  # bounds with the value's digits
 
 
@@ -239,7 +239,7 @@ def test_equivalent_within_the_margin_is_told_apart_from_not_distinguishable():
                               ("upper", 0.2, None)])
     same, worse, plain = entry_of(b, "full-0.1"), entry_of(b, "random-0.1"), entry_of(b, "upper-0.2")
     unclear = entry_of(b, "lower-0.2")
-    margin = b.baselines[b.columns[0]].margin  # 0.2 of dense's gap above the majority class (0.5)
+    margin = b.column_baselines[b.columns[0]].margin  # 0.2 of dense's gap above the majority class (0.5)
     assert margin == pytest.approx(0.2 * (dense == label).mean() - 0.1)
     assert same.equivalent and not same.indistinct and not worse.equivalent and not worse.indistinct
     assert unclear.indistinct and not unclear.equivalent  # contains 0, reaches past the margin
@@ -253,7 +253,7 @@ def test_title_and_every_header_name_the_protocol():
     label = np.arange(400) % 2
     b, _ = board_with_arrays([("dense", None, classifier(label, 0.8, 0))], protocol="probe")
     md, html = tables.board_markdown(b), tables.board_html(b)
-    assert md.startswith("# t · probe protocol") and "SST2 · probe" in md
+    assert md.startswith("# t · probe protocol") and "SST2 · accuracy · probe" in md
     assert "checked on these records (probe protocol)" in md and "(probe protocol)</h2>" in html
     assert not b.paper_inline  # published values are fine-tuned: never beside another protocol's numbers
 
@@ -456,10 +456,10 @@ def test_mlm_baselines_are_summed_per_block_and_decide_admissibility():
         records[c.key], preds[c.key] = rec(c, metrics), arrays
     b = build_board("t", cells, records, predictions=preds)
     accuracy, perplexity = b.columns[:2]
-    assert b.baselines[accuracy].admissible and b.baselines[accuracy].name == "most frequent token"
-    assert b.baselines[perplexity].admissible and b.baselines[perplexity].gap[0] > 0  # lower perplexity is better
+    assert b.column_baselines[accuracy].admissible and b.column_baselines[accuracy].name == "most frequent token"
+    assert b.column_baselines[perplexity].admissible and b.column_baselines[perplexity].gap[0] > 0
     # the weak model as dense: below the most frequent token, so the column cannot rank
     records[cells[0].key], preds[cells[0].key] = rec(cells[0], records[cells[1].key]["metrics"]), weak
     b = build_board("t", cells, records, predictions=preds)
-    assert not b.baselines[b.columns[0]].admissible and "does not beat the most frequent token" in \
+    assert not b.column_baselines[b.columns[0]].admissible and "does not beat the most frequent token" in \
         tables.board_markdown(b)

@@ -32,7 +32,7 @@ def chance_rows(folder: str) -> list[list]:
         return []
     out = []
     for column in board.columns:
-        entry, base = dense.entries[column], board.baselines[column]
+        entry, base = dense.entries[column], board.column_baselines[column]
         collapsed = sum(row.entries[column].collapsed for row in rows)
         value = f"{entry.mean:.3f}" if entry.values else "-"
         interval = f"[{entry.ci[0]:.3f}, {entry.ci[1]:.3f}]" if entry.ci else "-"
