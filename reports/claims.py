@@ -450,6 +450,13 @@ def check(columns: list[ClaimColumn], rows: list[ClaimRow], keys: list[str] | No
     return results
 
 
+def speaks_about(board: Board) -> bool:
+    """True when some claim has rows of this board to compare (whether or not its columns are admissible)."""
+    rows = [ClaimRow(r.label, r.method, r.nominal) for r in board.rows]
+    high = any(r.method != "dense" and r.nominal >= FIG7_FROM - 1e-9 for r in rows)
+    return any(pairs(s.key, rows) for s in SPECS if s.rule != "toward") or (high and any(r.dense for r in board.rows))
+
+
 def check_board(board: Board) -> list[ClaimResult]:
     """The claims on a leaderboard's records (paired bootstrap replicates, admissible columns only)."""
     return check(*board_rows(board))

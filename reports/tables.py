@@ -249,8 +249,9 @@ def paper_apart_note(board: Board) -> str:
 
 
 def claims_apply(board: Board) -> bool:
-    """True when the paper's claims speak about some rows of this board (at least one comparison is made)."""
-    return any(result.comparisons for result in claims.check_board(board))
+    """True when the paper's claims speak about some rows of this board (admissible columns or not: the section
+    then says which columns were left out and why)."""
+    return claims.speaks_about(board)
 
 
 def board_view(board: Board, figures: list[Figure] = ()) -> dict:

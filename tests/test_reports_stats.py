@@ -251,7 +251,8 @@ def test_equivalent_within_the_margin_is_told_apart_from_not_distinguishable():
 
 def test_title_and_every_header_name_the_protocol():
     label = np.arange(400) % 2
-    b, _ = board_with_arrays([("dense", None, classifier(label, 0.8, 0))], protocol="probe")
+    b, _ = board_with_arrays([("dense", None, classifier(label, 0.8, 0)), ("global", 0.3, classifier(label, 0.8, 1)),
+                              ("random", 0.3, classifier(label, 0.7, 2))], protocol="probe")
     md, html = tables.board_markdown(b), tables.board_html(b)
     assert md.startswith("# t · probe protocol") and "SST2 · accuracy · probe" in md
     assert "checked on these records (probe protocol)" in md and "(probe protocol)</h2>" in html
