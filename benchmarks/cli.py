@@ -10,9 +10,9 @@ from benchmarks import paths, store
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
-from benchmarks.registry import KINDS, METHODS, MODELS, TASKS, UnknownName
+from benchmarks.registry import KINDS, METHODS, MODELS, PROTOCOLS, TASKS, UnknownName, protocol_spec
 
-LISTABLE = ("methods", "tasks", "suites", "models", "kinds")
+LISTABLE = ("methods", "tasks", "suites", "models", "kinds", "protocols")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m benchmarks", description="prunebench: pruning benchmarks and leaderboards")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def plugin_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE.py|MODULE",
+                       help="import this plug-in first (a .py file or package.module whose import registers "
+                            "methods); repeatable")
+
     def suite_args(p: argparse.ArgumentParser) -> None:
+        plugin_arg(p)
         p.add_argument("--suite", help="built-in suite name (python -m benchmarks list suites)")
         p.add_argument("--suite-file", type=Path, help="a suite YAML file instead of a built-in name")
         p.add_argument("--model", help="hub id, local folder, or alias (python -m benchmarks list models)")
@@ -45,16 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
     # Set by a --jobs parent for each worker: where the worker reports how far its current cell is.
     run.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
+    run.add_argument("--keep-stale", action="store_true",
+                     help="keep records computed by other code (a changed method or plug-in) instead of rerunning "
+                          "them; the board marks them stale")
 
-    report = sub.add_parser("report", help="render a suite's leaderboard from its records")
+    report = sub.add_parser("report", help="render a suite's leaderboard from its records (with only --results: "
+                                           "the grid the run saved there)")
     suite_args(report)
     report.add_argument("--format", choices=("md", "html"), default="md")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
     report.add_argument("--baseline", metavar="A,B",
                         help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
+    report.add_argument("--compare", nargs="+", metavar="PROTOCOL=RESULTS",
+                        help="rank correlations of the rows' scores between protocols instead of the leaderboard, "
+                             "e.g. --compare zeroshot=published/A probe=published/B (docs/protocols.md)")
 
-    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
+    lst = sub.add_parser("list", help="list registered methods, tasks, suites, models, suite kinds or protocols")
     lst.add_argument("what", choices=LISTABLE)
+    plugin_arg(lst)
     return parser
 
 
@@ -128,6 +142,7 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     import subprocess
     import tempfile
 
+    from benchmarks import preflight as preflight_checks
     from benchmarks import progress
     from benchmarks.models import resolve_model
     from benchmarks.runner import count_done, preflight
@@ -135,20 +150,27 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     if args.shard:
         raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
     cells = preflight(suite, data_dir, results_dir=results)  # bad input: one line and exit 2 here, not per worker
-    resolve_model(suite.model, suite.model_revision)
+    model = resolve_model(suite.model, suite.model_revision)
+    cores = preflight_checks.usable_cores()
+    jobs, why = preflight_checks.plan_workers(args.jobs, cores, len(cells) - count_done(cells, results))
+    each = preflight_checks.worker_memory(preflight_checks.model_shape(model))  # from the model's config only
+    preflight_checks.check_memory(jobs, each, preflight_checks.total_memory())
+    if why:
+        memory = f" (each needs about {each / 2**30:.1f} GiB)" if each else ""
+        print(f"note: --jobs {args.jobs} lowered to {jobs} worker(s){memory}: {why}", file=sys.stderr)
     env = dict(os.environ)
     # One BLAS pool per worker, sized to share the cores, unless the user chose otherwise.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
-    print(f"{suite.name}: {args.jobs} workers (--shard i/{args.jobs}), OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cores // jobs)))
+    print(f"{suite.name}: {jobs} workers (--shard i/{jobs}), OMP_NUM_THREADS={env['OMP_NUM_THREADS']}",
           file=sys.stderr)
     show = not args.no_progress and progress.stderr_is_terminal()
     with tempfile.TemporaryDirectory(prefix="prunebench-progress-") as channel_dir:
-        channels = [Path(channel_dir) / f"worker-{i}.json" for i in range(args.jobs)]
-        workers = [subprocess.Popen(_worker_argv(args.argv, i, args.jobs, channels[i] if show else None), env=env)
-                   for i in range(args.jobs)]
+        channels = [Path(channel_dir) / f"worker-{i}.json" for i in range(jobs)]
+        workers = [subprocess.Popen(_worker_argv(args.argv, i, jobs, channels[i] if show else None), env=env)
+                   for i in range(jobs)]
         codes = progress.follow_workers(workers, [c.key for c in cells], results, channels, show, suite.name)
-    print(f"{suite.name}: {len(cells)} cells, {count_done(cells, results)} with an ok record; worker exit "
-          f"statuses {codes}", file=sys.stderr)
+    done = count_done(cells, results, args.keep_stale)
+    print(f"{suite.name}: {len(cells)} cells, {done} with an ok record; worker exit statuses {codes}", file=sys.stderr)
     return combined_status(codes)
 
 
@@ -179,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     _quiet_libraries()
     summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress,
-                        progress_file=args.progress_file)
+                        progress_file=args.progress_file, keep_stale=args.keep_stale)
     print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done, {summary.ran} run "
           f"({summary.ok} ok, {len(summary.data_skipped)} skipped for missing data, {len(summary.failed)} failed)",
           file=sys.stderr)
@@ -193,13 +215,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _warn_corrupt(results: Path) -> None:
-    """One stderr line naming unreadable record files (they are left out of the report)."""
+    """Stderr lines naming unreadable record files (left out of the report) and ok records whose arrays do not load."""
+    from benchmarks.predictions import problem
     from benchmarks.store import load_records
 
-    corrupt = load_records(results).corrupt
+    loaded = load_records(results)
+    corrupt = loaded.corrupt
     if corrupt:
         print(f"warning: {len(corrupt)} unreadable record(s) left out: {', '.join(sorted(corrupt))} "
               f"(rerun the suite to redo those cells)", file=sys.stderr)
+    arrays = {f"{key}.json": why for key, record in sorted(loaded.records.items())
+              if record["status"] == store.OK and (why := problem(results, record))}
+    if arrays:  # the cells are shown, without an interval
+        print(f"warning: {len(arrays)} ok record(s) without usable per-example arrays, shown without an interval: "
+              f"{', '.join(f'{name} ({why})' for name, why in arrays.items())} (rerun the suite to redo those "
+              f"cells)", file=sys.stderr)
 
 
 def _grid(suite: Suite, results: Path) -> tuple | None:
@@ -220,13 +250,49 @@ def _grid(suite: Suite, results: Path) -> tuple | None:
     return cells, columns
 
 
+def _names_suite(args: argparse.Namespace) -> bool:
+    return bool(args.suite or args.suite_file or args.model is not None or args.overrides)
+
+
+def report_suite(args: argparse.Namespace, results: Path) -> Suite:
+    """The suite ``report`` renders: the one the run saved in ``results`` when no suite flag is given (or
+    ``--suite NAME`` alone picks one of several); else the suite the flags name, which the folder must hold
+    unless it holds no saved grid at all (records written before grids existed)."""
+    from benchmarks.grid import saved_grids, saved_suite, suite_hash
+
+    saved = saved_grids(results)
+    listing = "; ".join(g.describe() for g in saved)
+    if not _names_suite(args):
+        if not saved:
+            raise UserError(f"--results {results} holds no saved grid (grids/*.json); name the suite as the run "
+                            f"did: --suite NAME with the run's --model/--set flags")
+        if len(saved) > 1:
+            raise UserError(f"--results {results} holds {len(saved)} grids: {listing}; pick one with --suite NAME "
+                            f"(add the run's --model/--set flags when two share a name)")
+        return saved_suite(saved[0])
+    only_name = args.suite and not args.suite_file and args.model is None and not args.overrides
+    same_name = [g for g in saved if g.name == args.suite] if only_name else []
+    if len(same_name) == 1:
+        return saved_suite(same_name[0])  # --suite NAME picks the run's grid of that name, whatever its flags
+    suite = resolve_suite(args)
+    if not saved or any((g.name, g.hash) == (suite.name, suite_hash(suite)) for g in saved):
+        return suite
+    if same_name:
+        raise UserError(f"--results {results} holds {len(same_name)} grids of suite {suite.name!r}: "
+                        f"{'; '.join(g.describe() for g in same_name)}; add the run's --model/--set flags to pick one")
+    raise UserError(f"--results {results} holds no grid for suite {suite.name!r} as these flags give it (it holds: "
+                    f"{listing}); drop the suite flags to render its grid, or repeat the run's own flags")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
 
-    suite = resolve_suite(args)
+    if args.compare:
+        return _compare(resolve_suite(args), args)
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
+    suite = report_suite(args, results)
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
@@ -239,13 +305,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(suite: Suite, args: argparse.Namespace) -> int:
+    """``report --compare``: the protocol comparison of the suite's tasks (reports/protocol_compare.py); Markdown."""
+    from reports import protocol_compare as compare
+
+    if args.format != "md":
+        raise UserError("--compare writes Markdown only; drop --format html")
+    pairs = compare.parse_compare(args.compare)
+    if args.out is not None:
+        _check_out(args.out)
+    text = compare.render(suite.name, pairs, compare.compare(pairs, list(suite.tasks)), args.out)
+    if args.out is None:
+        print(text)
+    else:
+        from benchmarks.store import write_bytes_atomic
+
+        write_bytes_atomic(args.out, text.encode())
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "suites":
         for name in builtin_suite_names():
             print(f"{name:24s} {load_suite(name).description}")
         return 0
-    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "kinds": KINDS}[args.what]
+    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "kinds": KINDS, "protocols": PROTOCOLS}[args.what]
     for name in registry.names():
+        if registry is PROTOCOLS:  # a protocol's spec carries its description and version
+            spec = protocol_spec(name)
+            print(f"{name:24s} {spec.description} (version {spec.version})")
+            continue
         doc = (registry.get(name).__doc__ or "").strip().splitlines()
         print(f"{name:24s} {doc[0] if doc else ''}")
     return 0
@@ -257,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
         args.argv = argv  # --jobs hands the same command line to its workers
+        from benchmarks.plugins import load_plugins
+
+        load_plugins(args.plugins)  # always: a second command in one process must not inherit the first's
         return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
     except (UserError, UnknownName) as exc:  # both are bad input
         print(f"error: {exc}", file=sys.stderr)

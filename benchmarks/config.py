@@ -35,9 +35,65 @@ SuiteLoader.add_implicit_resolver(
 )
 
 
+class Base60Int(int):
+    """An int YAML 1.1 read from an unquoted ``N:M`` (base 60: 2:4 is 124); remembers the text for a hint."""
+
+    yaml_text: str = ""
+
+
+def _construct_int(loader: SuiteLoader, node: yaml.ScalarNode) -> int:
+    value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    if ":" not in node.value:
+        return value
+    out = Base60Int(value)
+    out.yaml_text = node.value
+    return out
+
+
+SuiteLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+# A suite is a few hundred YAML nodes; aliases may repeat a node, but not expand to more than this
+# (an 8-level alias bomb of 439 bytes expands to 10**8 nodes and hangs whatever walks it).
+MAX_YAML_NODES = 100_000
+
+
+class YamlTooLarge(ValueError):
+    """YAML whose aliases expand beyond MAX_YAML_NODES nodes, or refer to themselves."""
+
+
+def _expanded_size(node: yaml.Node, sizes: dict, open_nodes: set) -> int:
+    """How many nodes ``node`` stands for once every alias is written out (memoised; cycles refused)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise YamlTooLarge("an alias refers to a node that contains it")
+    open_nodes.add(id(node))
+    children = (node.value if isinstance(node, yaml.SequenceNode) else
+                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, open_nodes)
+        if total > MAX_YAML_NODES:
+            raise YamlTooLarge(f"its aliases expand to more than {MAX_YAML_NODES:,} values")
+    open_nodes.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
 def parse_yaml(text: str):
-    """Parse YAML text safely, with ``SuiteLoader``'s number rules (suite files and --set values alike)."""
-    return yaml.load(text, Loader=SuiteLoader)  # noqa: S506 - SuiteLoader is a SafeLoader
+    """Parse YAML text safely, with ``SuiteLoader``'s number rules (suite files and --set values alike).
+
+    Raises YamlTooLarge before building anything when aliases would expand beyond MAX_YAML_NODES nodes.
+    """
+    loader = SuiteLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def canonical_json(config: dict) -> str:
@@ -127,12 +183,34 @@ def _check_field(source: str, name: str, value: Any) -> Any:
                         f"see suites/smoke.yaml for a suite with every field")
     if name == "seeds":
         _check_seeds(source, value)
+    if name == "name":
+        _check_name(source, value)
     if name == "model" and not value.strip():
         raise UserError(f"{source}: model is empty; name a model alias, a folder or a hub id "
                         f"(python -m benchmarks list models)")
     if isinstance(value, list):
         value = tuple(value)
     return value
+
+
+MAX_NAME_LENGTH = 100  # a suite name becomes file names (grids/<name>.json, reports): keep it short
+
+
+def _check_name(source: str, name: str) -> None:
+    """A suite name is used as a file name: no path separators, no '..', no control characters, bounded length."""
+    example = "e.g. --set name=my-suite"
+    if not name.strip():
+        raise UserError(f"{source}: the suite name is empty; give it one, {example}")
+    if "/" in name or "\\" in name:
+        raise UserError(f"{source}: suite name {name!r} contains a path separator; the name becomes a file name, "
+                        f"so use letters, digits, '-', '_' or '.', {example}")
+    if ".." in name:
+        raise UserError(f"{source}: suite name {name!r} contains '..'; the name becomes a file name, {example}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UserError(f"{source}: suite name {name!r} contains a control character; {example}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UserError(f"{source}: suite name is {len(name)} characters long; the name becomes a file name, so "
+                        f"keep it to {MAX_NAME_LENGTH} or fewer, {example}")
 
 
 def _check_seeds(source: str, value: Any) -> None:
@@ -177,6 +255,9 @@ def load_suite(name: str | None = None, path: Path | str | None = None) -> Suite
         text, source = (resources.files("suites") / f"{name}.yaml").read_text(), f"suites/{name}.yaml"
     try:
         data = parse_yaml(text)
+    except YamlTooLarge as exc:
+        raise UserError(f"{source}: YAML too large to load ({exc}); write the values out instead of "
+                        f"nesting aliases") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise UserError(f"{source}: invalid YAML ({first}); fix the file's syntax") from None
@@ -200,12 +281,16 @@ def _read_suite_file(path: Path) -> str:
 def apply_overrides(suite: Suite, overrides: list[str]) -> Suite:
     """Apply ``--set KEY=VALUE`` overrides (dotted keys reach into recipe/options/scales)."""
     data = dataclasses.asdict(suite)
+    explicit: set = set()  # recipe keys the overrides set
     for item in overrides:
         if "=" not in item:
             raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seeds=[0,1]")
         key, raw = item.split("=", 1)
         try:
             value = parse_yaml(raw) if raw != "" else ""
+        except YamlTooLarge as exc:
+            raise UserError(f"--set {key.strip()}=...: YAML too large to load ({exc}); write the values out "
+                            f"instead of nesting aliases") from None
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: value {raw!r} is not valid YAML; check its brackets and quotes, "
                             f"e.g. --set 'rows=[dense]'") from None
@@ -222,7 +307,22 @@ def apply_overrides(suite: Suite, overrides: list[str]) -> Suite:
         target[parts[-1]] = value
         if parts[0] == "recipe":
             _recipe_wins_over_scales(data, parts[1:], value)
-    return suite_from_mapping(data, "--set")
+            explicit.update(parts[1:2] or (value if isinstance(value, dict) else {}))
+    suite = suite_from_mapping(data, "--set")
+    _check_read_by_protocol(suite, explicit)
+    return suite
+
+
+def _check_read_by_protocol(suite: Suite, explicit: set) -> None:
+    """A recipe key set with --set that the suite's protocol never reads would change every cell key and no
+    number (e.g. lr under zeroshot): bad input. Keys the suite file shares between protocols are kept."""
+    from benchmarks.recipes import unread_keys
+
+    unread = unread_keys(sorted(explicit), suite.protocol)
+    if unread:
+        raise UserError(f"--set recipe.{unread[0]}: protocol {suite.protocol!r} never reads it, so it would change "
+                        f"every cell key and no number; drop it, or set the protocol that reads it "
+                        f"(docs/protocols.md)")
 
 
 def _recipe_wins_over_scales(data: dict, path: list[str], value: Any) -> None:

@@ -140,6 +140,9 @@ def load_glue(task: str, split: str, data_dir: Path | None) -> Examples:
             subset = Path(data_dir) / MNLI_SUBSET_FILES[split]
             if subset.is_file():
                 return read_mnli_subset(subset, spec)
+        if path.exists() and not path.is_file():  # a folder (or device) where the file belongs: not "missing"
+            raise UserError(f"{path} is not a file; put the GLUE {task} {split} TSV file there, or remove it "
+                            f"to run without that split")
         if not path.is_file():
             raise DataMissing(f"{task} {split} is not in the data mirror "
                               f"({path.name} missing under {Path(data_dir).name}/)")
@@ -161,3 +164,15 @@ def _load_glue_hub(spec: GlueSpec, split: str) -> Examples:
     revision = getattr(ds.info, "version", None)
     return Examples(list(ds[a]), list(ds[b]) if b else None, labels,
                     {f"hub:{GLUE_HUB_ID}/{spec.name}/{hub_split}": str(ds._fingerprint), "version": str(revision)})
+
+
+# Subset selection uses its own fixed seed so every row and seed of a suite sees the same examples.
+SUBSET_SEED = 1234
+
+
+def fixed_subset(examples: Examples, limit: int | None) -> Examples:
+    """A fixed random subset of ``limit`` rows (the same for every cell, in file order), or all rows."""
+    if not limit or limit >= len(examples):
+        return examples
+    order = np.random.default_rng(SUBSET_SEED).permutation(len(examples))[:limit]
+    return examples.subset(np.sort(order))

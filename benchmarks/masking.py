@@ -51,10 +51,16 @@ class MaskKeeper:
         self.pairs = [(params[name], keep.to(params[name].device, params[name].dtype)) for name, keep in masks.items()]
         self._handles: list = []
 
-    def attach(self, optimizer: torch.optim.Optimizer) -> "MaskKeeper":
-        """Hook the optimizer: zero masked grads before a step and masked weights after it."""
+    def attach(self, optimizer: torch.optim.Optimizer, reapply_each_step: bool = True) -> "MaskKeeper":
+        """Hook the optimizer: zero masked grads before a step and (``reapply_each_step``) masked weights after it.
+
+        Without the second pass the weights stay zero only under an optimizer whose update of a weight that is
+        zero and never has a gradient is zero (AdamW, SGD with momentum and weight decay); call ``reapply`` at
+        the end to be sure.
+        """
         self._handles.append(optimizer.register_step_pre_hook(lambda *_: self._mask_grads()))
-        self._handles.append(optimizer.register_step_post_hook(lambda *_: self.reapply()))
+        if reapply_each_step:
+            self._handles.append(optimizer.register_step_post_hook(lambda *_: self.reapply()))
         return self
 
     def _mask_grads(self) -> None:

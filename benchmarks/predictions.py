@@ -17,6 +17,8 @@ The contract between tasks (which write them) and reports (which resample them):
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +51,39 @@ def to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+# What a truncated or foreign .npz raises while it is opened or an array is read (zip, zlib, numpy's header).
+UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of one ``.npz`` file, read in full (so a truncated member fails here); raises UNREADABLE."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def problem(results_dir: Path, record: dict) -> str | None:
+    """Why the arrays a record names cannot be used (missing or unreadable); None when they can or it names none."""
+    name = record.get("predictions")
+    if not name:
+        return None
+    path = Path(results_dir) / "records" / name
+    if not path.is_file():
+        return f"its per-example arrays {name} are missing"
+    try:
+        read_arrays(path)
+    except UNREADABLE as exc:
+        return f"its per-example arrays {name} do not load ({exc.__class__.__name__})"
+    return None
+
+
 def load(results_dir: Path, record: dict) -> dict[str, np.ndarray] | None:
     """The arrays a record names, or None when it names none or the file is missing or unreadable."""
     name = record.get("predictions")
     if not name:
         return None
-    path = Path(results_dir) / "records" / name
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError):
+        return read_arrays(Path(results_dir) / "records" / name)
+    except UNREADABLE:
         return None
 
 

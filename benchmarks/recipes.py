@@ -14,6 +14,7 @@ which changes every key of that task.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,10 +28,15 @@ R = TypeVar("R", bound="RecipeBase")
 CELL_KEYS = ("protocol", "pooling", "pruned_as")
 
 
+TRAINS = ("finetune",)  # the protocols that fine-tune (docs/protocols.md)
+EMBEDS = ("zeroshot", "probe")  # the protocols that judge pooled embeddings, nothing fine-tuned
+
+
 def _bound(minimum: float | None = None, *, above: float | None = None, maximum: float | None = None,
-           choices: tuple = ()) -> dict:
-    """Field metadata: an inclusive minimum/maximum, an exclusive lower bound, or allowed values."""
-    return {"min": minimum, "above": above, "max": maximum, "choices": choices}
+           choices: tuple = (), protocols: tuple = ()) -> dict:
+    """Field metadata: an inclusive minimum/maximum, an exclusive lower bound, or allowed values; ``protocols``:
+    the only protocols that read the key (empty: every protocol)."""
+    return {"min": minimum, "above": above, "max": maximum, "choices": choices, "protocols": protocols}
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,10 @@ def _checked(cls: type, key: str, value: Any, source: str) -> Any:
         example = default if default is not None else (low if low is not None else 1)
         raise UserError(f"{source}: recipe.{key} must be {_type_name(kind)}, got {value!r}; "
                         f"e.g. --set recipe.{key}={str(example).lower() if base is bool else example}")
+    if base is float and not math.isfinite(value):  # NaN passes every range check; inf trains a NaN model
+        default = cls.__dataclass_fields__[key].default
+        raise UserError(f"{source}: recipe.{key}={value!r} is not a finite number; give a finite value, "
+                        f"e.g. --set recipe.{key}={default if default is not None else 1}")
     if choices and value not in choices:
         raise UserError(f"{source}: recipe.{key}={value!r} is not supported; use one of {', '.join(choices)}")
     if ((low is not None and value < low) or (above is not None and value <= above)
@@ -138,19 +148,22 @@ class GlueRecipe(EvalRecipe):
     """GLUE fine-tuning (Devlin et al.'s recipe) and the zeroshot/probe protocol's subset sizes."""
 
     family: ClassVar[str] = "glue"
-    optimizer: str = field(default="adamw", metadata=_bound(choices=("adamw",)))
-    lr: float = field(default=2e-5, metadata=_bound(above=0))
-    batch_size: int = field(default=32, metadata=_bound(1))
-    epochs: float = field(default=3.0, metadata=_bound(above=0))
-    warmup_ratio: float = field(default=0.1, metadata=_bound(0, maximum=1))
-    weight_decay: float = field(default=0.01, metadata=_bound(0))
+    optimizer: str = field(default="adamw", metadata=_bound(choices=("adamw",), protocols=TRAINS))
+    lr: float = field(default=2e-5, metadata=_bound(above=0, protocols=TRAINS))
+    batch_size: int = field(default=32, metadata=_bound(1, protocols=TRAINS))
+    epochs: float = field(default=3.0, metadata=_bound(above=0, protocols=TRAINS))
+    warmup_ratio: float = field(default=0.1, metadata=_bound(0, maximum=1, protocols=TRAINS))
+    weight_decay: float = field(default=0.01, metadata=_bound(0, protocols=TRAINS))
     train_limit: int | None = field(default=None, metadata=_bound(1))  # None: the whole train split
     eval_limit: int | None = field(default=None, metadata=_bound(1))
-    group_by_length: bool = False
+    group_by_length: bool = field(default=False, metadata=_bound(protocols=TRAINS))
     # zeroshot / probe: the train subset for centroids, threshold or probe (default: train_limit)
-    fit_limit: int | None = field(default=None, metadata=_bound(1))
+    fit_limit: int | None = field(default=None, metadata=_bound(1, protocols=EMBEDS))
     dev_split_eval_limit: int | None = field(default=None, metadata=_bound(1))
     drift_limit: int = field(default=256, metadata=_bound(1))
+    # bf16: torch.autocast to bfloat16 in the forward passes (weights, gradients, AdamW stay float32). A cell key
+    # holds it only when it is not the default fp32 (benchmarks/kinds/prune_finetune.py), so old keys stay.
+    precision: str = field(default="fp32", metadata=_bound(choices=("fp32", "bf16")))
 
 
 @dataclass(frozen=True)
@@ -184,3 +197,13 @@ def check_recipe(recipe: Mapping, families: Iterable[type[RecipeBase]], source: 
             raise UserError(f"{source}: unknown recipe key {key!r}; {_hint(key, sorted(known))}")
     for fam in families:
         fam.from_mapping(recipe, source, ignore=set(recipe) - set(fam.keys()))
+
+
+def unread_keys(keys: Iterable[str], protocol: str) -> list[str]:
+    """The recipe keys among ``keys`` that no task family reads under ``protocol`` (e.g. ``lr`` under zeroshot)."""
+    readers: dict[str, set] = {}
+    for fam in FAMILIES:
+        for f in dataclasses.fields(fam):
+            if f.name not in CELL_KEYS:
+                readers.setdefault(f.name, set()).update(f.metadata.get("protocols") or (*TRAINS, *EMBEDS))
+    return [k for k in keys if k in readers and protocol not in readers[k]]

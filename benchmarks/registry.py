@@ -11,8 +11,9 @@ the first lookup that needs them:
   modules here: which modules hold the built-ins is the package's business (``methods/__init__.py``
   imports its method modules), so adding a built-in never touches this file.
 - Plug-ins: entry points in the groups ``prunebench.methods``, ``prunebench.tasks``,
-  ``prunebench.models``, ``prunebench.kinds`` (suite kinds) and ``prunebench.reports``
-  (renderers); an entry point names a module whose import registers itself, or the object.
+  ``prunebench.models``, ``prunebench.kinds`` (suite kinds), ``prunebench.protocols`` (how a
+  pruned encoder is judged) and ``prunebench.reports`` (renderers); an entry point names a module
+  whose import registers itself, or the object.
 
 An unknown name raises ``UnknownName`` (a ``LookupError``, one line, with close names); the CLI
 treats it like ``benchmarks.errors.UserError`` (exit status 2). It is not a ``UserError`` subclass
@@ -50,8 +51,10 @@ class UnknownName(LookupError):
 class Registry(Generic[T]):
     """A name -> object mapping with lazy entry points and 'did you mean' on a typo."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None, builtins: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, builtins: str | None = None,
+                 documented: bool = False) -> None:
         self.kind = kind
+        self.documented = documented  # refuse an entry without a docstring (``list`` prints its first line)
         self.entry_point_group = entry_point_group
         self.builtins = builtins  # the package whose import registers the built-in entries
         self._builtins_loaded = builtins is None
@@ -75,6 +78,9 @@ class Registry(Generic[T]):
     def _add(self, name: str, obj: T, meta: dict | None = None) -> None:
         if name in self._items and self._items[name] is not obj:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
+        if self.documented and not (getattr(obj, "__doc__", None) or "").strip():
+            raise ValueError(f"{self.kind} {name!r} has no docstring; add a one-line docstring saying what it "
+                             f"does (python -m benchmarks list {self.kind}s prints its first line)")
         self._items[name] = obj
         self._meta[name] = dict(meta or {})
 
@@ -87,6 +93,13 @@ class Registry(Generic[T]):
         """Remove an entry (tests and plugin reloads)."""
         self._items.pop(name, None)
         self._meta.pop(name, None)
+
+    def unregister_module(self, module: str) -> list[str]:
+        """Remove every entry whose object was defined in ``module`` (a plug-in file loaded again); return them."""
+        names = [n for n, obj in self._items.items() if getattr(obj, "__module__", None) == module]
+        for name in names:
+            self.unregister(name)
+        return names
 
     def reload_entry_points(self) -> None:
         """Forget which entry points were loaded so the next lookup scans the group again."""
@@ -109,13 +122,12 @@ class Registry(Generic[T]):
                 continue
             try:
                 obj = ep.load()
+                # An entry point may name a module whose import registers itself, or the object.
+                if ep.name not in self._items:
+                    self._add(ep.name, obj)
             except Exception as exc:  # a broken plug-in must not break the commands that do not need it
                 self._broken[ep.name] = _broken_reason(self.kind, ep, exc)
                 print(f"warning: {self._broken[ep.name]}", file=sys.stderr)
-                continue
-            # An entry point may name a module whose import registers itself, or the object.
-            if ep.name not in self._items:
-                self._add(ep.name, obj)
 
     def get(self, name: str) -> T:
         """Return the entry called ``name`` or raise a one-line ``UnknownName`` with close names."""
@@ -154,13 +166,15 @@ def _broken_reason(kind: str, ep, exc: Exception) -> str:
             f"fix or uninstall that package")
 
 
-METHODS: Registry = Registry("method", "prunebench.methods", builtins="methods")
+METHODS: Registry = Registry("method", "prunebench.methods", builtins="methods", documented=True)
 TASKS: Registry = Registry("task", "prunebench.tasks", builtins="benchmarks.tasks")
 MODELS: Registry = Registry("model", "prunebench.models", builtins="benchmarks.models")
 KINDS: Registry = Registry("suite kind", "prunebench.kinds", builtins="benchmarks.kinds")
+# Protocols of the prune-finetune suites: how a pruned encoder is judged (fine-tune, zero-shot, probe, ...).
+PROTOCOLS: Registry = Registry("protocol", "prunebench.protocols", builtins="benchmarks.protocols")
 # Report renderers, one per suite kind: ``fn(suite, frame, fmt, out) -> text`` (see reports.render).
 RENDERERS: Registry = Registry("report renderer", "prunebench.reports", builtins="reports")
-REGISTRIES = (METHODS, TASKS, MODELS, KINDS, RENDERERS)
+REGISTRIES = (METHODS, TASKS, MODELS, KINDS, PROTOCOLS, RENDERERS)
 
 
 def load_builtins() -> None:
@@ -195,6 +209,9 @@ class MethodSpec:
     example_options: Mapping = field(default_factory=dict)
     title: str | None = None  # how plots name the method (default: its name)
     color: str | None = None  # its colour in every plot (a matplotlib colour; default: one after the built-ins')
+    # Bump when the method would give other masks or weights: a version above 1 joins the cell key, and
+    # tests/test_code_versions.py fails while a built-in's source changed at an unchanged version.
+    version: int = 1
 
     def check(self, sparsity, options: Mapping) -> None:
         """Raise ValueError (one line, with a fix) on an option or rate this method does not take."""
@@ -239,7 +256,8 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
                     groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None,
                     calibration: bool = False, label: Callable | None = None, patterns: bool = False,
                     options: Mapping[str, tuple] | None = None, required: tuple = (), takes_sparsity: bool = True,
-                    nominal: Callable | None = None, title: str | None = None, color: str | None = None):
+                    nominal: Callable | None = None, title: str | None = None, color: str | None = None,
+                    version: int = 1):
     """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
 
     The method returns keep-masks ``{param name: bool tensor}``, or a ``methods.PruneResult`` holding
@@ -262,13 +280,14 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
     predate it); ``required``: options that must be given; ``takes_sparsity``: False when the rates live
     in ``rate_options``; ``nominal(sparsity, options) -> float``: the overall sparsity the row aims at.
     ``title``/``color``: the method's name and colour in plots.
+    ``version``: bump it when the method's results change; above 1 it joins the cell key (benchmarks/identity.py).
     All of it is kept as a ``MethodSpec`` (``method_spec(name)``).
     """
     if patterns and options is not None:
         options = {"pattern": (str,), **options}
     spec = MethodSpec(name, None if options is None else dict(options), tuple(required), bool(takes_sparsity),
                       tuple(rate_options), groups, validate, bool(calibration), bool(patterns), label, nominal,
-                      example_sparsity, dict(example_options or {}), title, color)
+                      example_sparsity, dict(example_options or {}), title, color, int(version))
     return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
                             groups=groups, rate_options=tuple(rate_options), validate=validate,
                             calibration=bool(calibration), label=label, patterns=bool(patterns), spec=spec)
@@ -292,3 +311,56 @@ def register_kind(name: str):
 def register_renderer(kind: str):
     """Decorator: register ``fn(suite, frame, fmt, out) -> str``, the report of suite kind ``kind``."""
     return RENDERERS.register(kind)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A registered protocol: ``predict(task, train, evals, model_ref, pruner, recipe, seed, ctx)`` returns a
+    ``benchmarks.protocols.base.ProtocolOutput`` (per-example predictions of each eval split, in order).
+
+    ``version`` joins the cell key when it is not "1" (bump it when the protocol's numbers would change);
+    ``trains``: a model is trained on the task (the embedding cache is then not used); ``pooling``: the
+    protocol reads the suite's ``pooling`` field; ``fit_limit(recipe)``: how many train examples it reads
+    (None: the whole train split); ``description``: one line for ``list protocols``.
+    """
+
+    name: str
+    predict: Callable
+    version: str = "1"
+    trains: bool = False
+    pooling: bool = True
+    fit_limit: Callable | None = None
+    description: str = ""
+
+    def train_limit(self, recipe) -> int | None:
+        """The number of train examples this protocol reads under ``recipe`` (None: all of them)."""
+        if self.fit_limit is not None:
+            return self.fit_limit(recipe)
+        train_limit = getattr(recipe, "train_limit", None)
+        if self.trains:
+            return train_limit
+        fit_limit = getattr(recipe, "fit_limit", None)  # the training-free protocols' own subset size
+        return fit_limit if fit_limit is not None else train_limit
+
+
+def protocol_spec(name: str) -> ProtocolSpec:
+    """The registered protocol's spec (a plug-in that registered a bare function gets an open one)."""
+    obj = PROTOCOLS.get(name)
+    if isinstance(obj, ProtocolSpec):
+        return obj
+    doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+    return ProtocolSpec(name, obj, description=doc[0] if doc else "")
+
+
+def register_protocol(name: str, *, version: str = "1", trains: bool = False, pooling: bool = True,
+                      fit_limit: Callable | None = None):
+    """Decorator: register ``fn(task, train, evals, model_ref, pruner, recipe, seed, ctx) -> ProtocolOutput``
+    as protocol ``name`` (see ``ProtocolSpec``; its docstring's first line is the protocol's description)."""
+
+    def decorator(fn: Callable) -> Callable:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        PROTOCOLS.register(name, ProtocolSpec(name, fn, str(version), bool(trains), bool(pooling), fit_limit,
+                                              doc[0] if doc else ""))
+        return fn
+
+    return decorator

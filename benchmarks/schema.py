@@ -24,7 +24,11 @@ from benchmarks.atomic import write_text_atomic
 SCHEMA_FILE = paths.REPO_ROOT / "docs" / "record.schema.json"
 KEY_PATTERN = r"^[0-9a-f]{20}$"  # config.KEY_LENGTH hex digits of the config's sha256
 
-MetricValue = Union[float, bool, str, None]  # numbers (int too), flags such as "collapsed", or null when undefined
+# A finite number (int too; NaN and Infinity are refused: a diverged cell is failed, not done), a true/false
+# flag (only metrics named like FLAG_METRICS, e.g. "collapsed"), or null when a metric is undefined.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MetricValue = Union[FiniteFloat, bool, None]
+FLAG_METRICS = ("collapsed", "constant_predictions")  # metric names (or their suffixes) that hold true/false
 PerLayer = Union[dict[str, Optional[float]], list[Optional[float]]]  # by layer name, or in layer order
 
 
@@ -34,6 +38,16 @@ class Timings(TypedDict):
     __pydantic_config__ = ConfigDict(extra="allow")
     seconds: float
     started: str  # ISO 8601, UTC
+
+
+class CodeIdentity(TypedDict):
+    """What computed a cell's part: a registered method's or task's version, source hash and plug-in origin."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")
+    name: str
+    version: Union[int, str]
+    source: str
+    plugin: NotRequired[str]  # plug-ins only: dist==version, the --plugin file name, or the module
 
 
 class Provenance(TypedDict):
@@ -47,14 +61,17 @@ class Provenance(TypedDict):
     data: dict[str, Optional[str]]
     model_location_is_local: NotRequired[bool]
     num_processes: NotRequired[int]
+    # The cell's method and task: {part: {name, version, source (hash), plugin (origin)}} (benchmarks/identity.py)
+    code: NotRequired[dict[str, CodeIdentity]]
+    plugins: NotRequired[list[str]]  # the run's --plugin arguments (files or modules), when any
 
 
 class Sparsity(TypedDict, total=False):
     """Achieved sparsity of the prunable weights before and after fine-tuning (empty for kinds without one)."""
 
     __pydantic_config__ = ConfigDict(extra="allow")
-    global_before: Optional[float]
-    global_after: Optional[float]
+    global_before: Optional[FiniteFloat]
+    global_after: Optional[FiniteFloat]
     zeros_before: int
     zeros_after: int
     prunable_total: int
@@ -81,6 +98,7 @@ class Record(TypedDict):
     provenance: Provenance
     traceback: NotRequired[str]  # failed cells only
     predictions: NotRequired[Optional[str]]  # name of the per-example arrays file beside the record
+    stale: NotRequired[str]  # why its code identity is not today's; set only by `run --keep-stale`
 
 
 RECORD = TypeAdapter(Record)
@@ -92,6 +110,11 @@ def validate_record(record: Any) -> Record:
         RECORD.validate_python(record, strict=True)
     except ValidationError as exc:
         raise ValueError(_one_line(exc)) from None
+    flags = [name for name, value in record["metrics"].items()
+             if isinstance(value, bool) and not name.endswith(FLAG_METRICS)]
+    if flags:
+        raise ValueError(f"metrics.{flags[0]}: {record['metrics'][flags[0]]!r} is true/false, but only flag metrics "
+                         f"(names ending in {', '.join(FLAG_METRICS)}) may be; a metric is a finite number or null")
     if (record["status"] == "ok") != (record["error"] is None):
         raise ValueError(f"status {record['status']!r} with error {record['error']!r}: "
                          f"an ok record has no error, any other has one")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import paths
+from benchmarks import paths, predictions
 
 # The atomic writers live in a leaf module (schema needs them too); store keeps their old names.
 from benchmarks.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic  # noqa: F401
@@ -71,14 +71,18 @@ def write_record(results_dir: Path, record: dict) -> Path:
 
 
 def record_state(results_dir: Path, key: str) -> str:
-    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable or not valid)."""
+    """The cell's record state: ok, failed, skipped, missing (no file) or corrupt (unreadable, not valid, or an ok
+    record whose per-example arrays are missing or unreadable)."""
     path = paths.record_path(results_dir, key)
     if not path.exists():
         return MISSING
     try:
-        return read_record(path)["status"]
+        record = read_record(path)
     except (ValueError, OSError):
         return CORRUPT
+    if record["status"] == OK and predictions.problem(results_dir, record) is not None:
+        return CORRUPT  # an ok record whose arrays are missing or truncated is not done: the cell reruns
+    return record["status"]
 
 
 def is_done(results_dir: Path, key: str) -> bool:

@@ -11,18 +11,31 @@ import re
 import torch
 
 UNSTRUCTURED = "unstructured"
-_NM_RE = re.compile(r"^(\d+):(\d+)$")
+_NM_RE = re.compile(r"([0-9]+):([0-9]+)")  # ASCII digits only, the whole string (fullmatch)
 
 
 def parse_pattern(pattern: str | None) -> tuple[int, int] | None:
-    """None for unstructured, else (N, M) with 0 < N < M."""
+    """None for unstructured, else (N, M) with 0 < N < M; a one-line ValueError naming the fix otherwise."""
     if pattern is None or pattern == UNSTRUCTURED:
         return None
-    match = _NM_RE.match(pattern) if isinstance(pattern, str) else None
-    if match is None or not 0 < int(match.group(1)) < int(match.group(2)):
-        raise ValueError(f"pattern must be 'unstructured' or 'N:M' with 0 < N < M such as '2:4' (quoted in YAML), "
-                         f"got {pattern!r}")
-    return int(match.group(1)), int(match.group(2))
+    if isinstance(pattern, int) and not isinstance(pattern, bool) and getattr(pattern, "yaml_text", None):
+        raise ValueError(f"pattern {pattern.yaml_text} was read as the number {int(pattern)} (YAML 1.1 reads an "
+                         f"unquoted N:M as a base-60 number); quote it: pattern: \"{pattern.yaml_text}\"")
+    match = _NM_RE.fullmatch(pattern) if isinstance(pattern, str) else None
+    if match is None:
+        raise ValueError(f"pattern {pattern!r} is not 'unstructured' or 'N:M' (two whole numbers, no spaces); "
+                         f"write e.g. pattern: \"2:4\"")
+    n, m = int(match.group(1)), int(match.group(2))
+    if not 0 < n < m:
+        raise ValueError(f"pattern {pattern!r} prunes N={n} of every M={m} weights; N:M needs 0 < N < M, "
+                         f"e.g. pattern: \"2:4\"")
+    return n, m
+
+
+def canonical_pattern(pattern):
+    """The one spelling of a pattern in cell keys and labels: '02:04' -> '2:4' ('unstructured' and None kept)."""
+    nm = parse_pattern(pattern)
+    return pattern if nm is None else f"{nm[0]}:{nm[1]}"
 
 
 def pattern_rate(sparsity: float | None, pattern: str | None) -> float | None:

@@ -412,6 +412,7 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                 entry.seeds.append(cfg.get("seed"))
                 entry.arrays.append(stats.cell_arrays(predictions.get(cell.key), metric))
                 entry.flagged |= flagged_collapsed(record, metric)
+                _mark_stale(entry, record, footnotes)
                 continue
             why = ("failed", f"metric {metric!r} is missing or not finite in the record") if ok \
                 else _problem(cell, record, corrupt)
@@ -428,6 +429,15 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                     footnotes, "not applicable: this row's results for the task are in its other column "
                                "(the column notes say why the columns are kept apart)")])
     return rows
+
+
+def _mark_stale(entry: Entry, record: dict, footnotes: list[str]) -> None:
+    """Footnote a value whose record was computed by other code and kept with ``run --keep-stale``."""
+    if record.get("stale"):
+        n = _footnote(footnotes, f"stale: computed by other code than today's ({record['stale']}); kept with "
+                                 f"--keep-stale, rerun without it to replace")
+        if n not in entry.notes:
+            entry.notes.append(n)
 
 
 def flagged_collapsed(record: dict, metric: str) -> bool:

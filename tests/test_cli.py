@@ -81,6 +81,11 @@ CASES = [
     ("jobs-zero", lambda e: _run_args(e, "--jobs", "0"), "--jobs 0", None),
     ("jobs-with-shard", lambda e: _run_args(e, "--jobs", "2", "--shard", "0/2"), "drop --shard", None),
     ("jobs-bad-tsv", lambda e: _run_args(e, "--jobs", "2"), "MRPC/dev.tsv", _break_header),
+    ("compare-syntax", lambda e: ["report", "--suite-file", e["suite"], "--compare", "zeroshot", "probe"],
+     "is not PROTOCOL=RESULTS", None),
+    ("compare-no-records", lambda e: ["report", "--suite-file", e["suite"], "--compare",
+                                      f"zeroshot={e['tmp'] / 'nope'}", f"probe={e['tmp'] / 'nope'}"],
+     "has no records/ folder", None),
 ]
 
 
@@ -104,10 +109,11 @@ def test_at_least_ten_kinds(env):
 
 
 def test_list_commands(capsys):
-    for what in ("methods", "tasks", "suites", "models", "kinds"):
+    for what in ("methods", "tasks", "suites", "models", "kinds", "protocols"):
         assert main(["list", what]) == 0
     out = capsys.readouterr().out
-    for name in ("global", "lower", "upper", "mixed", "random", "sst2", "mrpc", "smoke", "minilm-l6", "prune-finetune"):
+    for name in ("global", "lower", "upper", "mixed", "random", "sst2", "mrpc", "smoke", "minilm-l6", "prune-finetune",
+                 "zeroshot", "probe"):
         assert name in out
 
 

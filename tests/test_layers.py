@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What a report must never load: the model stack, the computations and the suite kinds that need it.
 FORBIDDEN_THIRD_PARTY = ("torch", "transformers", "accelerate")
 FORBIDDEN_PROJECT = ("benchmarks.bertcorr.statistics", "benchmarks.bertcorr.regen", "benchmarks.kinds",
-                     "benchmarks.models", "benchmarks.runner",
+                     "benchmarks.models", "benchmarks.protocols", "benchmarks.runner",
                      "benchmarks.tasks", "benchmarks.mnist", "methods")
 
 

@@ -134,7 +134,7 @@ def test_nm_pattern_exact_in_every_group(name, pattern, model):
 def test_pattern_conflicting_with_sparsity_refused(name, model):
     with pytest.raises(ValueError, match="conflicts with pattern 2:4"):
         call(name, model, sparsity=0.6, pattern="2:4")
-    with pytest.raises(ValueError, match="'unstructured' or 'N:M'"):
+    with pytest.raises(ValueError, match="N:M needs 0 < N < M"):
         call(name, model, sparsity=0.5, pattern="4:2")
     validate = METHODS.meta(name).get("validate")
     with pytest.raises(ValueError, match="conflicts"):

@@ -2,7 +2,7 @@
 marker: run by ``tox -e bench``, never in the default run, as the ratio depends on how fast this CPU runs the model).
 
 Both sides tokenize the same examples, pad each batch of 32 dynamically and run the same model;
-the harness side is ``benchmarks.tasks.glue.predict`` (dataset, collator, accelerate data loader,
+the harness side is ``benchmarks.protocols.finetune.predict`` (dataset, collator, accelerate data loader,
 gather_for_metrics). The ratio of the two pytest-benchmark minima is taken in one process.
 """
 
@@ -20,7 +20,7 @@ import bert_tiny  # noqa: E402
 
 from benchmarks.data import load_glue  # noqa: E402
 from benchmarks.models import resolve_model  # noqa: E402
-from benchmarks.tasks.glue import predict  # noqa: E402
+from benchmarks.protocols.finetune import predict  # noqa: E402
 
 RECIPE = {"max_length": 64, "eval_batch_size": 32}
 # The project's target (docs/bert-grid.md). Both sides run the same model on the same batches, so the ratio is

@@ -22,8 +22,8 @@ from benchmarks import predictions, store  # noqa: E402
 from benchmarks.config import apply_overrides, load_suite  # noqa: E402
 from benchmarks.data import load_glue  # noqa: E402
 from benchmarks.errors import DataMissing, UserError  # noqa: E402
+from benchmarks.protocols import embed as E  # noqa: E402
 from benchmarks.runner import count_done, expand, run_suite  # noqa: E402
-from benchmarks.tasks import embed as E  # noqa: E402
 
 pytestmark = pytest.mark.skipif(bert_tiny.real_mirror() is None, reason="needs the data mirror ../shared/data")
 REPO = Path(__file__).resolve().parent.parent
@@ -251,18 +251,17 @@ def test_copied_classifier_equals_a_fresh_from_pretrained(tmp_path, with_pooler)
 
     from benchmarks.context import RunContext
     from benchmarks.models import resolve_model
-    from benchmarks.registry import TASKS
+    from benchmarks.protocols.finetune import classifier
 
     model = bert_tiny.make_model(tmp_path / "tiny", mlm_head=not with_pooler)
     ctx = RunContext(None, tmp_path, Accelerator(cpu=True), resolve_model(str(model)))
-    task = TASKS.get("mrpc")
-    task._classifier(ctx.model_ref, ctx, 1)  # fills the cache with a model drawn from another seed
+    classifier(ctx.model_ref, 2, ctx, 1)  # fills the cache with a model drawn from another seed
     for seed in (5, 6):
         set_seed(seed)
         fresh = AutoModelForSequenceClassification.from_pretrained(model, num_labels=2)
         after_fresh = torch.get_rng_state()
         set_seed(seed)
-        copied = task._classifier(ctx.model_ref, ctx, seed)
+        copied = classifier(ctx.model_ref, 2, ctx, seed)
         assert torch.equal(torch.get_rng_state(), after_fresh)
         assert not copied.training
         for (name, a), b in zip(fresh.state_dict().items(), copied.state_dict().values()):
@@ -333,13 +332,13 @@ def test_every_committed_record_is_still_found_as_done(folder):
 
 def test_probe_reuses_the_zeroshot_embeddings(world, tmp_path, monkeypatch):
     """A probe run after a zero-shot run of the same rows reads every embedding from the cache."""
-    import benchmarks.tasks.glue as glue
+    import benchmarks.protocols.embedding as embedding
 
     _run(world, tmp_path / "zero", monkeypatch, "zeroshot", "[mrpc]")
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "zero" / "cache"))
     computed = []
-    real = glue.embed
-    monkeypatch.setattr(glue, "embed", lambda *a, **k: computed.append(1) or real(*a, **k))
+    real = embedding.embed
+    monkeypatch.setattr(embedding, "embed", lambda *a, **k: computed.append(1) or real(*a, **k))
     suite = apply_overrides(load_suite("bert-lowsparsity"),
                             [f"model={world[1]}", "scale=smoke", "protocol=probe", "tasks=[mrpc]", ROWS,
                              "scales.smoke.fit_limit=24"])

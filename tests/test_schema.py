@@ -62,6 +62,14 @@ BAD = [
     ("no-provenance-sha", _set("provenance.git_sha", _DELETE), "provenance.git_sha"),
     ("config-not-mapping", _set("config", "x"), "config"),
     ("sparsity-text", _set("sparsity.global_after", "0.5"), "sparsity.global_after"),
+    # metrics are finite numbers (issue 19 item 3): NaN, Infinity, text and true/false on a metric are refused
+    ("metric-nan", _set("metrics.accuracy", float("nan")), "metrics.accuracy"),
+    ("metric-infinity", _set("metrics.accuracy", float("inf")), "metrics.accuracy"),
+    ("metric-minus-infinity", _set("metrics.accuracy", float("-inf")), "metrics.accuracy"),
+    ("metric-text", _set("metrics.accuracy", "0.9"), "metrics.accuracy"),
+    ("metric-true", _set("metrics.accuracy", True), "metrics.accuracy"),
+    ("metric-flag-as-number-text", _set("metrics.collapsed", "no"), "metrics.collapsed"),
+    ("sparsity-nan", _set("sparsity.global_after", float("nan")), "sparsity.global_after"),
 ]
 
 
@@ -109,3 +117,16 @@ def test_a_cell_whose_record_does_not_fit_becomes_a_failed_cell(tmp_path, fake_k
     assert "does not fit the schema: metrics.score" in summary.failed[0][1]
     (record,) = store.load_records(results).records.values()
     assert record["status"] == "failed" and not store.is_done(results, record["key"])
+
+
+@pytest.mark.parametrize("value", [0.5, 1, 0, None])
+def test_a_metric_is_a_finite_number_or_null(value):
+    record = copy.deepcopy(_good())
+    record["metrics"]["accuracy"] = value
+    assert validate_record(record) is record
+
+
+def test_flag_metrics_may_be_true_or_false():
+    record = copy.deepcopy(_good())
+    record["metrics"].update({"collapsed": True, "mismatched_collapsed": False, "constant_predictions": True})
+    assert validate_record(record) is record

@@ -10,13 +10,16 @@ from benchmarks.allocator import keep_freed_memory
 from benchmarks.calibration import cell_calibration
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.errors import UserError
+from benchmarks.identity import identity, key_fields
 from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.masking import apply_pruning, prune_with_method
 from benchmarks.models import resolve_model
+from benchmarks.protocols.base import FINETUNE
+from benchmarks.protocols.embed import DENSE_IDENTITY, POOLINGS
 from benchmarks.recipes import FAMILIES, check_recipe
-from benchmarks.registry import METHODS, TASKS, method_spec, register_kind
-from benchmarks.tasks.embed import DENSE_IDENTITY, FINETUNE, POOLINGS, PROTOCOLS
+from benchmarks.registry import METHODS, PROTOCOLS, TASKS, method_spec, protocol_spec, register_kind
 from methods import method_label, method_nominal
+from methods.patterns import canonical_pattern
 from methods.select import check_rate
 
 DENSE = "dense"
@@ -49,7 +52,10 @@ class Row:
         return 0.0 if self.method == DENSE else method_nominal(self.method, self.sparsity, dict(self.options))
 
     def as_config(self) -> dict:
-        return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label}
+        """The row's part of the cell config; a bumped or plug-in method adds its identity (old keys stay)."""
+        code = {} if self.method == DENSE else key_fields(METHODS, self.method)
+        return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label,
+                **code}
 
 
 def parse_rows(spec: list, source: str) -> list[Row]:
@@ -78,11 +84,18 @@ def parse_rows(spec: list, source: str) -> list[Row]:
                 _rate(item[key], f"{source}: {method} {key} rate")
         for rate in rates:
             try:
+                if isinstance(item.get("pattern"), str) or getattr(item.get("pattern"), "yaml_text", None):
+                    item["pattern"] = canonical_pattern(item["pattern"])  # one spelling: "02:04" is "2:4"
                 info.check(rate, item)
             except ValueError as exc:
                 raise UserError(f"{source}: {exc}") from None
             if rate is not None:
                 _rate(rate, f"{source}: {method} sparsity")
+            if info.validate is not None:  # e.g. a sparsity that conflicts with the pattern's N/M
+                try:
+                    info.validate(rate, dict(item))
+                except ValueError as exc:
+                    raise UserError(f"{source}: {exc}") from None
             rows.append(Row(method, None if rate is None else float(rate), tuple(sorted(item.items()))))
     _check_labels(rows, source)
     return rows
@@ -195,12 +208,11 @@ class PruneFinetune:
                         **cell_calibration(row.method, suite.calibration, f"suite {suite.name!r}"),
                         "task": task,
                         "task_version": TASKS.get(task).version,
-                        "recipe": recipe,
+                        **key_fields(TASKS, task),  # a plug-in task's origin
+                        "recipe": cell_key_recipe(recipe),
                         "scale": suite.scale,
                         "seed": seed,
-                        # Fine-tuned cells keep the keys they always had; other protocols are new cells.
-                        **({} if suite.protocol == FINETUNE else {"protocol": suite.protocol,
-                                                                  "pooling": suite.pooling}),
+                        **protocol_fields(suite),
                     }
                     cells.append(Cell(config, f"{row.label} {task} seed={seed}", row.info()))
         return cells
@@ -211,10 +223,13 @@ class PruneFinetune:
         task = TASKS.get(cfg["task"])
         protocol = cfg.get("protocol", FINETUNE)
         # Tasks learn the protocol, and what decides the pruned weights (keys their embedding cache).
+        # The method's source hash too: the embedding cache on disk must not serve an edited method's old output.
         pruned_as = (DENSE_IDENTITY if cfg["method"] == DENSE
-                     else {k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")})
+                     else {**{k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")},
+                           "method_code": identity(METHODS, cfg["method"])})
+        trains = protocol_spec(protocol).trains  # a trained model's embeddings are not worth caching
         cell_fields = {"protocol": protocol, "pooling": cfg.get("pooling", "mean"),
-                       "pruned_as": None if protocol == FINETUNE else pruned_as}
+                       "pruned_as": None if trains else pruned_as}
         recipe = cell_recipe(task, cfg["recipe"], cell_fields, cell.label)
         pruner = make_pruner(cfg, cfg["seed"], ctx)
         result = task.run(ctx.model_ref, pruner, recipe, cfg["seed"], ctx)
@@ -263,20 +278,41 @@ def cell_recipe(task, recipe: dict, cell_fields: dict, label: str):
     return family.from_mapping(recipe, f"cell {label}", ignore=set(recipe) - set(family.keys()), **cell_fields)
 
 
+def cell_key_recipe(recipe: dict) -> dict:
+    """The recipe as the cell key holds it: ``precision: fp32`` (the default) left out, so keys made before the
+    option existed stay the keys of the same cells."""
+    return {k: v for k, v in recipe.items() if not (k == "precision" and v == "fp32")}
+
+
+def protocol_fields(suite: Suite) -> dict:
+    """What the cell key adds for the suite's protocol: nothing for finetune (its cells keep the keys they always
+    had); ``protocol`` and ``pooling`` otherwise, and ``protocol_version`` once a protocol's version is not "1"."""
+    if suite.protocol == FINETUNE:
+        return {}
+    version = protocol_spec(suite.protocol).version
+    return {"protocol": suite.protocol, "pooling": suite.pooling,
+            **({"protocol_version": version} if version != "1" else {})}
+
+
 def check_protocol(suite: Suite) -> None:
     """The suite's protocol and pooling are known, and every task supports the protocol (bad input: exit 2)."""
     source = f"suite {suite.name!r}"
     if suite.protocol not in PROTOCOLS:
-        raise UserError(f"{source}: unknown protocol {suite.protocol!r}; use one of {', '.join(PROTOCOLS)} "
+        raise UserError(f"{source}: unknown protocol {suite.protocol!r}; use one of {', '.join(PROTOCOLS.names())} "
                         f"(--set protocol=zeroshot)")
     if suite.pooling not in POOLINGS:
         raise UserError(f"{source}: unknown pooling {suite.pooling!r}; use one of {', '.join(POOLINGS)}")
-    if suite.protocol == FINETUNE and suite.pooling != "mean":
-        raise UserError(f"{source}: pooling applies to the zeroshot and probe protocols (fine-tuning uses the "
-                        f"model's classification head); drop --set pooling or add --set protocol=zeroshot")
+    if not protocol_spec(suite.protocol).pooling and suite.pooling != "mean":
+        raise UserError(f"{source}: pooling applies to the protocols on pooled embeddings such as zeroshot and probe "
+                        f"({suite.protocol} does not pool); drop --set pooling or add --set protocol=zeroshot")
     if suite.scale in PROTOCOLS and suite.scale != suite.protocol:
         raise UserError(f"{source}: scale {suite.scale!r} is sized for protocol {suite.scale!r}, not "
                         f"{suite.protocol!r}; add --set protocol={suite.scale} or choose another scale")
+    same = {getattr(TASKS.get(task), "same_as", {}).get(suite.protocol) for task in suite.tasks}
+    if len(same) == 1 and None not in same:  # every task would measure exactly what another protocol does
+        raise UserError(f"{source}: task(s) {', '.join(suite.tasks)} measure under protocol {suite.protocol!r} "
+                        f"exactly what protocol {same.pop()!r} measures (nothing is fitted); use that protocol, or "
+                        f"add a task the protocol changes")
     for task in suite.tasks:
         supported = getattr(TASKS.get(task), "protocols", (FINETUNE,))
         if suite.protocol not in supported:

@@ -60,6 +60,9 @@ class Recipe:
                 value = float(value)
             if not isinstance(value, typ) or isinstance(value, bool):
                 raise UserError(f"{source}: recipe.{name} must be {typ.__name__}, got {value!r}")
+            if typ is float and not math.isfinite(value):  # NaN passes every range check below
+                raise UserError(f"{source}: recipe.{name}={value!r} is not a finite number; give a finite value, "
+                                f"e.g. --set recipe.{name}={getattr(cls, name, 1)}")
             values[name] = value
         recipe = cls(**values)
         recipe.check(source)

@@ -30,11 +30,11 @@ from benchmarks.errors import DataMissing
 from benchmarks.masking import measure_sparsity
 from benchmarks.models import ModelRef
 from benchmarks.predictions import DRIFT, MLM_CORRECT, MLM_NLL, MLM_TOKENS
+from benchmarks.protocols.embed import drift
 from benchmarks.provenance import sha256_file
 from benchmarks.recipes import MlmRecipe
 from benchmarks.registry import register_task
 from benchmarks.tasks.base import Pruner, TaskResult
-from benchmarks.tasks.embed import drift
 
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")
 # Fixed seeds, independent of the cell's seed: every row sees the same blocks and masked positions.
@@ -258,6 +258,9 @@ class MlmTask:
     # One task, two leaderboard columns: title -> (metric, higher is better) pairs (``dict(columns)``).
     columns: tuple = (("MLM Accuracy", ("mlm_accuracy", True)), ("MLM ppl.", ("mlm_ppl", False)))
     protocols: tuple = ("finetune", "zeroshot", "probe")  # nothing trains in any of them
+    # Protocols this task measures exactly as another one does (nothing is fitted on masked-LM predictions):
+    # a suite of such tasks only is refused under them; in a mixed suite the column is kept (docs/harness.md).
+    same_as: ClassVar[dict] = {"probe": "zeroshot"}
     recipe_type: ClassVar[type] = MlmRecipe  # the recipe family this task reads (benchmarks/recipes.py)
 
     def eval_set(self, tokenizer, recipe: MlmRecipe, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor, dict]:

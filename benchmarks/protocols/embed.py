@@ -11,9 +11,7 @@ import copy
 import numpy as np
 import torch
 
-PROTOCOLS = ("finetune", "zeroshot", "probe")
 POOLINGS = ("mean", "cls")
-FINETUNE = "finetune"
 # Zero-shot rules (GlueTask.zeroshot_rule): nearest class centroid by cosine (of the sentence, or of
 # [|u-v|, u*v] for pairs); one cosine threshold on the pair's cosine; the pair's cosine as the score.
 CENTROID, THRESHOLD, COSINE = "centroid", "threshold", "cosine"
