@@ -16,6 +16,7 @@ import pandas as pd
 
 from benchmarks.config import Cell, Suite
 from benchmarks.errors import UserError
+from benchmarks.predictions import LABEL as P_LABEL
 from benchmarks.registry import TASKS
 from reports import paper, stats
 
@@ -34,8 +35,11 @@ STATUS_WORD = {"missing": "missing", "skipped": "skipped", "failed": "failed", "
 DENSE = "dense"
 BUCKET_DIGITS = 6  # nominal rates equal to 1e-6 share a bucket
 DEFAULT_PROTOCOL = "finetune"  # records made before the protocol field existed were fine-tuned
-COLLAPSE_NOTE = ("collapsed: the classifier gives one class to at least 95% of the evaluation examples, or the "
-                 "regressor (score) is constant; never bold, never marked as matching dense")
+COLLAPSE_NOTE = ("collapsed: no better than a predictor that ignores its input (the 95% interval of balanced "
+                 "accuracy contains 1/classes, or that of the ROC AUC / correlation contains 0.5 / 0; or constant "
+                 "outputs); never bold, never marked like dense")
+COLLAPSE_FLAG_NOTE = "collapsed: the record says so (no per-example arrays to judge it); never bold, never ✓"
+EQUIV_SHARE = 0.2  # ≈: equivalent to dense within this share of the column's dense-minus-baseline gap
 ALL_COLLAPSED_NOTE = "every row collapsed in this column: it cannot tell the methods apart"
 
 
@@ -74,7 +78,8 @@ class Entry:
     collapsed: bool = False
     reps: object = None  # bootstrap replicates (np.ndarray) when every seed has arrays
     ci: tuple | None = None  # 95% percentile interval
-    indistinct: bool = False  # paired interval of (row - dense) contains 0: statistically matches dense
+    indistinct: bool = False  # n.d.: paired interval of (row - dense) contains 0, equivalence not shown
+    equivalent: bool = False  # ≈: the paired interval of (row - dense) lies within ± the column's margin (TOST)
     lead: tuple | None = None  # bold cells: (runner-up label, lo, hi) of the paired difference
 
     @property
@@ -141,14 +146,34 @@ class Board:
     counts: dict  # status -> number of cells
     protocol: str = DEFAULT_PROTOCOL
     collapsed_columns: list = field(default_factory=list)  # columns where every row with a value collapsed
-    chance_notes: dict = field(default_factory=dict)  # Column -> footnote number: dense not above chance
+    chance_notes: dict = field(default_factory=dict)  # Column -> footnote number: not admissible, and why
     baselines: tuple = ()  # methods the comparison section holds rows against (empty: reports.compare's default)
     eval_sizes: dict = field(default_factory=dict)  # task -> sorted evaluated-example counts of its records
     eval_limit: int | None = None  # recipe.eval_limit when the cells evaluated a subset of each dev set
+    column_baselines: dict = field(default_factory=dict)  # Column -> Baseline: its trivial baseline, admissibility
 
     @property
     def rows(self) -> list:
         return [row for _, rows in self.buckets for row in rows]
+
+
+@dataclass(eq=False)
+class Baseline:
+    """A column's strongest trivial baseline on the same units, and whether the column can rank methods."""
+
+    name: str | None  # None: the metric has no baseline (drift)
+    value: float | None = None
+    ci: tuple | None = None
+    reps: object = None  # bootstrap replicates, paired with the rows'
+    gap: tuple | None = None  # (lo, hi, point) of dense minus baseline, 95% paired, oriented (+: dense better)
+    admissible: bool = False
+    why: str = ""  # why not admissible
+
+    @property
+    def margin(self) -> float | None:
+        """The ≈ margin: EQUIV_SHARE of dense's point gap above the baseline."""
+        return None if self.gap is None else EQUIV_SHARE * self.gap[2]
+
 
 
 # -- columns ---------------------------------------------------------------------------------------
@@ -187,19 +212,38 @@ def _variant_suffix(variant: tuple) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def _variant_note(task: str, variant: tuple) -> str | None:
+# What the fit half of a dev split is used for, by protocol (records made before protocols said "fine-tuned").
+FIT_USE = {"finetune": "the model is fine-tuned on it", "zeroshot": "the zero-shot rule's class centroids are "
+           "averaged on its fit subset", "probe": "the linear probe is fitted on its fit subset"}
+
+
+def _variant_note(task: str, variant: tuple, protocol: str = DEFAULT_PROTOCOL, units: int | None = None) -> str | None:
     notes = dict(variant)
     texts = []
     if notes.get("mlm_head") == "fitted":
         texts.append(f"{task}: the model has no pre-trained MLM head; the head was fitted here, so these numbers "
                      "are not ranked against pre-trained-head numbers nor compared with the paper")
     if "data_split" in notes:
-        texts.append(f"{task}: {notes['data_split']}")
+        texts.append(_split_note(task, notes["data_split"], protocol, units))
     return "; ".join(texts) or None
 
 
-def build_columns(cells: list[Cell], records: dict, saved_columns: dict | None = None) -> list[Column]:
+def _split_note(task: str, recorded: str, protocol: str, units: int | None) -> str:
+    """The dev-split footnote from what the records show: the protocol's use of the fit half and the number of
+    evaluated examples in the per-example arrays (the records' own note says "fine-tuned" under every protocol)."""
+    if "dev" not in recorded or protocol not in FIT_USE:
+        return f"{task}: {recorded}"
+    source = "a 1,000-example sample of MNLI dev matched" if "MNLI" in recorded else "dev"
+    evaluated = f"{units:,} examples of the other half are evaluated" if units else "the other half is evaluated"
+    shown = "; the mismatched sample is evaluated alike but not shown" if "MNLI" in recorded else ""
+    return (f"{task}: the offline mirror has no train split, so a fixed half of {source} (seed 1234) is the fit "
+            f"part ({FIT_USE[protocol]}) and {evaluated}{shown}")
+
+
+def build_columns(cells: list[Cell], records: dict, saved_columns: dict | None = None,
+                  predictions: dict | None = None) -> list[Column]:
     """Columns for the suite's tasks in paper order, one per (title, variant) present in the records."""
+    protocol = protocol_of(cells)
     grid = list(dict.fromkeys(c.config["task"] for c in cells))
     tasks = sorted(grid, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), grid.index(t)))
     columns = []
@@ -208,10 +252,20 @@ def build_columns(cells: list[Cell], records: dict, saved_columns: dict | None =
                                       if c.config["task"] == task and c.key in records))
         for title, (metric, higher) in task_columns(task, saved_columns).items():
             for variant in variants or [()]:
+                units = _evaluated_units(cells, task, predictions or {})
                 columns.append(Column(title + _variant_suffix(variant), task, metric, higher, variant,
-                                      _variant_note(title, variant)))
+                                      _variant_note(title, variant, protocol, units)))
     drift = drift_column(cells, records)
     return columns + ([drift] if drift else [])
+
+
+def _evaluated_units(cells: list[Cell], task: str, predictions: dict) -> int | None:
+    """How many examples a task's per-example arrays hold (its first cell with arrays), or None."""
+    for cell in cells:
+        arrays = predictions.get(cell.key) if cell.config["task"] == task else None
+        if arrays and P_LABEL in arrays:
+            return len(arrays[P_LABEL])
+    return None
 
 
 # Drift to dense (mean cosine of each example's pruned and dense embedding) gets one column per board, from
@@ -288,13 +342,15 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
     without them show plain values and are never bold. ``task_columns`` are the columns saved with the
     grid (``reports.render.suite_frame``); without them the registered tasks say."""
     corrupt = corrupt or {}
-    columns = build_columns(cells, records, task_columns)
+    columns = build_columns(cells, records, task_columns, predictions)
     footnotes: list[str] = [c.note for c in columns if c.note]
     rows = _fill_rows(cells, records, corrupt, columns, footnotes, predictions or {})
     _attach_intervals(rows.values(), footnotes)
     buckets = _bucketize(list(rows.values()))
-    _mark_best(buckets, columns)
-    _mark_matching(buckets, columns)
+    dense = next((r for r in rows.values() if r.dense), None)
+    trivial = {c: column_baseline(c, dense) for c in columns}
+    _mark_best(buckets, columns, trivial)
+    _mark_matching(buckets, columns, trivial)
     identity = next((c.config.get("model") for c in cells if isinstance(c.config.get("model"), dict)), {}) or {}
     protocol = protocol_of(cells)
     # published values are fine-tuned: beside ours only for the paper's model under the paper's protocol
@@ -305,10 +361,10 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
     collapsed = _collapsed_columns(list(rows.values()), columns)
     for _ in collapsed:
         _footnote(footnotes, ALL_COLLAPSED_NOTE)
-    chance = _chance_notes(next((r for r in rows.values() if r.dense), None), columns, footnotes)
+    chance = _admissibility_notes(columns, trivial, footnotes)
     return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
                  inline, apart, _count(cells, records), protocol, collapsed, chance, tuple(baselines),
-                 evaluation_sizes(cells, records, predictions or {}), evaluation_limit(cells))
+                 evaluation_sizes(cells, records, predictions or {}), evaluation_limit(cells), trivial)
 
 
 def evaluation_sizes(cells: list[Cell], records: dict, predictions: dict | None = None) -> dict[str, list[int]]:
@@ -407,10 +463,13 @@ def _attach_intervals(rows: Iterable[Row], footnotes: list[str]) -> None:
         for entry in row.entries.values():
             have = [a for a in entry.arrays if a is not None]
             metric = entry.metric
-            entry.collapsed = entry.flagged or any(stats.is_collapsed(a, metric) for a in have)
+            judged = bool(have) and len(have) == len(entry.values)
+            # with every seed's arrays, collapse is judged against the label distribution; else the record says
+            entry.collapsed = stats.label_blind(have, metric) if judged else (
+                entry.flagged or any(stats.is_collapsed(a, metric) for a in have))
             if entry.collapsed:
-                entry.notes.append(_footnote(footnotes, COLLAPSE_NOTE))
-            if entry.complete and have and len(have) == len(entry.values):
+                entry.notes.append(_footnote(footnotes, COLLAPSE_NOTE if judged else COLLAPSE_FLAG_NOTE))
+            if entry.complete and judged:
                 try:
                     entry.reps = stats.replicates(have, metric)
                 except ValueError:  # seeds evaluated on different units: no interval rather than a wrong one
@@ -469,11 +528,13 @@ def paired_bounds(first: Entry, second: Entry, higher_is_better: bool) -> tuple[
     return stats.paired_interval(sign * first.reps, sign * second.reps)
 
 
-def _mark_best(buckets: list, columns: list[Column]) -> None:
-    """Bold the best complete cell per bucket and column only when its paired interval to the runner-up
-    excludes zero; a collapsed cell is never bold, and cells without arrays are never bold."""
+def _mark_best(buckets: list, columns: list[Column], baselines: dict) -> None:
+    """Bold the best complete cell per bucket and admissible column only when its paired interval to the
+    runner-up excludes zero; a collapsed cell is never bold, and cells without arrays are never bold."""
     for _, rows in buckets:
         for column in columns:
+            if not baselines[column].admissible:
+                continue
             sign = 1 if column.higher_is_better else -1
             ranked = sorted(((r.label, r.entries[column]) for r in rows if r.entries[column].complete),
                             key=lambda item: -sign * item[1].mean)
@@ -494,16 +555,22 @@ def is_matching(entry: Entry, dense: Entry, higher_is_better: bool) -> bool:
     return entry.mean <= dense.mean + dense.std
 
 
-def is_indistinct(entry: Entry, dense: Entry) -> bool:
-    """≈: the paired bootstrap interval of (row - dense) contains 0; never for a collapsed cell."""
+def likeness(entry: Entry, dense: Entry, margin: float | None) -> str:
+    """'equivalent' (≈) when the 95% paired interval of (row - dense) lies within ± margin (two one-sided
+    tests at 2.5% each), 'indistinct' (n.d.) when it only contains 0, else ''; never for a collapsed cell."""
     if not (entry.complete and dense.complete) or entry.collapsed or dense.collapsed:
-        return False
+        return ""
     bounds = paired_bounds(entry, dense, True)
-    return bounds is not None and not stats.excludes_zero(bounds)
+    if bounds is None:
+        return ""
+    if margin is not None and -margin < bounds[0] and bounds[1] < margin:
+        return "equivalent"
+    return "indistinct" if not stats.excludes_zero(bounds) else ""
 
 
-def _mark_matching(buckets: list, columns: list[Column]) -> None:
-    """Mark entries that match dense: ≈ where both have arrays, else the seed criterion (``is_matching``)."""
+def _mark_matching(buckets: list, columns: list[Column], baselines: dict) -> None:
+    """Mark entries like dense on admissible columns: ≈ / n.d. where both have arrays, else (columns without
+    arrays, where admissibility cannot be judged) the seed criterion ✓ (``is_matching``)."""
     dense = next((r for _, rows in buckets for r in rows if r.dense), None)
     if dense is None:
         return
@@ -512,29 +579,47 @@ def _mark_matching(buckets: list, columns: list[Column]) -> None:
             if row.dense:
                 continue
             for column in columns:
-                entry, base = row.entries[column], dense.entries[column]
-                if entry.reps is not None:
-                    entry.indistinct = is_indistinct(entry, base)
-                elif not entry.collapsed:
+                entry, base, baseline = row.entries[column], dense.entries[column], baselines[column]
+                if entry.reps is not None and baseline.admissible:
+                    found = likeness(entry, base, baseline.margin)
+                    entry.equivalent, entry.indistinct = found == "equivalent", found == "indistinct"
+                elif base.reps is None and not entry.collapsed:
                     entry.matching = is_matching(entry, base, column.higher_is_better)
 
 
-def dense_above_chance(entry: Entry) -> tuple[bool, float] | None:
-    """(whether dense's 95% interval lies above chance, the chance level), or None without arrays or chance."""
-    arrays = next((a for a in entry.arrays if a is not None), None)
-    level = stats.chance(arrays, entry.metric) if arrays is not None and entry.ci else None
-    return None if level is None else (entry.ci[0] > level, level)
-
-
-def _chance_notes(dense: Row | None, columns: list[Column], footnotes: list[str]) -> dict:
-    """A header footnote for each column where dense's interval does not clear chance (nothing to rank)."""
-    out = {}
-    for column in columns:
-        verdict = dense_above_chance(dense.entries[column]) if dense is not None else None
-        if verdict is not None and not verdict[0]:
-            out[column] = _footnote(footnotes, f"{column.title}: dense is not above chance ({verdict[1]:.3f}) "
-                                               "with its 95% interval, so this column cannot rank the methods")
+def column_baseline(column: Column, dense: Row | None) -> Baseline:
+    """The column's trivial baseline on dense's units (paired with dense's replicates) and its admissibility:
+    dense beats the baseline with the 95% paired interval of the gap above 0."""
+    name = stats.baseline_name(column.metric)
+    if name is None:
+        return Baseline(None, admissible=True)
+    entry = dense.entries.get(column) if dense is not None else None
+    if entry is None or entry.reps is None:
+        return Baseline(name, why=f"dense has no per-example arrays here, so it cannot be shown to beat the {name} "
+                                  "baseline; no bold, ≈ or claim on this column")
+    have = [a for a in entry.arrays if a is not None]
+    reps = stats.baseline_replicates(have, entry.metric)
+    if reps is None:
+        return Baseline(name, why=f"no {name} baseline can be computed: the records lack its per-unit inputs "
+                                  f"({stats.MFT_CORRECT}, {stats.UNIGRAM_LOGP}), so the column is not shown to "
+                                  "beat a trivial predictor; no bold, ≈ or claim on this column")
+    value = stats.baseline_value(have, entry.metric)
+    sign = 1 if column.higher_is_better else -1
+    lo, hi = stats.interval(sign * (entry.reps - reps))
+    out = Baseline(name, value, stats.interval(reps), reps, (lo, hi, sign * (entry.mean - value)))
+    if entry.collapsed:
+        out.why = "dense itself is no better than a predictor that ignores its input"
+    elif lo <= 0:
+        out.why = (f"dense {entry.mean:.3f} does not beat the {name} baseline {value:.3f} (95% paired interval of "
+                   f"the gap [{lo:+.3f}, {hi:+.3f}] reaches 0), so this column cannot rank the methods")
+    out.admissible = not out.why
     return out
+
+
+def _admissibility_notes(columns: list[Column], baselines: dict, footnotes: list[str]) -> dict:
+    """A header footnote for each column that is not admissible for ranking, saying why."""
+    return {c: _footnote(footnotes, f"{c.title}: not ranked: {baselines[c].why}") for c in columns
+            if not baselines[c].admissible}
 
 
 def _collapsed_columns(rows: list[Row], columns: list[Column]) -> list[Column]:

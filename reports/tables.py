@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 from reports import claims, compare, paper, stats
 from reports.html import template
-from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
+from reports.leaderboard import ALL_COLLAPSED_NOTE, EQUIV_SHARE, STATUS_WORD, Board, Column, Entry, Row
 from reports.toolkit import table
 
 DIGITS = 3  # metrics, as the paper prints them
 SPARSITY_DIGITS = 4
 MATCH_MARK = "✓"
-SAME_MARK = "≈"  # statistically indistinguishable from dense (paired bootstrap)
+SAME_MARK = "≈"  # equivalent to dense within the column's margin (two one-sided tests on the paired bootstrap)
+UNCLEAR_MARK = "n.d."  # not distinguishable from dense, equivalence not shown either
+UNRANKED = "not ranked"  # header of a column that is not admissible
 COLLAPSE_MARK = "⊘"
 # How each record metric is named in a column header (the column title names the task).
 METRIC_NAMES = {"accuracy": "accuracy", "pearson": "Pearson r", "spearman": "Spearman ρ", "f1": "F1",
@@ -47,9 +49,8 @@ def _diff(value: float) -> str:
 
 
 def _bounds(ci: tuple, value: float) -> str:
-    """'[0.79, 0.83]': one digit fewer than the value, so the cell stays readable."""
-    digits = DIGITS - 1 if abs(value) < 100 else 1
-    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    """'[0.790, 0.830]': the value's digits, so an interval never seems to exclude its own value."""
+    return f"[{ci[0]:.{DIGITS}f}, {ci[1]:.{DIGITS}f}]"
 
 
 def title(board: Board) -> str:
@@ -70,17 +71,25 @@ def legend(board: Board) -> str:
     if any(e.ci for e in entries):
         parts.append(f"[lo, hi]: 95% percentile bootstrap interval ({stats.RESAMPLES:,} resamples of the evaluation "
                      "examples, MLM blocks for MLM, and of seeds when there are several; docs/statistics.md).")
-    parts.append("Bold: best in its bucket and column (lowest for perplexity) only where the 95% paired bootstrap "
-                 "interval of its difference to the runner-up excludes zero; cells without per-example arrays, "
-                 "collapsed cells and partial cells are never bold.")
+    parts.append("baseline row: each column's strongest trivial predictor on the same evaluation units (majority "
+                 "class; always positive for F1; 0 for correlations; 0.5 for ROC AUC; for MLM the most frequent "
+                 "token and a unigram model), with its interval. A column is ranked only when dense beats it (95% "
+                 f"paired interval of the gap above 0); a column marked '{UNRANKED}' keeps its numbers but has no "
+                 "bold, ≈ or n.d. and no claim comparisons (its footnote says why).")
+    parts.append("Bold: best in its bucket and ranked column (lowest for perplexity) only where the 95% paired "
+                 "bootstrap interval of its difference to the runner-up excludes zero; cells without per-example "
+                 "arrays, collapsed cells and partial cells are never bold.")
     if any(len(e.values) > 1 for e in entries):
         parts.append("Cells show mean ± sample std over seeds.")
     if any(e.reps is not None for e in entries):
-        parts.append(f"{SAME_MARK}: statistically indistinguishable from dense (the paired bootstrap interval of "
-                     "the row minus dense contains zero).")
+        parts.append(f"{SAME_MARK}: equivalent to dense within the column's margin ({EQUIV_SHARE:g} of dense's gap "
+                     "above the baseline): the 95% paired interval of the row minus dense lies inside ± the margin "
+                     f"(two one-sided tests). {UNCLEAR_MARK}: not distinguishable from dense (that interval contains "
+                     "0) but not shown equivalent either: the data cannot tell.")
     if any(e.collapsed for e in entries):
-        parts.append(f"{COLLAPSE_MARK}: collapsed (one class for at least 95% of examples, or a constant "
-                     "regressor); never bold and never matching.")
+        parts.append(f"{COLLAPSE_MARK}: collapsed, no better than a predictor that ignores its input (judged "
+                     "against the label distribution: balanced accuracy, ROC AUC or correlation whose 95% interval "
+                     "contains its label-blind level); never bold and never like dense.")
     if len(board.seeds) > 1 and any(e.reps is None and e.values for e in entries):
         parts.append(f"{MATCH_MARK} matching (lottery-ticket criterion, cells without arrays): the row's mean is no "
                      "worse than the dense row's mean minus one standard deviation of the dense row over seeds.")
@@ -156,6 +165,7 @@ def headers(board: Board) -> list[dict]:
             text += f" {COLLAPSE_MARK}"
         if column in board.chance_notes:
             notes.append(board.chance_notes[column])
+            text += f" ({UNRANKED})"
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         out.append({"text": text, "notes": notes,
                     "title": f"{column.task}: {column.metric}, {arrow}, {board.protocol} protocol"})
@@ -166,7 +176,8 @@ def headers(board: Board) -> list[dict]:
 
 def cell_view(entry: Entry, column: Column) -> dict:
     """What one cell shows: value, std, marks, notes and the paper's value, as strings."""
-    view = {"value": None, "sd": None, "ci": None, "matching": entry.matching, "same": entry.indistinct,
+    view = {"value": None, "sd": None, "ci": None, "matching": entry.matching, "same": entry.equivalent,
+            "unclear": entry.indistinct,
             "collapsed": entry.collapsed, "lead": None, "word": STATUS_WORD.get(entry.status, entry.status),
             "notes": list(entry.notes), "paper": None, "diff": None, "diff_class": "", "sort": ""}
     if entry.values:
@@ -192,6 +203,21 @@ def cell_view(entry: Entry, column: Column) -> dict:
         classes.append("partial")
     view["classes"] = " ".join(classes)
     return view
+
+
+def baseline_view(board: Board) -> list[str] | None:
+    """The baseline row's cells ('majority class 0.684 [0.640, 0.728]'), or None when no column has one."""
+    cells = []
+    for column in board.columns:
+        base = board.column_baselines.get(column)
+        if base is None or base.name is None:
+            cells.append("")
+        elif base.value is None:
+            cells.append(f"{base.name}: none")
+        else:
+            ci = f" {_bounds(base.ci, base.value)}" if base.ci and base.ci[0] != base.ci[1] else ""
+            cells.append(f"{base.name} {_num(base.value)}{ci}")
+    return cells if any(cells) else None
 
 
 def row_view(row: Row, board: Board) -> dict:
@@ -223,8 +249,9 @@ def paper_apart_note(board: Board) -> str:
 
 
 def claims_apply(board: Board) -> bool:
-    """True when the paper's claims speak about some rows of this board (at least one comparison is made)."""
-    return any(result.comparisons for result in claims.check_board(board))
+    """True when the paper's claims speak about some rows of this board (admissible columns or not: the section
+    then says which columns were left out and why)."""
+    return claims.speaks_about(board)
 
 
 def board_view(board: Board, figures: list[Figure] = ()) -> dict:
@@ -248,6 +275,7 @@ def board_view(board: Board, figures: list[Figure] = ()) -> dict:
         "comparison": comparison,
         "comparison_note": compare.section_note(comparison) if comparison else "",
         "compare_heading": COMPARE_HEADING,
+        "baseline": baseline_view(board),
         "legend": legend(board),
         "footnotes": board.footnotes,
         "paper_apart": paper_apart_view(board),
@@ -276,6 +304,7 @@ def md_cell(c: dict) -> str:
         text += f" {c['ci']}" if c["ci"] else ""
         text += f" {MATCH_MARK}" if c["matching"] else ""
         text += f" {SAME_MARK}" if c["same"] else ""
+        text += f" {UNCLEAR_MARK}" if c["unclear"] else ""
         text += f" {COLLAPSE_MARK}" if c["collapsed"] else ""
     text += _md_notes(c["notes"])
     if c["paper"] is not None:
@@ -289,6 +318,8 @@ def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
     head = ["bucket"] + [h["text"] + _md_notes(h["notes"]) for h in v["headers"]]
     body = [[b["name"], r["label"] + _md_notes(r["label_notes"])] + [md_cell(c) for c in r["cells"]]
             + [r["sparsity"]] for b in v["buckets"] for r in b["rows"]]
+    if v["baseline"]:
+        body.insert(0, ["baseline", "trivial baseline"] + v["baseline"] + [""])
     meta = f"model `{v['model']}`" + (f" ({v['model_id']})" if v["model_id"] else "")
     meta += f" · scale `{v['scale']}` · seeds {v['seeds']} · {v['counts']}"
     parts = [f"# {v['title']}", v["description"], meta, v["evaluation"],
@@ -324,6 +355,10 @@ def _claims_md(results: list[dict]) -> list[str]:
     parts = []
     for i, c in enumerate(results, 1):
         parts.append(f"### {i}. {c['text']}\n\nTested: {c['how']}\n\nVerdict: **{c['verdict']}** · {c['count']}")
+        if c["excluded"]:
+            parts.append(f"Columns left out (not admissible): {c['excluded']}")
+        if c["tasks"]:
+            parts.append(table(c["tasks"], c["task_headers"], "md"))
         if c["rows"]:
             parts.append(table(c["rows"], c["headers"], "md"))
     return parts

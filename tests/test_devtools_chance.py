@@ -1,4 +1,4 @@
-"""benchmarks.devtools.chance: the dense-against-chance table the published NOTE.md files carry."""
+"""benchmarks.devtools.chance: the dense-against-baseline table the published NOTE.md files carry."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ FOLDER = "published/minilm-l6-bert-lowsparsity-probe"
 
 def test_probe_board_flags_mrpc_and_clears_sst2() -> None:
     rows = {row[0]: row for row in chance.chance_rows(FOLDER)}
-    assert rows["MRPC"][5] == "**no**" and rows["SST2"][5] == "yes"  # probe MRPC: dense inside chance
-    assert all(row[6] == 0 for row in rows.values())  # no collapsed rows
+    assert rows["MRPC"][6] == "**no**" and rows["SST2"][6] == "yes"  # probe MRPC: dense not above the majority
+    assert rows["MRPC"][4] == "majority class 0.684" and rows["MRPC"][5].startswith("[-")
+    assert rows["MLM Accuracy (fitted head)"][6] == "**no**"  # no baseline inputs in these records: not ranked
+    assert all(row[7] == 0 for row in rows.values())  # no collapsed rows
 
 
 def test_unknown_folder_is_a_one_line_usage_error(capsys) -> None:
