@@ -48,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render a suite's leaderboard from its records")
     suite_args(report)
-    report.add_argument("--format", choices=("md", "html"), default="md")
-    report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
+    report.add_argument("--format", choices=("md", "html"),
+                        help="md or html (default: what --out's extension names, else md)")
+    report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout; "
+                                                 ".md or .html picks the format")
 
     lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
     lst.add_argument("what", choices=LISTABLE)
@@ -83,6 +85,9 @@ def _check_out(out: Path) -> None:
     blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise UserError(f"--out {out}: {blocker} is a file, not a folder; choose a path inside a folder")
+    plots = paths.report_paths(out)["plots"]
+    if plots.exists() and not plots.is_dir():
+        raise UserError(f"--out {out}: {plots} (where its plots go) is a file; move it away or choose another --out")
     try:
         store.check_writable(out.parent)
     except OSError as exc:
@@ -220,7 +225,9 @@ def _grid(suite: Suite, results: Path) -> tuple | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
+    from reports.render import report_format
 
+    fmt = report_format(args.format, args.out)
     suite = resolve_suite(args)
     results = _results_dir(args.results)
     if not results.is_dir():
@@ -228,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
-    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results))
+    text = render_suite(suite, results, fmt, out=args.out, grid=_grid(suite, results))
     if args.out is None:
         print(text)
     else:

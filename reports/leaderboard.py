@@ -37,6 +37,8 @@ DEFAULT_PROTOCOL = "finetune"  # records made before the protocol field existed 
 COLLAPSE_NOTE = ("collapsed: the classifier gives one class to at least 95% of the evaluation examples, or the "
                  "regressor (score) is constant; never bold, never marked as matching dense")
 ALL_COLLAPSED_NOTE = "every row collapsed in this column: it cannot tell the methods apart"
+ARRAYS_NOTE = ("no interval: {why}, so the value stands without its bootstrap interval and is never bold; "
+               "rerun the suite to redo the cell")
 
 
 @dataclass(frozen=True)
@@ -278,16 +280,18 @@ def protocol_of(cells: list[Cell]) -> str:
 
 def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | None = None, *,
                 description: str = "", model: str = "", scale: str = "", seeds: list | None = None,
-                predictions: dict | None = None, task_columns: dict | None = None) -> Board:
+                predictions: dict | None = None, task_columns: dict | None = None,
+                array_problems: dict | None = None) -> Board:
     """Group the cells' records into the leaderboard: entries, intervals, bold bests, marks, paper values.
 
     ``predictions`` maps a record key to its per-example arrays (benchmarks.predictions.load); cells
     without them show plain values and are never bold. ``task_columns`` are the columns saved with the
-    grid (``reports.render.suite_frame``); without them the registered tasks say."""
+    grid (``reports.render.suite_frame``); without them the registered tasks say. ``array_problems`` maps
+    a record key to why the arrays its record names cannot be used (missing, unreadable): a footnote says so."""
     corrupt = corrupt or {}
     columns = build_columns(cells, records, task_columns)
     footnotes: list[str] = [c.note for c in columns if c.note]
-    rows = _fill_rows(cells, records, corrupt, columns, footnotes, predictions or {})
+    rows = _fill_rows(cells, records, corrupt, columns, footnotes, predictions or {}, array_problems or {})
     _attach_intervals(rows.values(), footnotes)
     buckets = _bucketize(list(rows.values()))
     _mark_best(buckets, columns)
@@ -308,7 +312,7 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
 
 
 def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Column],
-               footnotes: list[str], predictions: dict) -> dict[str, Row]:
+               footnotes: list[str], predictions: dict, array_problems: dict) -> dict[str, Row]:
     """One Row per label with an Entry per column: the seeds' values, or marks with footnoted reasons."""
     rows: dict[str, Row] = {}
     problems: dict[tuple, list] = {}
@@ -330,6 +334,8 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                 entry.seeds.append(cfg.get("seed"))
                 entry.arrays.append(stats.cell_arrays(predictions.get(cell.key), metric))
                 entry.flagged |= flagged_collapsed(record, metric)
+                if cell.key in array_problems:
+                    _note_once(entry, _footnote(footnotes, ARRAYS_NOTE.format(why=array_problems[cell.key])))
                 continue
             why = ("failed", f"metric {metric!r} is missing or not finite in the record") if ok \
                 else _problem(cell, record, corrupt)
@@ -346,6 +352,11 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                     footnotes, "not applicable: this row's results for the task are in its other column "
                                "(the column notes say why the columns are kept apart)")])
     return rows
+
+
+def _note_once(entry: Entry, number: int) -> None:
+    if number not in entry.notes:
+        entry.notes.append(number)
 
 
 def flagged_collapsed(record: dict, metric: str) -> bool:
@@ -537,4 +548,5 @@ def board_from_frame(suite: Suite, frame: pd.DataFrame) -> Board:
     cells = frame.attrs.get("cells") or [Cell(r["config"], r.get("label", "")) for r in records.values()]
     return build_board(suite.name, cells, records, frame.attrs.get("corrupt"),
                        description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds),
-                       predictions=frame.attrs.get("predictions"), task_columns=frame.attrs.get("task_columns"))
+                       predictions=frame.attrs.get("predictions"), task_columns=frame.attrs.get("task_columns"),
+                       array_problems=frame.attrs.get("array_problems"))

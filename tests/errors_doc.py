@@ -5,9 +5,9 @@ record keys normalised) must equal the one the catalogue lists for that id; a ``
 message stands for text that comes from a library and varies by version. To regenerate the messages
 after a deliberate change (descriptions and ``…`` patterns that still match are kept):
 
-    PRUNEBENCH_ERRORS_LOG=/tmp/errors.jsonl python -m pytest tests/test_cli.py tests/test_bad_input.py \\
+    log=$(mktemp) && PRUNEBENCH_ERRORS_LOG=$log python -m pytest tests/test_cli.py tests/test_bad_input.py \\
         tests/test_store.py tests/test_schema.py -q -p no:cacheprovider
-    python tests/errors_doc.py /tmp/errors.jsonl
+    python tests/errors_doc.py $log
 """
 
 from __future__ import annotations
