@@ -35,11 +35,11 @@ FIGURE_FORMATS = ("png", "svg")
 TABLE_FORMATS = {"md": "github", "html": "html"}  # tabulate's "html" escapes cell text
 
 # Markdown (CommonMark + GitHub tables): characters that start inline markup anywhere in a line, escaped with a
-# backslash (CommonMark lets any ASCII punctuation be escaped). '<' covers raw HTML and autolinks ('>' only
-# matters at the start of a block), '|' table cells, '~' strikethrough; '&' only where it would start an
-# entity; '_' only where it can open or close emphasis (not inside a word such as mlm_accuracy, so names stay
-# readable in a terminal).
-_MD_INLINE = re.compile(r"[\\`*\[\]<|~]|&(?=#?[0-9A-Za-z]+;)|_(?![0-9A-Za-z])|(?<![0-9A-Za-z])_")
+# backslash (CommonMark lets any ASCII punctuation be escaped): '<' before a letter, '/', '!' or '?' (raw HTML,
+# autolinks; '<=' starts neither, and '>' matters only at the start of a block), '|' table cells, '~'
+# strikethrough, '&' only where it would start an entity, '_' only where it can open or close emphasis (not
+# inside a word such as mlm_accuracy, so names stay readable in a terminal).
+_MD_INLINE = re.compile(r"[\\`*\[\]|~]|<(?=[A-Za-z/!?])|&(?=#?[0-9A-Za-z]+;)|_(?![0-9A-Za-z])|(?<![0-9A-Za-z])_")
 # At the start of a block these begin a heading, list, quote or thematic break ('1.' / '1)' an ordered list).
 _MD_BLOCK_START = re.compile(r"^([#+\-=>]|[0-9]+(?=[.)]))")
 _LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\u2028\u2029]+\s*")
