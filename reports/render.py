@@ -74,8 +74,10 @@ def load_arrays(results_dir: Path, record: dict) -> tuple[dict | None, str | Non
     if not name:
         return None, None
     if not isinstance(name, str) or Path(name).name != name or not name.endswith(".npz"):
-        return None, f"names per-example arrays {name!r}, not a .npz file in records/"
+        return None, f"names per-example arrays {name!r}, which is not a .npz file name inside records/"
     path = paths.records_dir(results_dir) / name
+    if path.exists() and not path.is_file():
+        return None, f"per-example arrays records/{name} are not a file"
     if not path.is_file():
         return None, f"per-example arrays records/{name} are missing"
     try:
