@@ -6,7 +6,8 @@ message stands for text that comes from a library and varies by version. To rege
 after a deliberate change (descriptions and ``…`` patterns that still match are kept):
 
     log=$(mktemp) && PRUNEBENCH_ERRORS_LOG=$log python -m pytest tests/test_cli.py tests/test_bad_input.py \\
-        tests/test_store.py tests/test_schema.py -q -p no:cacheprovider
+        tests/test_store.py tests/test_schema.py tests/test_reports_safe.py \\
+        tests/test_migrate.py -q -p no:cacheprovider
     python tests/errors_doc.py $log
 """
 

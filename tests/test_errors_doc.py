@@ -13,6 +13,8 @@ TESTS = Path(__file__).resolve().parent
 def _tested_ids() -> set[str]:
     import test_bad_input
     import test_cli
+    import test_migrate
+    import test_reports_safe
     import test_schema
     import test_store
 
@@ -21,6 +23,10 @@ def _tested_ids() -> set[str]:
     ids |= {f"bad:ok-record-metrics-{v}" for v in ("missing", "NoneType", "list", "0.9")}
     ids |= {f"store:record-{name}" for name, _ in test_store.UNREADABLE}
     ids |= {f"schema:{b[0]}" for b in test_schema.BAD}
+    ids |= {f"report:{c[0]}" for c in test_reports_safe.FORMAT_CASES}
+    ids |= {f"report:npz-{kind}" for kind in test_reports_safe.DAMAGE}
+    ids |= {f"report:disk-full-{where}" for where in ("plots", "report-file")}
+    ids |= {f"migrate:{c[0]}" for c in test_migrate.BAD_FOLDERS + test_migrate.CORRUPT}
     for path in TESTS.glob("test_*.py"):  # ids written out literally in a check(...) call
         ids |= set(re.findall(r'check\("([a-z]+:[^"]+)"', path.read_text()))
     return ids
