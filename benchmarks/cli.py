@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="md or html (default: what --out's extension names, else md)")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout; "
                                                  ".md or .html picks the format")
+    report.add_argument("--baseline", metavar="A,B",
+                        help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
 
     lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
     lst.add_argument("what", choices=LISTABLE)
@@ -235,7 +237,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
-    text = render_suite(suite, results, fmt, out=args.out, grid=_grid(suite, results))
+    baselines = [b.strip() for b in (args.baseline or "").split(",") if b.strip()]
+    text = render_suite(suite, results, fmt, out=args.out, grid=_grid(suite, results), baselines=baselines)
     if args.out is None:
         print(text)
     else:
