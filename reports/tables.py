@@ -304,7 +304,8 @@ def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
         parts.append("Notes:\n\n" + "\n".join(f"{i}. {md_text(text)}" for i, text in enumerate(v["footnotes"], 1)))
     if v["comparison"]:
         parts.append(f"## {v['compare_heading']}\n\n{v['comparison_note']}\n\n"
-                     + table(v["comparison"]["rows"], v["comparison"]["headers"], "md", escape=False))
+                     + table([[md_text(r[0]), md_text(r[1]), *r[2:]] for r in v["comparison"]["rows"]],
+                             [md_text(h) for h in v["comparison"]["headers"]], "md", escape=False))
     parts.append(claims_markdown(v["claims"]) if v["claims"] else v["claims_skipped"])
     if v["paper_apart"]:
         apart = v["paper_apart"]
