@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render a suite's leaderboard from its records (with only --results: "
                                            "the grid the run saved there)")
     suite_args(report)
-    report.add_argument("--format", choices=("md", "html"), default="md")
-    report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
+    report.add_argument("--format", choices=("md", "html"),
+                        help="md or html (default: what --out's extension names, else md)")
+    report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout; "
+                                                 ".md or .html picks the format")
     report.add_argument("--baseline", metavar="A,B",
                         help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
     report.add_argument("--compare", nargs="+", metavar="PROTOCOL=RESULTS",
@@ -99,6 +101,9 @@ def _check_out(out: Path) -> None:
     blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise UserError(f"--out {out}: {blocker} is a file, not a folder; choose a path inside a folder")
+    plots = paths.report_paths(out)["plots"]
+    if plots.exists() and not plots.is_dir():
+        raise UserError(f"--out {out}: {plots} (where its plots go) is a file; move it away or choose another --out")
     try:
         store.check_writable(out.parent)
     except OSError as exc:
@@ -286,9 +291,11 @@ def report_suite(args: argparse.Namespace, results: Path) -> Suite:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
+    from reports.render import report_format
 
     if args.compare:
         return _compare(resolve_suite(args), args)
+    fmt = report_format(args.format, args.out)
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
@@ -297,7 +304,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _check_out(args.out)
     _warn_corrupt(results)
     baselines = [b.strip() for b in (args.baseline or "").split(",") if b.strip()]
-    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results), baselines=baselines)
+    text = render_suite(suite, results, fmt, out=args.out, grid=_grid(suite, results), baselines=baselines)
     if args.out is None:
         print(text)
     else:

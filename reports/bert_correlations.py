@@ -188,42 +188,60 @@ def _relative(path: Path, out: Path) -> str:
     return Path(path).relative_to(Path(out).parent).as_posix()
 
 
+def _run_command(suite: Suite, name: str) -> str:
+    """The command that (re)runs the suite; a local model folder stays a placeholder (reports print no paths)."""
+    model = suite.model if name == suite.model else "MODEL_FOLDER"
+    return f"python -m benchmarks run --suite {suite.name} --model {model}"
+
+
+def _not_ok_text(suite: Suite, name: str, record: dict | None, fmt: str) -> str:
+    """Why a cell has no figures, and the command that fills it (user strings escaped for ``fmt`` 'md')."""
+    md = fmt == "md"
+    command = toolkit.md_code(_run_command(suite, name)) if md else _run_command(suite, name)
+    where = "" if name == suite.model else f" (MODEL_FOLDER: the folder of {name})"
+    where = toolkit.md_text(where) if md else where
+    if record is None:
+        return f"not run yet; run {command}{where}"
+    why = f"{record['status']}: {record.get('error')}"
+    return f"{toolkit.md_text(why, block=True) if md else why} (after fixing it, rerun {command}{where})"
+
+
 def _cell_section(suite: Suite, cell, record: dict | None, fmt: str, out: Path | None) -> str:
-    heading = f"{suite.model}, prune rate {cell.config['prune_rate']:g}"
+    name = toolkit.model_name(suite.model, cell.config.get("model") if isinstance(cell.config.get("model"), dict)
+                              else None)
+    heading = f"{name}, prune rate {cell.config['prune_rate']:g}"
     if record is None or record["status"] != "ok":
-        command = f"`python -m benchmarks run --suite {suite.name} --model {suite.model}`"
-        if record is None:
-            text = f"not run yet; run {command}"
-        else:
-            text = f"{record['status']}: {record.get('error')} (after fixing it, rerun {command})"
+        text = _not_ok_text(suite, name, record, fmt)
         if fmt == "md":
-            return f"## {heading}\n\n{text}\n"
+            return f"## {toolkit.md_text(heading)}\n\n{text}\n"
         return Markup("\n").join([toolkit.html_blocks().heading(heading), toolkit.html_blocks().para(text)]) + "\n"
     result = record["artifacts"][ARTIFACT]
     sparsity = record.get("sparsity", {}).get("global_after")
     meta = (f"{result['num_layers']} encoder layers, achieved sparsity {sparsity:.4f} of the encoder matrices, "
             f"git {str(record.get('provenance', {}).get('git_sha'))[:10]}")
     tables = fig3_tables(result, fmt) + [fig4_table(result, fmt)] + fig5_tables(result, fmt)
-    plots = write_plots(result, slug(f"{suite.model}-{cell.config['prune_rate']:g}"), out)
+    plots = write_plots(result, slug(f"{name}-{cell.config['prune_rate']:g}"), out)
     if fmt == "md":
-        parts = [f"## {heading}", meta, "### Findings", "\n".join(f"- {line}" for line in findings(result))]
-        for name in ("fig3", "fig4", "fig5"):
-            paths = plots[name]["paths"]
+        parts = [f"## {toolkit.md_text(heading)}", toolkit.md_text(meta, block=True), "### Findings",
+                 "\n".join(f"- {toolkit.md_text(line)}" for line in findings(result))]
+        for fig in ("fig3", "fig4", "fig5"):
+            paths = plots[fig]["paths"]
             if paths:
-                parts.append(f"![{name}]({_relative(paths['png'], out)}) ([SVG]({_relative(paths['svg'], out)}))")
+                png, svg = (toolkit.md_link_target(_relative(paths[f], out)) for f in ("png", "svg"))
+                parts.append(f"![{fig}]({png}) ([SVG]({svg}))")
         parts.append("### Tables (Pearson r per encoder layer)")
         for caption, table in tables:
-            parts += [f"**{caption}**", table]
+            parts += [f"**{toolkit.md_text(caption)}**", table]
         if not any(plots[n]["paths"] for n in plots):
             parts.append("_Plots are written beside the report when `--out FILE` is given._")
         return "\n\n".join(parts) + "\n"
     blocks = toolkit.html_blocks()
     parts = [blocks.heading(heading), blocks.para(meta),
              blocks.heading("Findings", 3), blocks.bullets(findings(result))]
-    for name in ("fig3", "fig4", "fig5"):
-        src = "data:image/png;base64," + base64.b64encode(plots[name]["png"]).decode("ascii")
-        paths = plots[name]["paths"]
-        parts.append(blocks.figure(src, name, svg=_relative(paths["svg"], out) if paths else None))
+    for fig in ("fig3", "fig4", "fig5"):
+        src = "data:image/png;base64," + base64.b64encode(plots[fig]["png"]).decode("ascii")
+        paths = plots[fig]["paths"]
+        parts.append(blocks.figure(src, fig, svg=_relative(paths["svg"], out) if paths else None))
     parts.append(blocks.heading("Tables (Pearson r per encoder layer)", 3))
     for caption, table in tables:
         parts += [blocks.heading(caption, 4), table]
@@ -243,6 +261,6 @@ def render_bert_correlations(suite: Suite, frame: pd.DataFrame, fmt: str, out: P
     sections = [_cell_section(suite, cell, records.get(cell.key), fmt, out) for cell in frame.attrs["cells"]]
     title = f"{suite.name}: {suite.description}"
     if fmt == "md":
-        return f"# {title}\n\n{_intro(suite)}\n\n" + "\n".join(sections)
+        return f"# {toolkit.md_text(title)}\n\n{_intro(suite)}\n\n" + "\n".join(sections)
     blocks = toolkit.html_blocks()
     return html_document(title, Markup("\n").join([blocks.heading(title, 1), blocks.para(_intro(suite)), *sections]))

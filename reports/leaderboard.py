@@ -41,6 +41,8 @@ COLLAPSE_NOTE = ("collapsed: no better than a predictor that ignores its input (
 COLLAPSE_FLAG_NOTE = "collapsed: the record says so (no per-example arrays to judge it); never bold, never ✓"
 EQUIV_SHARE = 0.2  # ≈: equivalent to dense within this share of the column's dense-minus-baseline gap
 ALL_COLLAPSED_NOTE = "every row collapsed in this column: it cannot tell the methods apart"
+ARRAYS_NOTE = ("no interval: {why}, so the value stands without its bootstrap interval and is never bold; "
+               "rerun the suite to redo the cell")
 
 
 @dataclass(frozen=True)
@@ -335,16 +337,18 @@ def protocol_of(cells: list[Cell]) -> str:
 
 def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | None = None, *,
                 description: str = "", model: str = "", scale: str = "", seeds: list | None = None,
-                predictions: dict | None = None, task_columns: dict | None = None, baselines: tuple = ()) -> Board:
+                predictions: dict | None = None, task_columns: dict | None = None, baselines: tuple = (),
+                array_problems: dict | None = None) -> Board:
     """Group the cells' records into the leaderboard: entries, intervals, bold bests, marks, paper values.
 
     ``predictions`` maps a record key to its per-example arrays (benchmarks.predictions.load); cells
     without them show plain values and are never bold. ``task_columns`` are the columns saved with the
-    grid (``reports.render.suite_frame``); without them the registered tasks say."""
+    grid (``reports.render.suite_frame``); without them the registered tasks say. ``array_problems`` maps
+    a record key to why the arrays its record names cannot be used (missing, unreadable): a footnote says so."""
     corrupt = corrupt or {}
     columns = build_columns(cells, records, task_columns, predictions)
     footnotes: list[str] = [c.note for c in columns if c.note]
-    rows = _fill_rows(cells, records, corrupt, columns, footnotes, predictions or {})
+    rows = _fill_rows(cells, records, corrupt, columns, footnotes, predictions or {}, array_problems or {})
     _attach_intervals(rows.values(), footnotes)
     buckets = _bucketize(list(rows.values()))
     dense = next((r for r in rows.values() if r.dense), None)
@@ -390,7 +394,7 @@ def evaluation_limit(cells: list[Cell]) -> int | None:
 
 
 def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Column],
-               footnotes: list[str], predictions: dict) -> dict[str, Row]:
+               footnotes: list[str], predictions: dict, array_problems: dict) -> dict[str, Row]:
     """One Row per label with an Entry per column: the seeds' values, or marks with footnoted reasons."""
     rows: dict[str, Row] = {}
     problems: dict[tuple, list] = {}
@@ -413,6 +417,8 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                 entry.arrays.append(stats.cell_arrays(predictions.get(cell.key), metric))
                 entry.flagged |= flagged_collapsed(record, metric)
                 _mark_stale(entry, record, footnotes)
+                if cell.key in array_problems:
+                    _note_once(entry, _footnote(footnotes, ARRAYS_NOTE.format(why=array_problems[cell.key])))
                 continue
             why = ("failed", f"metric {metric!r} is missing or not finite in the record") if ok \
                 else _problem(cell, record, corrupt)
@@ -438,6 +444,11 @@ def _mark_stale(entry: Entry, record: dict, footnotes: list[str]) -> None:
                                  f"--keep-stale, rerun without it to replace")
         if n not in entry.notes:
             entry.notes.append(n)
+
+
+def _note_once(entry: Entry, number: int) -> None:
+    if number not in entry.notes:
+        entry.notes.append(number)
 
 
 def flagged_collapsed(record: dict, metric: str) -> bool:
@@ -660,7 +671,8 @@ def board_from_frame(suite: Suite, frame: pd.DataFrame) -> Board:
                        description=describe_rows(suite, cells), model=suite.model, scale=suite.scale,
                        seeds=list(suite.seeds), predictions=frame.attrs.get("predictions"),
                        task_columns=frame.attrs.get("task_columns"),
-                       baselines=tuple(frame.attrs.get("baselines") or ()))
+                       baselines=tuple(frame.attrs.get("baselines") or ()),
+                       array_problems=frame.attrs.get("array_problems"))
 
 
 def describe_rows(suite: Suite, cells: list[Cell]) -> str:

@@ -72,11 +72,11 @@ def _table(rows: list, headers: list, fmt: str) -> str:
 
 
 def _heading(text: str, fmt: str, level: int = 2) -> str:
-    return f"{'#' * level} {text}\n" if fmt == "md" else toolkit.html_blocks().heading(text, level)
+    return f"{'#' * level} {toolkit.md_text(text)}\n" if fmt == "md" else toolkit.html_blocks().heading(text, level)
 
 
 def _para(text: str, fmt: str) -> str:
-    return f"{text}\n" if fmt == "md" else toolkit.html_blocks().para(text)
+    return f"{toolkit.md_text(text, block=True)}\n" if fmt == "md" else toolkit.html_blocks().para(text)
 
 
 def _ok_records(frame) -> list[dict]:
@@ -229,13 +229,14 @@ def _figure(paths: list[Path], out: Path | None, fmt: str) -> str:
     caption = "Fig 2. MNIST node property scatterplots (model 0)"
     if fmt == "md":
         rel2 = paths[1].relative_to(Path(out).parent).as_posix()
-        return f"![{caption}]({rel})\n\n{caption} (also [{paths[1].name}]({rel2})).\n"
+        return (f"![{caption}]({toolkit.md_link_target(rel)})\n\n{caption} (also "
+                f"[{toolkit.md_text(paths[1].name)}]({toolkit.md_link_target(rel2)})).\n")
     return toolkit.html_blocks().figure(rel, caption, caption=caption)
 
 
 def _finish(title: str, parts: list[str], fmt: str) -> str:
     if fmt == "md":
-        return f"# {title}\n\n" + "\n\n".join(p.strip() for p in parts if p)
+        return f"# {toolkit.md_text(title)}\n\n" + "\n\n".join(p.strip() for p in parts if p)
     from markupsafe import Markup
 
     return html_document(title, Markup("\n").join([toolkit.html_blocks().heading(title, 1)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reports import claims, compare, paper, stats
 from reports.html import template
 from reports.leaderboard import ALL_COLLAPSED_NOTE, EQUIV_SHARE, STATUS_WORD, Board, Column, Entry, Row
-from reports.toolkit import table
+from reports.toolkit import md_code, md_link_target, md_text, model_name, table
 
 DIGITS = 3  # metrics, as the paper prints them
 SPARSITY_DIGITS = 4
@@ -63,11 +64,12 @@ def bucket_name(bucket: float, rows: list[Row]) -> str:
     return "dense" if all(r.dense for r in rows) else f"sparsity {bucket:g}"
 
 
-def legend(board: Board) -> str:
-    """One paragraph explaining intervals, bold, marks and the matching criteria."""
+def legend(board: Board, escape: Callable[[str], str] = str) -> str:
+    """One paragraph explaining intervals, bold, marks and the matching criteria (``escape``: for the protocol,
+    the one user string in it)."""
     entries = [e for r in board.rows for e in r.entries.values()]
-    parts = [f"Protocol: {board.protocol}. Rows grouped by nominal global sparsity (upper/lower rates prune half "
-             "the layers, so upper-0.6 sits with full-0.3)."]
+    parts = [f"Protocol: {escape(board.protocol)}. Rows grouped by nominal global sparsity (upper/lower rates prune "
+             "half the layers, so upper-0.6 sits with full-0.3)."]
     if any(e.ci for e in entries):
         parts.append(f"[lo, hi]: 95% percentile bootstrap interval ({stats.RESAMPLES:,} resamples of the evaluation "
                      "examples, MLM blocks for MLM, and of seeds when there are several; docs/statistics.md).")
@@ -107,6 +109,11 @@ def counts_text(board: Board) -> str:
     c = board.counts
     rest = [f"{c[k]} {k}" for k in ("ok", "failed", "skipped", "missing") if c.get(k)]
     return f"{c['cells']} cells: " + ", ".join(rest or ["none"])
+
+
+def display_model(board: Board) -> str:
+    """The board's model as reports name it: a local folder by its name, never its path."""
+    return model_name(board.model, board.model_identity)
 
 
 def model_id(board: Board) -> str:
@@ -244,7 +251,7 @@ def paper_apart_view(board: Board) -> dict | None:
 
 def paper_apart_note(board: Board) -> str:
     """Why the published values sit apart."""
-    return (f"{paper.PAPER_CITATION}, on bert-base-uncased. This suite ran on {board.model}, so the published "
+    return (f"{paper.PAPER_CITATION}, on bert-base-uncased. This suite ran on {display_model(board)}, so the published "
             "values are listed for orientation only, not compared or ranked; rows whose labels occur in this suite.")
 
 
@@ -264,7 +271,7 @@ def board_view(board: Board, figures: list[Figure] = ()) -> dict:
         "title": title(board),
         "protocol": board.protocol,
         "description": board.description,
-        "model": board.model,
+        "model": display_model(board),
         "model_id": model_id(board),
         "scale": board.scale,
         "seeds": ", ".join(str(s) for s in board.seeds),
@@ -315,34 +322,35 @@ def md_cell(c: dict) -> str:
 def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
     """The leaderboard as GitHub-flavoured Markdown (aligned, so it also reads in a terminal)."""
     v = board_view(board, figures)
-    head = ["bucket"] + [h["text"] + _md_notes(h["notes"]) for h in v["headers"]]
-    body = [[b["name"], r["label"] + _md_notes(r["label_notes"])] + [md_cell(c) for c in r["cells"]]
+    head = ["bucket"] + [md_text(h["text"]) + _md_notes(h["notes"]) for h in v["headers"]]
+    body = [[b["name"], md_text(r["label"]) + _md_notes(r["label_notes"])] + [md_cell(c) for c in r["cells"]]
             + [r["sparsity"]] for b in v["buckets"] for r in b["rows"]]
     if v["baseline"]:
         body.insert(0, ["baseline", "trivial baseline"] + v["baseline"] + [""])
-    meta = f"model `{v['model']}`" + (f" ({v['model_id']})" if v["model_id"] else "")
-    meta += f" · scale `{v['scale']}` · seeds {v['seeds']} · {v['counts']}"
-    parts = [f"# {v['title']}", v["description"], meta, v["evaluation"],
-             table(body, head, "md"), v["legend"]]
+    meta = f"model {md_code(v['model'])}" + (f" ({v['model_id']})" if v["model_id"] else "")
+    meta += f" · scale {md_code(v['scale'])} · seeds {md_text(v['seeds'])} · {v['counts']}"
+    parts = [f"# {md_text(v['title'])}", md_text(v["description"], block=True), meta, v["evaluation"],
+             table(body, head, "md", escape=False), legend(board, md_text)]
     if v["footnotes"]:
-        parts.append("Notes:\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(v["footnotes"], 1)))
+        parts.append("Notes:\n\n" + "\n".join(f"{i}. {md_text(text)}" for i, text in enumerate(v["footnotes"], 1)))
     if v["comparison"]:
         parts.append(f"## {v['compare_heading']}\n\n{v['comparison_note']}\n\n"
-                     + table(v["comparison"]["rows"], v["comparison"]["headers"], "md"))
+                     + table([[md_text(r[0]), md_text(r[1]), *r[2:]] for r in v["comparison"]["rows"]],
+                             [md_text(h) for h in v["comparison"]["headers"]], "md", escape=False))
     parts.append(claims_markdown(v["claims"]) if v["claims"] else v["claims_skipped"])
     if v["paper_apart"]:
         apart = v["paper_apart"]
-        parts.append(f"## {APART_HEADING}\n\n" + v["paper_apart_note"] + "\n\n"
+        parts.append(f"## {APART_HEADING}\n\n" + md_text(v["paper_apart_note"], block=True) + "\n\n"
                      + table(apart["rows"], apart["headers"], "md"))
     if figures:
-        parts.append(f"## Metric against achieved sparsity ({v['protocol']} protocol)\n\n"
-                     + "\n".join(f"![{f.caption}]({f.src})" for f in figures))
+        parts.append(f"## Metric against achieved sparsity ({md_text(v['protocol'])} protocol)\n\n"
+                     + "\n".join(f"![{md_text(f.caption)}]({md_link_target(f.src)})" for f in figures))
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def claims_markdown(view: dict) -> str:
     """The claims sections (our records, then the paper's table) as Markdown."""
-    parts = [f"## The paper's claims, checked on these records ({view['protocol']} protocol)",
+    parts = [f"## The paper's claims, checked on these records ({md_text(view['protocol'])} protocol)",
              view["rule"], view["legend"], f"**{view['ours_summary']}**"]
     parts += _claims_md(view["ours"])
     parts += ["## The paper's claims, checked on the paper's own table (finetune protocol, bert-base-uncased)",
@@ -360,7 +368,9 @@ def _claims_md(results: list[dict]) -> list[str]:
         if c["tasks"]:
             parts.append(table(c["tasks"], c["task_headers"], "md"))
         if c["rows"]:
-            parts.append(table(c["rows"], c["headers"], "md"))
+            # user strings (row labels, column titles) escaped; the effects' intervals are ours
+            rows = [[row[0], md_text(row[1]), *row[2:]] for row in c["rows"]]
+            parts.append(table(rows, [md_text(h) for h in c["headers"]], "md", escape=False))
     return parts
 
 

@@ -5,10 +5,10 @@ record keys normalised) must equal the one the catalogue lists for that id; a ``
 message stands for text that comes from a library and varies by version. To regenerate the messages
 after a deliberate change (descriptions and ``…`` patterns that still match are kept):
 
-    PRUNEBENCH_ERRORS_LOG=/tmp/errors.jsonl python -m pytest tests/test_cli.py tests/test_bad_input.py \\
+    log=$(mktemp) && PRUNEBENCH_ERRORS_LOG=$log python -m pytest tests/test_cli.py tests/test_bad_input.py \\
         tests/test_store.py tests/test_schema.py tests/test_preflight.py tests/test_report_grid.py \\
-        tests/test_code_versions.py -q -p no:cacheprovider
-    python tests/errors_doc.py /tmp/errors.jsonl
+        tests/test_code_versions.py tests/test_reports_safe.py tests/test_migrate.py -q -p no:cacheprovider
+    python tests/errors_doc.py $log
 """
 
 from __future__ import annotations

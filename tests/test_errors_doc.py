@@ -15,6 +15,8 @@ def _tested_ids() -> set[str]:
     import test_cli
     import test_preflight
     import test_report_grid
+    import test_migrate
+    import test_reports_safe
     import test_schema
     import test_store
 
@@ -27,6 +29,10 @@ def _tested_ids() -> set[str]:
     ids |= {f"bad:ok-record-npz-{d}-rerun" for d in ("truncated", "garbage", "missing")}
     ids |= {f"bad:report-npz-{d}" for d in ("truncated", "garbage")}
     ids |= {f"identity:{c[0]}" for c in test_report_grid.PLUGIN_CASES}
+    ids |= {f"report:{c[0]}" for c in test_reports_safe.FORMAT_CASES}
+    ids |= {f"report:npz-{kind}" for kind in test_reports_safe.DAMAGE}
+    ids |= {f"report:disk-full-{where}" for where in ("plots", "report-file")}
+    ids |= {f"migrate:{c[0]}" for c in test_migrate.BAD_FOLDERS + test_migrate.CORRUPT}
     for path in TESTS.glob("test_*.py"):  # ids written out literally in a check(...) call
         ids |= set(re.findall(r'check\("([a-z]+:[^"]+)"', path.read_text()))
     return ids
