@@ -13,9 +13,9 @@ TESTS = Path(__file__).resolve().parent
 def _tested_ids() -> set[str]:
     import test_bad_input
     import test_cli
+    import test_migrate
     import test_preflight
     import test_report_grid
-    import test_migrate
     import test_reports_safe
     import test_schema
     import test_store

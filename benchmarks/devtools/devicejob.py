@@ -2,7 +2,7 @@
 
     python -m benchmarks.devtools.devicejob pack                 # -> devicejob/ (git-ignored), size checked
     bash benchmarks/devtools/devicejob.sh devicejob "$OUT"       # on the GPU machine: the whole job
-    python -m benchmarks.devtools.devicejob unpack devicejob --to /tmp/pb
+    python -m benchmarks.devtools.devicejob unpack devicejob --to "$(mktemp -d)"
     python -m benchmarks.devtools.devicejob time-bert-base --steps 300
 
 The device tool carries the checkout plus named ignored folders, 64 MiB in all (docs/gpu-job.md). So the pack

@@ -22,10 +22,10 @@ stamp() { echo "[$(( $(date +%s) - START )) s] $*"; }
 
 stamp "installing $(ls "$JOB"/wheels/*.whl 2>/dev/null | wc -l) wheels"
 if ls "$JOB"/wheels/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/prunebench-site \
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "${TMPDIR:-/tmp}/prunebench-site" \
     "$JOB"/wheels/*.whl || exit 2
 fi
-export PYTHONPATH="/tmp/prunebench-site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH="${TMPDIR:-/tmp}/prunebench-site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PRUNEBENCH_CACHE_DIR="$ROOT/cache" PRUNEBENCH_DATA_DIR="$ROOT/data"
 
 stamp "unpacking"
