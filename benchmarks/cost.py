@@ -71,7 +71,8 @@ def model_size(model: nn.Module, seq_len: int, pattern: str | None = None) -> di
 
 def _inputs(encoder: nn.Module, batch: int, seq_len: int) -> dict:
     vocab = int(encoder.config.vocab_size)
-    ids = torch.randint(1000 if vocab > 1000 else 0, vocab, (batch, seq_len), generator=torch.Generator().manual_seed(0))
+    low = 1000 if vocab > 1000 else 0  # past BERT's special and unused tokens
+    ids = torch.randint(low, vocab, (batch, seq_len), generator=torch.Generator().manual_seed(0))
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 

@@ -105,7 +105,8 @@ def measure_sparsity(model: nn.Module) -> dict:
 def prune_with_method(model: nn.Module, row_config: dict, seed: int, ctx=None, with_result: bool = False) -> tuple:
     """Run the row's registered method on ``model`` and apply what it returns, in place.
 
-    Returns (keep-masks, record notes, data provenance), and the method's return value ``with_result``. A method registered with ``calibration=True``
+    Returns (keep-masks, record notes, data provenance), plus the method's return value ``with_result``.
+    A method registered with ``calibration=True``
     gets the calibration set of the row's ``calibration`` config (built once per run, in ``ctx.cache``).
     """
     from benchmarks.calibration import needs_calibration

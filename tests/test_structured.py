@@ -142,7 +142,8 @@ def test_flops_targets_are_met_and_impossible_ones_refused(model):
         apply_result(shrunk, run(name, model, 0.3))
         removed = 1 - geo.__class__(**{**geo.__dict__, **_shape(shrunk)}).total_flops(SEQ) / geo.total_flops(SEQ)
         unit = max(geo.head_flops(SEQ), geo.neuron_flops()) / geo.total_flops(SEQ)
-        assert removed <= 0.3 + unit / 2 + 1e-9 and removed >= (0.3 - unit if name == "retrain-free" else 0.3 - unit / 2)
+        low = 0.3 - unit if name == "retrain-free" else 0.3 - unit / 2  # the search may stop one unit short
+        assert low <= removed <= 0.3 + unit / 2 + 1e-9
     with pytest.raises(ValueError, match="use a lower sparsity or neurons or retrain-free"):
         run("heads", model, 0.9)
     with pytest.raises(ValueError, match="would drop all 4 layers"):
@@ -172,7 +173,7 @@ def test_search_is_the_best_split_under_the_budget():
 def test_rearrange_never_worse_than_the_diagonal_choice():
     """The greedy rearrangement's ||sum of pruned gradients||^2 is at most that of the lowest-diagonal choice."""
     gen = torch.Generator().manual_seed(0)
-    for trial in range(20):
+    for _ in range(20):
         grads = torch.randn(10, 8, generator=gen, dtype=torch.float64) + torch.randn(1, 8, generator=gen,
                                                                                   dtype=torch.float64)
         pruned = rearrange(grads, kept=5)
@@ -243,7 +244,8 @@ def test_structured_rows_run_in_a_suite_with_cost(tiny_bert, tiny_mirror, tmp_pa
     code = main(["run", "--suite-file", str(suite), "--data-dir", str(tiny_mirror), "--results", str(results),
                  "--no-progress"])
     assert code == 0, capsys.readouterr().err
-    records = {r["label"].split()[0]: r for r in (json.loads(p.read_text()) for p in (results / "records").glob("*.json"))}
+    loaded = (json.loads(p.read_text()) for p in (results / "records").glob("*.json"))
+    records = {r["label"].split()[0]: r for r in loaded}
     assert set(records) == {"full-base", "heads-0.1", "drop-top-0.25", "full-0.5"}
     drop, heads, glob = records["drop-top-0.25"], records["heads-0.1"], records["full-0.5"]
     assert drop["notes"]["structure"]["layers_removed"] == [3]

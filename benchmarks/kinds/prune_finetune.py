@@ -10,9 +10,9 @@ import torch
 from benchmarks.allocator import keep_freed_memory
 from benchmarks.calibration import cell_calibration
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
+from benchmarks.cost import cost_config, measure_cost
 from benchmarks.errors import UserError
 from benchmarks.kinds.base import CellOutcome, RunContext
-from benchmarks.cost import cost_config, measure_cost
 from benchmarks.masking import apply_pruning, apply_result, prune_with_method
 from benchmarks.models import resolve_model
 from benchmarks.recipes import FAMILIES, check_recipe
