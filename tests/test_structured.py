@@ -258,5 +258,8 @@ def test_structured_rows_run_in_a_suite_with_cost(tiny_bert, tiny_mirror, tmp_pa
     assert main(["report", "--suite-file", str(suite), "--results", str(results), "--out", str(out)]) == 0
     text = out.read_text()
     assert "## Cost: parameters, FLOPs and measured CPU speed-up" in text and "drop-top-0.25" in text
-    assert (tmp_path / "board_plots" / "pareto-sst-2-accuracy.png").exists() or list(
-        (tmp_path / "board_plots").glob("pareto-*.png"))
+    assert list((tmp_path / "board_plots").glob("pareto-*.png")), "one Pareto plot per task column"
+    page = tmp_path / "board.html"
+    assert main(["report", "--suite-file", str(suite), "--results", str(results), "--format", "html",
+                 "--out", str(page)]) == 0
+    assert "Cost: parameters, FLOPs and measured CPU speed-up" in page.read_text()
