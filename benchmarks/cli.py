@@ -27,7 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m benchmarks", description="prunebench: pruning benchmarks and leaderboards")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def plugin_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE.py|MODULE",
+                       help="import this plug-in first (a .py file or package.module whose import registers "
+                            "methods); repeatable")
+
     def suite_args(p: argparse.ArgumentParser) -> None:
+        plugin_arg(p)
         p.add_argument("--suite", help="built-in suite name (python -m benchmarks list suites)")
         p.add_argument("--suite-file", type=Path, help="a suite YAML file instead of a built-in name")
         p.add_argument("--model", help="hub id, local folder, or alias (python -m benchmarks list models)")
@@ -45,14 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     # Set by a --jobs parent for each worker: where the worker reports how far its current cell is.
     run.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
+    run.add_argument("--keep-stale", action="store_true",
+                     help="keep records computed by other code (a changed method or plug-in) instead of rerunning "
+                          "them; the board marks them stale")
 
-    report = sub.add_parser("report", help="render a suite's leaderboard from its records")
+    report = sub.add_parser("report", help="render a suite's leaderboard from its records (with only --results: "
+                                           "the grid the run saved there)")
     suite_args(report)
     report.add_argument("--format", choices=("md", "html"), default="md")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout")
+    report.add_argument("--baseline", metavar="A,B",
+                        help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
 
     lst = sub.add_parser("list", help="list registered methods, tasks, suites, models or suite kinds")
     lst.add_argument("what", choices=LISTABLE)
+    plugin_arg(lst)
     return parser
 
 
@@ -145,8 +158,8 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
         workers = [subprocess.Popen(_worker_argv(args.argv, i, args.jobs, channels[i] if show else None), env=env)
                    for i in range(args.jobs)]
         codes = progress.follow_workers(workers, [c.key for c in cells], results, channels, show, suite.name)
-    print(f"{suite.name}: {len(cells)} cells, {count_done(cells, results)} with an ok record; worker exit "
-          f"statuses {codes}", file=sys.stderr)
+    done = count_done(cells, results, args.keep_stale)
+    print(f"{suite.name}: {len(cells)} cells, {done} with an ok record; worker exit statuses {codes}", file=sys.stderr)
     return combined_status(codes)
 
 
@@ -177,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     _quiet_libraries()
     summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress,
-                        progress_file=args.progress_file)
+                        progress_file=args.progress_file, keep_stale=args.keep_stale)
     print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done, {summary.ran} run "
           f"({summary.ok} ok, {len(summary.data_skipped)} skipped for missing data, {len(summary.failed)} failed)",
           file=sys.stderr)
@@ -218,17 +231,52 @@ def _grid(suite: Suite, results: Path) -> tuple | None:
     return cells, columns
 
 
+def _names_suite(args: argparse.Namespace) -> bool:
+    return bool(args.suite or args.suite_file or args.model is not None or args.overrides)
+
+
+def report_suite(args: argparse.Namespace, results: Path) -> Suite:
+    """The suite ``report`` renders: the one the run saved in ``results`` when no suite flag is given (or
+    ``--suite NAME`` alone picks one of several); else the suite the flags name, which the folder must hold
+    unless it holds no saved grid at all (records written before grids existed)."""
+    from benchmarks.grid import saved_grids, saved_suite, suite_hash
+
+    saved = saved_grids(results)
+    listing = "; ".join(g.describe() for g in saved)
+    if not _names_suite(args):
+        if not saved:
+            raise UserError(f"--results {results} holds no saved grid (grids/*.json); name the suite as the run "
+                            f"did: --suite NAME with the run's --model/--set flags")
+        if len(saved) > 1:
+            raise UserError(f"--results {results} holds {len(saved)} grids: {listing}; pick one with --suite NAME "
+                            f"(add the run's --model/--set flags when two share a name)")
+        return saved_suite(saved[0])
+    only_name = args.suite and not args.suite_file and args.model is None and not args.overrides
+    same_name = [g for g in saved if g.name == args.suite] if only_name else []
+    if len(same_name) == 1:
+        return saved_suite(same_name[0])  # --suite NAME picks the run's grid of that name, whatever its flags
+    suite = resolve_suite(args)
+    if not saved or any((g.name, g.hash) == (suite.name, suite_hash(suite)) for g in saved):
+        return suite
+    if same_name:
+        raise UserError(f"--results {results} holds {len(same_name)} grids of suite {suite.name!r}: "
+                        f"{'; '.join(g.describe() for g in same_name)}; add the run's --model/--set flags to pick one")
+    raise UserError(f"--results {results} holds no grid for suite {suite.name!r} as these flags give it (it holds: "
+                    f"{listing}); drop the suite flags to render its grid, or repeat the run's own flags")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
 
-    suite = resolve_suite(args)
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
+    suite = report_suite(args, results)
     if args.out is not None:
         _check_out(args.out)
     _warn_corrupt(results)
-    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results))
+    baselines = [b.strip() for b in (args.baseline or "").split(",") if b.strip()]
+    text = render_suite(suite, results, args.format, out=args.out, grid=_grid(suite, results), baselines=baselines)
     if args.out is None:
         print(text)
     else:
@@ -254,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
         args.argv = argv  # --jobs hands the same command line to its workers
+        from benchmarks.plugins import load_plugins
+
+        load_plugins(args.plugins)  # always: a second command in one process must not inherit the first's
         return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
     except (UserError, UnknownName) as exc:  # both are bad input
         print(f"error: {exc}", file=sys.stderr)

@@ -68,10 +68,13 @@ def device_name() -> str:
 
 
 def provenance(data_files: dict[str, str] | None = None) -> dict:
-    """Full provenance block for a record."""
+    """Full provenance block for a record (``plugins``: the ``--plugin`` arguments, when any were given)."""
+    from benchmarks.plugins import LOADED
+
     return {
         **git_state(),
         "versions": library_versions(),
         "device": device_name(),
         "data": dict(data_files or {}),
+        **({"plugins": list(LOADED)} if LOADED else {}),
     }

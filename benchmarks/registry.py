@@ -50,8 +50,10 @@ class UnknownName(LookupError):
 class Registry(Generic[T]):
     """A name -> object mapping with lazy entry points and 'did you mean' on a typo."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None, builtins: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, builtins: str | None = None,
+                 documented: bool = False) -> None:
         self.kind = kind
+        self.documented = documented  # refuse an entry without a docstring (``list`` prints its first line)
         self.entry_point_group = entry_point_group
         self.builtins = builtins  # the package whose import registers the built-in entries
         self._builtins_loaded = builtins is None
@@ -75,6 +77,9 @@ class Registry(Generic[T]):
     def _add(self, name: str, obj: T, meta: dict | None = None) -> None:
         if name in self._items and self._items[name] is not obj:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
+        if self.documented and not (getattr(obj, "__doc__", None) or "").strip():
+            raise ValueError(f"{self.kind} {name!r} has no docstring; add a one-line docstring saying what it "
+                             f"does (python -m benchmarks list {self.kind}s prints its first line)")
         self._items[name] = obj
         self._meta[name] = dict(meta or {})
 
@@ -87,6 +92,13 @@ class Registry(Generic[T]):
         """Remove an entry (tests and plugin reloads)."""
         self._items.pop(name, None)
         self._meta.pop(name, None)
+
+    def unregister_module(self, module: str) -> list[str]:
+        """Remove every entry whose object was defined in ``module`` (a plug-in file loaded again); return them."""
+        names = [n for n, obj in self._items.items() if getattr(obj, "__module__", None) == module]
+        for name in names:
+            self.unregister(name)
+        return names
 
     def reload_entry_points(self) -> None:
         """Forget which entry points were loaded so the next lookup scans the group again."""
@@ -109,13 +121,12 @@ class Registry(Generic[T]):
                 continue
             try:
                 obj = ep.load()
+                # An entry point may name a module whose import registers itself, or the object.
+                if ep.name not in self._items:
+                    self._add(ep.name, obj)
             except Exception as exc:  # a broken plug-in must not break the commands that do not need it
                 self._broken[ep.name] = _broken_reason(self.kind, ep, exc)
                 print(f"warning: {self._broken[ep.name]}", file=sys.stderr)
-                continue
-            # An entry point may name a module whose import registers itself, or the object.
-            if ep.name not in self._items:
-                self._add(ep.name, obj)
 
     def get(self, name: str) -> T:
         """Return the entry called ``name`` or raise a one-line ``UnknownName`` with close names."""
@@ -154,7 +165,7 @@ def _broken_reason(kind: str, ep, exc: Exception) -> str:
             f"fix or uninstall that package")
 
 
-METHODS: Registry = Registry("method", "prunebench.methods", builtins="methods")
+METHODS: Registry = Registry("method", "prunebench.methods", builtins="methods", documented=True)
 TASKS: Registry = Registry("task", "prunebench.tasks", builtins="benchmarks.tasks")
 MODELS: Registry = Registry("model", "prunebench.models", builtins="benchmarks.models")
 KINDS: Registry = Registry("suite kind", "prunebench.kinds", builtins="benchmarks.kinds")
@@ -195,6 +206,9 @@ class MethodSpec:
     example_options: Mapping = field(default_factory=dict)
     title: str | None = None  # how plots name the method (default: its name)
     color: str | None = None  # its colour in every plot (a matplotlib colour; default: one after the built-ins')
+    # Bump when the method would give other masks or weights: a version above 1 joins the cell key, and
+    # tests/test_code_versions.py fails while a built-in's source changed at an unchanged version.
+    version: int = 1
 
     def check(self, sparsity, options: Mapping) -> None:
         """Raise ValueError (one line, with a fix) on an option or rate this method does not take."""
@@ -239,7 +253,8 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
                     groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None,
                     calibration: bool = False, label: Callable | None = None, patterns: bool = False,
                     options: Mapping[str, tuple] | None = None, required: tuple = (), takes_sparsity: bool = True,
-                    nominal: Callable | None = None, title: str | None = None, color: str | None = None):
+                    nominal: Callable | None = None, title: str | None = None, color: str | None = None,
+                    version: int = 1):
     """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
 
     The method returns keep-masks ``{param name: bool tensor}``, or a ``methods.PruneResult`` holding
@@ -262,13 +277,14 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
     predate it); ``required``: options that must be given; ``takes_sparsity``: False when the rates live
     in ``rate_options``; ``nominal(sparsity, options) -> float``: the overall sparsity the row aims at.
     ``title``/``color``: the method's name and colour in plots.
+    ``version``: bump it when the method's results change; above 1 it joins the cell key (benchmarks/identity.py).
     All of it is kept as a ``MethodSpec`` (``method_spec(name)``).
     """
     if patterns and options is not None:
         options = {"pattern": (str,), **options}
     spec = MethodSpec(name, None if options is None else dict(options), tuple(required), bool(takes_sparsity),
                       tuple(rate_options), groups, validate, bool(calibration), bool(patterns), label, nominal,
-                      example_sparsity, dict(example_options or {}), title, color)
+                      example_sparsity, dict(example_options or {}), title, color, int(version))
     return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
                             groups=groups, rate_options=tuple(rate_options), validate=validate,
                             calibration=bool(calibration), label=label, patterns=bool(patterns), spec=spec)

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.grid import write_grid
+from benchmarks.identity import cell_code, stale_reasons
 from benchmarks.kinds.base import CellOutcome
 from benchmarks.models import resolve_model
 from benchmarks.provenance import provenance
@@ -39,6 +41,7 @@ class RunSummary:
     data_skipped: list = field(default_factory=list)  # (label, reason)
     corrupt: list = field(default_factory=list)  # record file names that were unreadable and are rerun
     claimed: list = field(default_factory=list)  # (label, owner) of cells another live run is computing
+    stale: list = field(default_factory=list)  # (label, [reasons]) of ok records computed by other code
 
     @property
     def exit_code(self) -> int:
@@ -131,9 +134,9 @@ def check_data_present(suite: Suite, data_dir: Path) -> None:
                         f"{globs[0]}); point it at a mirror laid out like ../shared/data, or drop --data-dir")
 
 
-def count_done(cells: list[Cell], results_dir: Path) -> int:
-    """How many of ``cells`` have a readable ok record."""
-    todo, _ = _unfinished(cells, results_dir)
+def count_done(cells: list[Cell], results_dir: Path, keep_stale: bool = False) -> int:
+    """How many of ``cells`` have a readable ok record computed by today's code (or any, with ``keep_stale``)."""
+    todo, _, _ = _unfinished(cells, results_dir, keep_stale)
     return len(cells) - len(todo)
 
 
@@ -144,7 +147,8 @@ def _make_accelerator():
 
 
 def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
-              progress: bool = True, accelerator=None, progress_file: Path | None = None) -> RunSummary:
+              progress: bool = True, accelerator=None, progress_file: Path | None = None,
+              keep_stale: bool = False) -> RunSummary:
     """Run every unfinished cell of ``suite``; return what happened.
 
     A cell is finished when it has a readable ``ok`` record. Failed and skipped cells run again
@@ -152,6 +156,9 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     in a warning on stderr and their cells rerun, the new record replacing the file atomically.
     Each cell is claimed (``store.claim_cell``) while it runs, so a second run on the same folder
     skips it instead of computing it twice. An OSError while writing a record raises RunAborted.
+    An ok record whose code identity (``provenance.code``: method and task versions and source hashes,
+    benchmarks/identity.py) differs from today's is stale: named on stderr and rerun, or with
+    ``keep_stale`` kept and flagged (``record["stale"]`` says why; the board marks it).
     ``progress`` draws the bar of cells and long cells' nested bars (on a terminal only); a ``run --jobs``
     worker is given ``progress_file`` instead, where it reports how far its current cell is.
     """
@@ -160,8 +167,11 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     accelerator = accelerator or _make_accelerator()
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
     summary = RunSummary(total=len(cells))
-    todo, summary.corrupt = _unfinished(cells, results_dir)
+    todo, summary.corrupt, summary.stale = _unfinished(cells, results_dir, keep_stale)
     summary.skipped_done = len(cells) - len(todo)
+    if accelerator.is_main_process:
+        _note_stale(summary.stale, keep_stale)
+        _flag_stale(cells, results_dir, keep_stale)
     if summary.corrupt and accelerator.is_main_process:
         print(f"warning: {len(summary.corrupt)} unreadable record(s) ignored and rerun: "
               f"{', '.join(summary.corrupt)} (under {paths.records_dir(results_dir)})", file=sys.stderr)
@@ -176,7 +186,7 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     main = accelerator.is_main_process
     try:
         with progress_bars.reporting(progress and main, progress_file if main else None):
-            _run_cells(todo, suite_kind, ctx, suite, results_dir, summary, claims, bar)
+            _run_cells(todo, suite_kind, ctx, suite, results_dir, summary, claims, bar, keep_stale)
     except (UserError, UnknownName):
         for folder in created:  # bad input found inside a cell: leave no empty folder behind
             _remove_empty(folder)
@@ -198,12 +208,12 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
 
 
 def _run_cells(todo: list[Cell], suite_kind, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
-               claims: bool, bar) -> None:
+               claims: bool, bar, keep_stale: bool = False) -> None:
     """Run ``todo`` one cell after another (claiming each when ``claims``), advancing ``bar``."""
     for cell in todo:
         if bar is not None:
             bar.set_postfix_str(cell.label, refresh=False)
-        if claims and not _claim(results_dir, cell, summary):
+        if claims and not _claim(results_dir, cell, summary, keep_stale):
             if bar is not None:
                 bar.update(1)
             continue
@@ -217,7 +227,7 @@ def _run_cells(todo: list[Cell], suite_kind, ctx: RunContext, suite: Suite, resu
             bar.update(1)
 
 
-def _claim(results_dir: Path, cell: Cell, summary: RunSummary) -> bool:
+def _claim(results_dir: Path, cell: Cell, summary: RunSummary, keep_stale: bool = False) -> bool:
     """Claim ``cell``; False (noted in the summary) when another run holds it or finished it meanwhile."""
     try:
         claimed = store.claim_cell(results_dir, cell.key)
@@ -227,7 +237,7 @@ def _claim(results_dir: Path, cell: Cell, summary: RunSummary) -> bool:
     if not claimed:
         summary.claimed.append((cell.label, store.claimed_by(results_dir, cell.key)))
         return False
-    if store.record_state(results_dir, cell.key) == store.OK:  # the other run finished it before our claim
+    if _done(results_dir, cell, keep_stale):  # the other run finished it before our claim
         store.release_cell(results_dir, cell.key)
         summary.skipped_done += 1
         return False
@@ -280,17 +290,73 @@ def _remove_empty(folder: Path) -> None:
         pass  # not empty or already gone
 
 
-def _unfinished(cells: list[Cell], results_dir: Path) -> tuple[list[Cell], list[str]]:
-    """Cells without a readable ok record, and the names of unreadable record files among them."""
-    todo, corrupt = [], []
+def _unfinished(cells: list[Cell], results_dir: Path, keep_stale: bool = False) -> tuple[list[Cell], list[str], list]:
+    """Cells without a readable ok record of today's code (any code with ``keep_stale``), the names of
+    unreadable record files among them, and (label, reasons) of the stale ok records."""
+    todo, corrupt, stale = [], [], []
     for cell in cells:
         state = store.record_state(results_dir, cell.key)
         if state == store.OK:
-            continue
+            reasons = staleness(results_dir, cell)
+            if reasons:
+                stale.append((cell.label, reasons))
+            if keep_stale or not reasons:
+                continue
         if state == store.CORRUPT:
             corrupt.append(paths.record_path(results_dir, cell.key).name)
         todo.append(cell)
-    return todo, corrupt
+    return todo, corrupt, stale
+
+
+def staleness(results_dir: Path, cell: Cell) -> list[str]:
+    """Why the cell's ok record was computed by other code than today's (empty: it was not, or no record)."""
+    try:
+        record = store.read_record(paths.record_path(results_dir, cell.key))
+    except (ValueError, OSError):
+        return []
+    return stale_reasons((record.get("provenance") or {}).get("code"), cell_code(cell.config))
+
+
+def _done(results_dir: Path, cell: Cell, keep_stale: bool) -> bool:
+    """The cell has an ok record that counts: of today's code, or of any with ``keep_stale``."""
+    if store.record_state(results_dir, cell.key) != store.OK:
+        return False
+    return keep_stale or not staleness(results_dir, cell)
+
+
+def _note_stale(stale: list, keep_stale: bool) -> None:
+    """One stderr line: how many cells are stale and why (grouped by reason), and what happens to them."""
+    if not stale:
+        return
+    why = Counter(reason for _, reasons in stale for reason in reasons)
+    text = "; ".join(reason + (f" ({n} cells)" if n > 1 and len(why) > 1 else "") for reason, n in why.items())
+    then = ("kept (--keep-stale) and marked stale on the board" if keep_stale
+            else "rerunning them (--keep-stale keeps them)")
+    print(f"{len(stale)} cell{'s' if len(stale) > 1 else ''} stale: {text}; {then}", file=sys.stderr)
+
+
+def _flag_stale(cells: list[Cell], results_dir: Path, keep_stale: bool) -> None:
+    """Keep each ok record's ``stale`` flag true to today's code: set (with the reason) on a stale record kept
+    by ``keep_stale``, dropped from one that is current again. A rerun record starts without it."""
+    for cell in cells:
+        path = paths.record_path(results_dir, cell.key)
+        try:
+            record = store.read_record(path)
+        except (ValueError, OSError):
+            continue
+        if record["status"] != store.OK:
+            continue
+        reasons = staleness(results_dir, cell)
+        flag = "; ".join(reasons) if reasons and keep_stale else None
+        if record.get("stale") != flag and (flag or "stale" in record):
+            record = {k: v for k, v in record.items() if k != "stale"}
+            if flag:
+                record["stale"] = flag
+            try:
+                store.write_record(results_dir, record)
+            except OSError as exc:
+                raise RunAborted(f"could not flag the stale record of {cell.label} under {path.parent} "
+                                 f"({exc.strerror or exc}); fix the folder, then rerun") from None
 
 
 def check_methods(cells: list[Cell]) -> None:
@@ -370,6 +436,7 @@ def run_cell(suite_kind, cell: Cell, ctx: RunContext, suite: Suite) -> dict:
         "provenance": {
             **provenance(outcome.data),
             "model_location_is_local": ctx.model_ref.is_local,
+            "code": cell_code(cell.config),  # what staleness is judged by (benchmarks/identity.py)
             "num_processes": getattr(ctx.accelerator, "num_processes", 1),
         },
     }

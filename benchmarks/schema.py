@@ -36,6 +36,16 @@ class Timings(TypedDict):
     started: str  # ISO 8601, UTC
 
 
+class CodeIdentity(TypedDict):
+    """What computed a cell's part: a registered method's or task's version, source hash and plug-in origin."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")
+    name: str
+    version: Union[int, str]
+    source: str
+    plugin: NotRequired[str]  # plug-ins only: dist==version, the --plugin file name, or the module
+
+
 class Provenance(TypedDict):
     """Where the numbers came from: code, libraries, device, data files (file or hub id -> sha256 or fingerprint)."""
 
@@ -47,6 +57,9 @@ class Provenance(TypedDict):
     data: dict[str, Optional[str]]
     model_location_is_local: NotRequired[bool]
     num_processes: NotRequired[int]
+    # The cell's method and task: {part: {name, version, source (hash), plugin (origin)}} (benchmarks/identity.py)
+    code: NotRequired[dict[str, CodeIdentity]]
+    plugins: NotRequired[list[str]]  # the run's --plugin arguments (files or modules), when any
 
 
 class Sparsity(TypedDict, total=False):
@@ -81,6 +94,7 @@ class Record(TypedDict):
     provenance: Provenance
     traceback: NotRequired[str]  # failed cells only
     predictions: NotRequired[Optional[str]]  # name of the per-example arrays file beside the record
+    stale: NotRequired[str]  # why its code identity is not today's; set only by `run --keep-stale`
 
 
 RECORD = TypeAdapter(Record)

@@ -142,6 +142,9 @@ class Board:
     protocol: str = DEFAULT_PROTOCOL
     collapsed_columns: list = field(default_factory=list)  # columns where every row with a value collapsed
     chance_notes: dict = field(default_factory=dict)  # Column -> footnote number: dense not above chance
+    baselines: tuple = ()  # methods the comparison section holds rows against (empty: reports.compare's default)
+    eval_sizes: dict = field(default_factory=dict)  # task -> sorted evaluated-example counts of its records
+    eval_limit: int | None = None  # recipe.eval_limit when the cells evaluated a subset of each dev set
 
     @property
     def rows(self) -> list:
@@ -278,7 +281,7 @@ def protocol_of(cells: list[Cell]) -> str:
 
 def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | None = None, *,
                 description: str = "", model: str = "", scale: str = "", seeds: list | None = None,
-                predictions: dict | None = None, task_columns: dict | None = None) -> Board:
+                predictions: dict | None = None, task_columns: dict | None = None, baselines: tuple = ()) -> Board:
     """Group the cells' records into the leaderboard: entries, intervals, bold bests, marks, paper values.
 
     ``predictions`` maps a record key to its per-example arrays (benchmarks.predictions.load); cells
@@ -304,7 +307,30 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
         _footnote(footnotes, ALL_COLLAPSED_NOTE)
     chance = _chance_notes(next((r for r in rows.values() if r.dense), None), columns, footnotes)
     return Board(title, description, model, identity, scale, list(seeds or []), columns, buckets, footnotes,
-                 inline, apart, _count(cells, records), protocol, collapsed, chance)
+                 inline, apart, _count(cells, records), protocol, collapsed, chance, tuple(baselines),
+                 evaluation_sizes(cells, records, predictions or {}), evaluation_limit(cells))
+
+
+def evaluation_sizes(cells: list[Cell], records: dict, predictions: dict | None = None) -> dict[str, list[int]]:
+    """Task -> the distinct numbers of evaluated examples of its ok records: ``metrics.eval_examples``, else the
+    length of the per-example arrays (GLUE tasks; an MLM record's arrays count blocks, not examples)."""
+    out: dict[str, set] = {}
+    for cell in cells:
+        record = records.get(cell.key) or {}
+        size = (record.get("metrics") or {}).get("eval_examples") if record.get("status") == "ok" else None
+        arrays = (predictions or {}).get(cell.key)
+        if size is None and arrays is not None and cell.config["task"] != "mlm" and "label" in arrays:
+            size = len(arrays["label"])
+        if isinstance(size, (int, float)) and not isinstance(size, bool):
+            out.setdefault(cell.config["task"], set()).add(int(size))
+    return {task: sorted(sizes) for task, sizes in out.items()}
+
+
+def evaluation_limit(cells: list[Cell]) -> int | None:
+    """The recipe's ``eval_limit`` when a cell was evaluated on a subset of its dev set, else None."""
+    limits = {(c.config.get("recipe") or {}).get("eval_limit") for c in cells}
+    limits.discard(None)
+    return max(limits) if limits else None
 
 
 def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Column],
@@ -330,6 +356,7 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                 entry.seeds.append(cfg.get("seed"))
                 entry.arrays.append(stats.cell_arrays(predictions.get(cell.key), metric))
                 entry.flagged |= flagged_collapsed(record, metric)
+                _mark_stale(entry, record, footnotes)
                 continue
             why = ("failed", f"metric {metric!r} is missing or not finite in the record") if ok \
                 else _problem(cell, record, corrupt)
@@ -346,6 +373,15 @@ def _fill_rows(cells: list[Cell], records: dict, corrupt: dict, columns: list[Co
                     footnotes, "not applicable: this row's results for the task are in its other column "
                                "(the column notes say why the columns are kept apart)")])
     return rows
+
+
+def _mark_stale(entry: Entry, record: dict, footnotes: list[str]) -> None:
+    """Footnote a value whose record was computed by other code and kept with ``run --keep-stale``."""
+    if record.get("stale"):
+        n = _footnote(footnotes, f"stale: computed by other code than today's ({record['stale']}); kept with "
+                                 f"--keep-stale, rerun without it to replace")
+        if n not in entry.notes:
+            entry.notes.append(n)
 
 
 def flagged_collapsed(record: dict, metric: str) -> bool:
@@ -536,5 +572,18 @@ def board_from_frame(suite: Suite, frame: pd.DataFrame) -> Board:
     # a bare records_frame has no expected cells: then the records themselves define the grid
     cells = frame.attrs.get("cells") or [Cell(r["config"], r.get("label", "")) for r in records.values()]
     return build_board(suite.name, cells, records, frame.attrs.get("corrupt"),
-                       description=suite.description, model=suite.model, scale=suite.scale, seeds=list(suite.seeds),
-                       predictions=frame.attrs.get("predictions"), task_columns=frame.attrs.get("task_columns"))
+                       description=describe_rows(suite, cells), model=suite.model, scale=suite.scale,
+                       seeds=list(suite.seeds), predictions=frame.attrs.get("predictions"),
+                       task_columns=frame.attrs.get("task_columns"),
+                       baselines=tuple(frame.attrs.get("baselines") or ()))
+
+
+def describe_rows(suite: Suite, cells: list[Cell]) -> str:
+    """The suite's description, unless its rows were replaced (``--set rows=...``): then the rows that ran."""
+    from benchmarks.config import builtin_suite_names, canonical_json, load_suite
+
+    if suite.name not in builtin_suite_names() or \
+            canonical_json(list(load_suite(suite.name).rows)) == canonical_json(list(suite.rows)):
+        return suite.description
+    labels = ", ".join(dict.fromkeys(str(c.config.get("label")) for c in cells))
+    return f"Suite {suite.name}'s grid with its rows replaced: {labels}."

@@ -47,10 +47,11 @@ def load_predictions(results_dir: Path, records: dict) -> dict:
 
 
 def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None,
-                 grid: tuple | None = None) -> str:
+                 grid: tuple | None = None, baselines: list[str] | None = None) -> str:
     """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given.
 
-    The expected cells come from the grid saved in ``results_dir`` (or ``grid`` = (cells, task columns))."""
+    The expected cells come from the grid saved in ``results_dir`` (or ``grid`` = (cells, task columns));
+    ``baselines`` are the methods the comparison section holds each row against (reports.compare)."""
     if fmt not in FORMATS:
         raise UserError(f"report format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
     try:
@@ -61,6 +62,7 @@ def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | N
         raise UserError(f"no report renderer for suite kind {suite.kind!r}; known: "
                         f"{', '.join(RENDERERS.names())}") from None
     frame = suite_frame(suite, results_dir, grid)
+    frame.attrs["baselines"] = list(baselines or [])
     text = renderer(suite, frame, fmt, out)
     if out is not None:
         store.write_text_atomic(Path(out), text)

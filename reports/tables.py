@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reports import claims, paper, stats
+from reports import claims, compare, paper, stats
 from reports.html import template
 from reports.leaderboard import ALL_COLLAPSED_NOTE, STATUS_WORD, Board, Column, Entry, Row
 from reports.toolkit import table
@@ -14,6 +14,17 @@ SPARSITY_DIGITS = 4
 MATCH_MARK = "✓"
 SAME_MARK = "≈"  # statistically indistinguishable from dense (paired bootstrap)
 COLLAPSE_MARK = "⊘"
+# How each record metric is named in a column header (the column title names the task).
+METRIC_NAMES = {"accuracy": "accuracy", "pearson": "Pearson r", "spearman": "Spearman ρ", "f1": "F1",
+                "roc_auc": "ROC AUC", "mlm_accuracy": "accuracy", "mlm_ppl": "perplexity", "drift_cosine": "cosine",
+                "matthews": "MCC"}
+DENSE_LABEL = "dense"
+DENSE_NOTE = "dense: the unpruned model (the paper labels it full-base)"
+SPARSITY_NOTE = ("achieved sparsity: the measured fraction of exact zeros among the weights of the encoder's "
+                 "prunable linear layers (embeddings, pooler and task heads are never pruned and not counted)")
+COMPARE_HEADING = "Compared with dense and the baselines"
+CLAIMS_SKIPPED = ("The paper's claims are not checked here: this table has none of the rows they speak about "
+                  "(global, random, upper and lower rows at shared sparsities).")
 APART_HEADING = "Published values (not ranked; the paper's finetune protocol on bert-base-uncased)"
 
 
@@ -99,12 +110,47 @@ def model_id(board: Board) -> str:
     return ""
 
 
+def metric_name(metric: str) -> str:
+    """The name of a record metric as a header shows it ('pearson' -> 'Pearson r'; split prefixes kept apart)."""
+    parsed = stats.split_metric(metric)
+    base = metric[len(parsed[0]):] if parsed and metric.startswith(parsed[0]) else metric
+    return METRIC_NAMES.get(base, METRIC_NAMES.get(metric, base.replace("_", " ")))
+
+
+def column_text(column: Column, protocol: str) -> str:
+    """'STSB · Pearson r · zeroshot': task, metric (unless the title names it already), protocol."""
+    name = metric_name(column.metric)
+    text = column.title if name.lower() in column.title.lower() else f"{column.title} · {name}"
+    return f"{text} · {protocol}"
+
+
+def _extra_note(board: Board, text: str) -> int:
+    """The number of a footnote the text layer adds (after the board's own), adding it once."""
+    if text not in board.footnotes:
+        board.footnotes.append(text)
+    return board.footnotes.index(text) + 1
+
+
+def evaluation_text(board: Board) -> str:
+    """'evaluated examples: MRPC 408 · STS-B 1,500 …', plus the subset the recipe asked for, if any."""
+    titles: dict[str, str] = {}
+    for column in board.columns:  # the task's first column names it (the drift column comes last)
+        titles.setdefault(column.task, column.title.split(" (")[0])
+    parts = [f"{titles.get(task, task)} {'/'.join(f'{n:,}' for n in sizes)}"
+             for task, sizes in board.eval_sizes.items()]
+    text = f"evaluated examples: {' · '.join(parts)}" if parts else ""
+    if board.eval_limit is not None:
+        text += (" · " if text else "") + (f"**subset**: at most {board.eval_limit:,} examples of each dev set "
+                                           f"(recipe.eval_limit), not the whole dev sets")
+    return text
+
+
 def headers(board: Board) -> list[dict]:
-    """Header cells: method, one per column (with its footnote), achieved sparsity."""
+    """Header cells: method, one per column (metric named, with its footnote), achieved sparsity."""
     out = [{"text": "method", "notes": [], "title": None}]
     for column in board.columns:
         notes = [board.footnotes.index(column.note) + 1] if column.note else []
-        text = f"{column.title} · {board.protocol}"
+        text = column_text(column, board.protocol)
         if column in board.collapsed_columns:
             notes.append(board.footnotes.index(ALL_COLLAPSED_NOTE) + 1)
             text += f" {COLLAPSE_MARK}"
@@ -113,7 +159,7 @@ def headers(board: Board) -> list[dict]:
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         out.append({"text": text, "notes": notes,
                     "title": f"{column.task}: {column.metric}, {arrow}, {board.protocol} protocol"})
-    out.append({"text": "achieved sparsity", "notes": [],
+    out.append({"text": "achieved sparsity", "notes": [_extra_note(board, SPARSITY_NOTE)],
                 "title": "mean measured global sparsity of the row's records"})
     return out
 
@@ -152,7 +198,8 @@ def row_view(row: Row, board: Board) -> dict:
     """One table row's cells in column order."""
     achieved = row.achieved
     return {
-        "label": row.label,
+        "label": DENSE_LABEL if row.dense else row.label,
+        "label_notes": [_extra_note(board, DENSE_NOTE)] if row.dense else [],
         "cells": [cell_view(row.entries[c], c) for c in board.columns],
         "sparsity": _num(achieved, SPARSITY_DIGITS) if achieved is not None else "missing",
         "sparsity_sort": repr(round(achieved, 12)) if achieved is not None else "",
@@ -175,8 +222,17 @@ def paper_apart_note(board: Board) -> str:
             "values are listed for orientation only, not compared or ranked; rows whose labels occur in this suite.")
 
 
+def claims_apply(board: Board) -> bool:
+    """True when the paper's claims speak about some rows of this board (at least one comparison is made)."""
+    return any(result.comparisons for result in claims.check_board(board))
+
+
 def board_view(board: Board, figures: list[Figure] = ()) -> dict:
     """Everything the templates need, as strings."""
+    heads = headers(board)  # first: header and row footnotes are numbered before the notes list is read
+    buckets = [{"key": f"{b:g}", "name": bucket_name(b, rows), "rows": [row_view(r, board) for r in rows]}
+               for b, rows in board.buckets]
+    comparison = compare.section_view(board, board.baselines or None)
     return {
         "title": title(board),
         "protocol": board.protocol,
@@ -186,15 +242,19 @@ def board_view(board: Board, figures: list[Figure] = ()) -> dict:
         "scale": board.scale,
         "seeds": ", ".join(str(s) for s in board.seeds),
         "counts": counts_text(board),
-        "headers": headers(board),
-        "buckets": [{"key": f"{b:g}", "name": bucket_name(b, rows), "rows": [row_view(r, board) for r in rows]}
-                    for b, rows in board.buckets],
+        "evaluation": evaluation_text(board),
+        "headers": heads,
+        "buckets": buckets,
+        "comparison": comparison,
+        "comparison_note": compare.section_note(comparison) if comparison else "",
+        "compare_heading": COMPARE_HEADING,
         "legend": legend(board),
         "footnotes": board.footnotes,
         "paper_apart": paper_apart_view(board),
         "paper_apart_note": paper_apart_note(board),
         "apart_heading": APART_HEADING,
-        "claims": claims.section_view(board),
+        "claims": claims.section_view(board) if claims_apply(board) else None,
+        "claims_skipped": CLAIMS_SKIPPED,
         "figures": [{"src": f.src, "alt": f.caption, "caption": f.caption, "width": f.width, "height": f.height}
                     for f in figures],
     }
@@ -227,15 +287,18 @@ def board_markdown(board: Board, figures: list[Figure] = ()) -> str:
     """The leaderboard as GitHub-flavoured Markdown (aligned, so it also reads in a terminal)."""
     v = board_view(board, figures)
     head = ["bucket"] + [h["text"] + _md_notes(h["notes"]) for h in v["headers"]]
-    body = [[b["name"], r["label"]] + [md_cell(c) for c in r["cells"]] + [r["sparsity"]]
-            for b in v["buckets"] for r in b["rows"]]
+    body = [[b["name"], r["label"] + _md_notes(r["label_notes"])] + [md_cell(c) for c in r["cells"]]
+            + [r["sparsity"]] for b in v["buckets"] for r in b["rows"]]
     meta = f"model `{v['model']}`" + (f" ({v['model_id']})" if v["model_id"] else "")
     meta += f" · scale `{v['scale']}` · seeds {v['seeds']} · {v['counts']}"
-    parts = [f"# {v['title']}", v["description"], meta,
+    parts = [f"# {v['title']}", v["description"], meta, v["evaluation"],
              table(body, head, "md"), v["legend"]]
     if v["footnotes"]:
         parts.append("Notes:\n\n" + "\n".join(f"{i}. {text}" for i, text in enumerate(v["footnotes"], 1)))
-    parts.append(claims_markdown(v["claims"]))
+    if v["comparison"]:
+        parts.append(f"## {v['compare_heading']}\n\n{v['comparison_note']}\n\n"
+                     + table(v["comparison"]["rows"], v["comparison"]["headers"], "md"))
+    parts.append(claims_markdown(v["claims"]) if v["claims"] else v["claims_skipped"])
     if v["paper_apart"]:
         apart = v["paper_apart"]
         parts.append(f"## {APART_HEADING}\n\n" + v["paper_apart_note"] + "\n\n"

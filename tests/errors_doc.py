@@ -6,7 +6,8 @@ message stands for text that comes from a library and varies by version. To rege
 after a deliberate change (descriptions and ``…`` patterns that still match are kept):
 
     PRUNEBENCH_ERRORS_LOG=/tmp/errors.jsonl python -m pytest tests/test_cli.py tests/test_bad_input.py \\
-        tests/test_store.py tests/test_schema.py -q -p no:cacheprovider
+        tests/test_store.py tests/test_schema.py tests/test_report_grid.py tests/test_code_versions.py \\
+        -q -p no:cacheprovider
     python tests/errors_doc.py /tmp/errors.jsonl
 """
 

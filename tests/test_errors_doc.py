@@ -13,6 +13,7 @@ TESTS = Path(__file__).resolve().parent
 def _tested_ids() -> set[str]:
     import test_bad_input
     import test_cli
+    import test_report_grid
     import test_schema
     import test_store
 
@@ -21,6 +22,7 @@ def _tested_ids() -> set[str]:
     ids |= {f"bad:ok-record-metrics-{v}" for v in ("missing", "NoneType", "list", "0.9")}
     ids |= {f"store:record-{name}" for name, _ in test_store.UNREADABLE}
     ids |= {f"schema:{b[0]}" for b in test_schema.BAD}
+    ids |= {f"identity:{c[0]}" for c in test_report_grid.PLUGIN_CASES}
     for path in TESTS.glob("test_*.py"):  # ids written out literally in a check(...) call
         ids |= set(re.findall(r'check\("([a-z]+:[^"]+)"', path.read_text()))
     return ids

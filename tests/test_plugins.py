@@ -169,6 +169,9 @@ def test_plugin_method_with_calibration_runs_in_a_suite(installed_plugin, tmp_pa
                   if r["config"]["method"] == "act-norm")
     assert record["status"] == "ok"
     assert record["config"]["calibration"] == {"source": "glue-train:sst2", "count": 8, "seq_len": 24, "seed": 0}
+    # an installed plug-in's identity: its distribution and version in the key, its source hash in provenance
+    assert record["config"]["method_plugin"] == "prunebench-per-matrix==0.0.1"
+    assert record["provenance"]["code"]["method"]["plugin"] == "prunebench-per-matrix==0.0.1"
     assert "glue/SST-2/train.tsv" in record["provenance"]["data"]
     with pytest.raises(ValueError, match="needs calibration"):
         METHODS.get("act-norm")(None, 0.5, None)

@@ -208,7 +208,7 @@ def test_a_collapsed_cell_is_never_bold_nor_matching():
     assert e.collapsed and not e.best and not e.indistinct
     assert b.collapsed_columns == b.columns  # every row collapsed: the column says so
     md = tables.board_markdown(b)
-    assert "SST2 · zeroshot ⊘[" in md and "cannot tell the methods apart" in md and "| 0.500 [0.45, 0.55] ⊘[1]" in md
+    assert "SST2 · accuracy · zeroshot ⊘[" in md and "cannot tell the methods apart" in md and "| 0.500 [0.45, 0.55] ⊘[1]" in md
 
 
 def test_collapse_flag_in_a_record_counts_without_arrays():
@@ -236,7 +236,7 @@ def test_title_and_every_header_name_the_protocol():
     label = np.arange(400) % 2
     b, _ = board_with_arrays([("dense", None, classifier(label, 0.8, 0))], protocol="probe")
     md, html = tables.board_markdown(b), tables.board_html(b)
-    assert md.startswith("# t · probe protocol") and "SST2 · probe" in md
+    assert md.startswith("# t · probe protocol") and "SST2 · accuracy · probe" in md
     assert "checked on these records (probe protocol)" in md and "(probe protocol)</h2>" in html
     assert not b.paper_inline  # published values are fine-tuned: never beside another protocol's numbers
 

@@ -71,6 +71,7 @@ def test_tiny_suite_cli_summary_and_report(tmp_path, tiny_suite_file, tiny_mirro
 def test_exit_status_1_when_a_cell_fails(tmp_path, tiny_bert, tiny_mirror_session, capsys):
     @METHODS.register("always-fails")
     def always_fails(model, sparsity, generator=None, **options):
+        """Raise on every call (a broken method)."""
         raise RuntimeError("this method is broken")
 
     try:

@@ -12,6 +12,7 @@ from benchmarks.calibration import cell_calibration
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.cost import cost_config, measure_cost
 from benchmarks.errors import UserError
+from benchmarks.identity import identity, key_fields
 from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.masking import apply_pruning, apply_result, prune_with_method
 from benchmarks.models import resolve_model
@@ -52,7 +53,10 @@ class Row:
         return 0.0 if self.method == DENSE else method_nominal(self.method, self.sparsity, dict(self.options))
 
     def as_config(self) -> dict:
-        return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label}
+        """The row's part of the cell config; a bumped or plug-in method adds its identity (old keys stay)."""
+        code = {} if self.method == DENSE else key_fields(METHODS, self.method)
+        return {"method": self.method, "sparsity": self.sparsity, "options": dict(self.options), "label": self.label,
+                **code}
 
 
 def parse_rows(spec: list, source: str) -> list[Row]:
@@ -224,6 +228,7 @@ class PruneFinetune:
                         **suite_cost(suite),
                         "task": task,
                         "task_version": TASKS.get(task).version,
+                        **key_fields(TASKS, task),  # a plug-in task's origin
                         "recipe": recipe,
                         "scale": suite.scale,
                         "seed": seed,
@@ -240,8 +245,10 @@ class PruneFinetune:
         task = TASKS.get(cfg["task"])
         protocol = cfg.get("protocol", FINETUNE)
         # Tasks learn the protocol, and what decides the pruned weights (keys their embedding cache).
+        # The method's source hash too: the embedding cache on disk must not serve an edited method's old output.
         pruned_as = (DENSE_IDENTITY if cfg["method"] == DENSE
-                     else {k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")})
+                     else {**{k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")},
+                           "method_code": identity(METHODS, cfg["method"])})
         cell_fields = {"protocol": protocol, "pooling": cfg.get("pooling", "mean"),
                        "pruned_as": None if protocol == FINETUNE else pruned_as}
         recipe = cell_recipe(task, cfg["recipe"], cell_fields, cell.label)
