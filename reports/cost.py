@@ -73,7 +73,8 @@ def row_costs(cells: list, records: dict) -> dict[str, RowCost]:
 def _removed(cost: RowCost) -> str:
     s = cost.structure
     if not s:
-        return "zeros (dense-shaped)" if cost.size.get("params_nonzero", 0) < cost.size.get("params", 0) else "-"
+        pruned = cost.size["flops_per_token_nonzero"] < 0.99 * cost.size["flops_per_token"]  # dense has ~no zeros
+        return "zeros (dense-shaped)" if pruned else "-"
     parts = [f"{s['heads_removed']} heads" if s.get("heads_removed") else "",
              f"{s['neurons_removed']} neurons" if s.get("neurons_removed") else "",
              f"layers {','.join(map(str, s['layers_removed']))}" if s.get("layers_removed") else ""]
