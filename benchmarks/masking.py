@@ -7,6 +7,8 @@ from torch import nn
 
 from methods.prunable import prunable_weights
 
+SHRUNK = "prunebench_shrunk"  # set by benchmarks.shrink on a physically shrunk model
+
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     """Zero every pruned weight in place (masks are keep-masks: True = kept)."""
@@ -82,12 +84,21 @@ class MaskKeeper:
 
 
 def measure_sparsity(model: nn.Module) -> dict:
-    """Achieved sparsity (fraction of exact zeros) over the prunable set, globally and per layer."""
+    """Achieved sparsity (fraction of exact zeros) over the prunable set, globally and per layer.
+
+    On a model shrunk by ``benchmarks.shrink`` the removed weights count as zeros of their original layer.
+    """
     per_layer_zero: dict[int, int] = {}
     per_layer_total: dict[int, int] = {}
+    shrunk = getattr(model, SHRUNK, None)  # a physically shrunk model: removed weights count as pruned
+    layer_map = shrunk["layer_map"] if shrunk else None
     for w in prunable_weights(model):
-        per_layer_zero[w.layer] = per_layer_zero.get(w.layer, 0) + int((w.weight == 0).sum())
-        per_layer_total[w.layer] = per_layer_total.get(w.layer, 0) + w.weight.numel()
+        layer = layer_map[w.layer] if layer_map else w.layer
+        per_layer_zero[layer] = per_layer_zero.get(layer, 0) + int((w.weight == 0).sum())
+        per_layer_total[layer] = per_layer_total.get(layer, 0) + w.weight.numel()
+    for layer, removed in (shrunk["removed"] if shrunk else {}).items():
+        per_layer_zero[layer] = per_layer_zero.get(layer, 0) + removed
+        per_layer_total[layer] = per_layer_total.get(layer, 0) + removed
     zeros, total = sum(per_layer_zero.values()), sum(per_layer_total.values())
     return {
         "global": zeros / total,
@@ -97,10 +108,11 @@ def measure_sparsity(model: nn.Module) -> dict:
     }
 
 
-def prune_with_method(model: nn.Module, row_config: dict, seed: int, ctx=None) -> tuple[dict, dict, dict]:
+def prune_with_method(model: nn.Module, row_config: dict, seed: int, ctx=None, with_result: bool = False) -> tuple:
     """Run the row's registered method on ``model`` and apply what it returns, in place.
 
-    Returns (keep-masks, record notes, data provenance). A method registered with ``calibration=True``
+    Returns (keep-masks, record notes, data provenance), plus the method's return value ``with_result``.
+    A method registered with ``calibration=True``
     gets the calibration set of the row's ``calibration`` config (built once per run, in ``ctx.cache``).
     """
     from benchmarks.calibration import needs_calibration
@@ -114,10 +126,30 @@ def prune_with_method(model: nn.Module, row_config: dict, seed: int, ctx=None) -
         kwargs["calibration"] = calibration_for(model, row_config.get("calibration"), ctx)
         data.update(kwargs["calibration"].source)
     generator = torch.Generator().manual_seed(seed)
-    masks, weights = split_result(METHODS.get(method)(model, row_config["sparsity"], generator, **kwargs))
-    apply_pruning(model, masks, weights)
+    result = METHODS.get(method)(model, row_config["sparsity"], generator, **kwargs)
+    masks, weights = split_result(result)
     notes = {"weights_updated": True} if weights else {}
-    return masks, notes, data
+    kept_masks, shrunk = apply_result(model, result)
+    if shrunk is not None:
+        notes["structure"] = shrunk
+    return (kept_masks, notes, data, result) if with_result else (kept_masks, notes, data)
+
+
+def apply_result(model: nn.Module, result) -> tuple[dict, dict | None]:
+    """Apply a method's return value in place: (masks to hold through training, shrink summary or None).
+
+    A structured result is applied as masks, then its structures are removed physically
+    (``benchmarks.shrink``); nothing of it is left to hold at zero, so its masks to hold are {}.
+    """
+    from benchmarks.shrink import shrink_model
+    from methods.select import split_result
+    from methods.structured import StructuredResult
+
+    masks, weights = split_result(result)
+    apply_pruning(model, masks, weights)
+    if not isinstance(result, StructuredResult):
+        return masks, None
+    return {}, shrink_model(model, result.structure)
 
 
 def calibration_for(model: nn.Module, config: dict | None, ctx=None):

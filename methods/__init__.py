@@ -9,7 +9,7 @@ built-ins live in ``methods.magnitude``, ``methods.random`` and ``methods.onesho
 from __future__ import annotations
 
 from benchmarks.registry import METHODS, method_spec
-from methods import magnitude, oneshot, random  # noqa: F401 - importing them registers the built-ins
+from methods import magnitude, oneshot, random, retrain_free, structured  # noqa: F401 - importing them registers the built-ins
 from methods.patterns import nm_keep, parse_pattern, pattern_label, pattern_rate
 from methods.prunable import PrunableWeight, layer_halves, prunable_weights
 from methods.select import PruneResult, exact_magnitude_masks, exact_random_masks

@@ -10,7 +10,7 @@ import pandas as pd
 from benchmarks.config import Suite
 from benchmarks.paths import report_paths
 from benchmarks.registry import register_renderer
-from reports import plots, tables
+from reports import cost, plots, tables
 from reports.html import data_uri, html_document
 from reports.leaderboard import Board, board_from_frame
 
@@ -30,5 +30,12 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
 
 @register_renderer("prune-finetune")
 def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
-    """Render the Fig 6/7 style leaderboard of a prune-finetune suite."""
-    return render_board(board_from_frame(suite, frame), fmt, out)
+    """Render the Fig 6/7 style leaderboard of a prune-finetune suite (with its cost section when measured)."""
+    board = board_from_frame(suite, frame)
+    text = render_board(board, fmt, out)
+    cells, records = frame.attrs.get("cells") or [], frame.attrs.get("records", {})
+    if fmt == "md":
+        plots_dir = report_paths(out)["plots"] if out is not None else None
+        return text + cost.cost_markdown(board, cells, records, plots_dir)
+    section = cost.cost_html(board, cells, records)
+    return text.replace("</body>", section + "</body>", 1) if section else text

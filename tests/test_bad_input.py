@@ -171,6 +171,17 @@ CASES = [
     ("rows-one-label", lambda e: _rows(e, "[{method: global, sparsity: 0.5}, "
                                           "{method: global, sparsity: 0.5, pattern: unstructured}]"),
      "two rows have the label 'full-0.5'", None),
+    # structured pruning and the cost note (issue 23)
+    ("structured-drop-side", lambda e: _rows(e, "[{method: drop-layers, sparsity: 0.3, side: middle}]"),
+     "side must be 'top' or 'bottom'", None),
+    ("structured-heads-pattern", lambda e: _rows(e, "[{method: heads, sparsity: 0.2, pattern: '2:4'}]"),
+     "method 'heads' has no option 'pattern'", None),
+    ("structured-cost-unknown-field", lambda e: _run_args(e, "--set", "options={cost: {threads: 2}}"),
+     "unknown options.cost field(s) ['threads']", None),
+    ("structured-cost-bad-batch", lambda e: _run_args(e, "--set", "options={cost: {batch_sizes: [0]}}"),
+     "batch_sizes must be a list of positive integers", None),
+    ("structured-unknown-suite-option", lambda e: _run_args(e, "--set", "options={costs: {}}"),
+     "unknown option(s) ['costs'] for a prune-finetune suite", None),
 ]
 
 

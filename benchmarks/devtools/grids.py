@@ -33,6 +33,8 @@ COMMITTED = {
     "published/minilm-l6-bert-oneshot-zeroshot": ["--suite", "bert-oneshot", "--model", "minilm-l6",
                                                   "--set", "protocol=zeroshot", "--set", "scale=zeroshot",
                                                   "--set", "tasks=[sst2,stsb,mrpc,mlm]"],
+    "published/minilm-l6-bert-structured-zeroshot": ["--suite", "bert-structured", "--model", "minilm-l6",
+                                                     "--set", "tasks=[stsb,sst2]"],
     "published/mnist-cpu/correlations": ["--suite", "mnist-correlations"],
     "published/mnist-cpu/init": ["--suite", "mnist-init"],
     "published/mnist-cpu/recipes": ["--suite", "mnist-recipes"],

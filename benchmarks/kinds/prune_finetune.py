@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -9,10 +10,11 @@ import torch
 from benchmarks.allocator import keep_freed_memory
 from benchmarks.calibration import cell_calibration
 from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
+from benchmarks.cost import cost_config, measure_cost
 from benchmarks.errors import UserError
 from benchmarks.identity import identity, key_fields
 from benchmarks.kinds.base import CellOutcome, RunContext
-from benchmarks.masking import apply_pruning, prune_with_method
+from benchmarks.masking import apply_pruning, apply_result, prune_with_method
 from benchmarks.models import resolve_model
 from benchmarks.protocols.base import FINETUNE
 from benchmarks.protocols.embed import DENSE_IDENTITY, POOLINGS
@@ -21,6 +23,7 @@ from benchmarks.registry import METHODS, PROTOCOLS, TASKS, method_spec, protocol
 from methods import method_label, method_nominal
 from methods.patterns import canonical_pattern
 from methods.select import check_rate
+from methods.structured import StructuredResult
 
 DENSE = "dense"
 
@@ -139,28 +142,52 @@ class CellPruner:
         self.data: dict = {}
 
     def __call__(self, model: torch.nn.Module):
+        dense = copy.deepcopy(model) if self.config.get("cost") else None  # the same-process latency baseline
+        masks = self._prune(model)
+        if dense is not None:
+            self.notes = {**self.notes, "cost": self._cost(dense, model)}
+        return masks
+
+    def _prune(self, model: torch.nn.Module):
         if self.config["method"] == DENSE:
             return None
         cache = _pruned_cache(self.ctx)
         key = self._key(model)
         if cache is not None and key in cache:  # another task of this row pruned the same model: reuse it
             masks, weights, self.notes, self.data = cache[key]
+            if isinstance(weights, StructuredResult):  # re-applied: the model shrinks again
+                return apply_result(model, weights)[0]
             apply_pruning(model, masks, weights)
             return dict(masks)
-        masks, self.notes, self.data = prune_with_method(model, self.config, self.seed, self.ctx)
+        masks, self.notes, self.data, result = prune_with_method(model, self.config, self.seed, self.ctx,
+                                                                 with_result=True)
         if cache is not None:
             params = dict(model.named_parameters())
-            cache[key] = (masks, {name: params[name].detach().clone() for name in masks}, self.notes, self.data)
+            kept = result if isinstance(result, StructuredResult) else {
+                name: params[name].detach().clone() for name in masks}
+            cache[key] = (masks, kept, self.notes, self.data)
             while len(cache) > PRUNED_CACHE_SIZE:  # cells run row by row: the oldest rows are done
                 cache.pop(next(iter(cache)))
         return masks
+
+    def _cost(self, dense: torch.nn.Module, pruned: torch.nn.Module) -> dict:
+        """The row's cost note, measured once per process and row (every task of the row prunes the same model)."""
+        cache = None if self.ctx is None or getattr(self.ctx, "cache", None) is None else self.ctx.cache
+        key = ("cost", self._key(dense))
+        if cache is not None and key in cache:
+            return cache[key]
+        pattern = (self.config.get("options") or {}).get("pattern")
+        cost = measure_cost(dense, pruned, self.config["cost"], pattern)
+        if cache is not None:
+            cache[key] = cost
+        return cost
 
     def _key(self, model: torch.nn.Module) -> tuple:
         """What decides the pruned weights: the model (identity, class, parameter names and shapes) and the
         row (method, rate, options, calibration config) with the seed."""
         identity = getattr(getattr(self.ctx, "model_ref", None), "identity", None)
         shapes = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
-        row = {k: self.config.get(k) for k in ("method", "sparsity", "options", "calibration")}
+        row = {k: self.config.get(k) for k in ("method", "sparsity", "options", "calibration", "cost")}
         return (canonical_json(identity), type(model).__name__, shapes, canonical_json(row), self.seed)
 
 
@@ -189,6 +216,7 @@ class PruneFinetune:
         if not suite.rows:
             raise UserError(f"{source}: no rows; add e.g. 'rows: [dense, {{method: global, sparsity: [0.5]}}]'")
         parse_rows(list(suite.rows), source)
+        suite_cost(suite)
         suite.resolved_recipe()
         check_recipes(suite)
         check_protocol(suite)
@@ -206,6 +234,7 @@ class PruneFinetune:
                         "model": model.identity,
                         **row.as_config(),
                         **cell_calibration(row.method, suite.calibration, f"suite {suite.name!r}"),
+                        **suite_cost(suite),
                         "task": task,
                         "task_version": TASKS.get(task).version,
                         **key_fields(TASKS, task),  # a plug-in task's origin
@@ -247,6 +276,16 @@ class PruneFinetune:
         notes = {"protocol": protocol, **result.notes, **pruner.notes, "nominal_sparsity": row.nominal}
         return CellOutcome(result.metrics, sparsity, {**result.data, **pruner.data}, notes,
                            arrays=getattr(result, "arrays", {}) or {})
+
+
+def suite_cost(suite: Suite) -> dict:
+    """``{"cost": config}`` when the suite measures cost (``options: {cost: {...}}``), else {} (keys unchanged)."""
+    source = f"suite {suite.name!r}"
+    unknown = sorted(set(suite.options) - {"cost"})
+    if unknown:
+        raise UserError(f"{source}: unknown option(s) {unknown} for a prune-finetune suite; the only one is "
+                        f"'cost', e.g. options: {{cost: {{seq_len: 128}}}}")
+    return {"cost": cost_config(suite.options["cost"], source)} if "cost" in suite.options else {}
 
 
 def _families(suite: Suite) -> tuple[list, bool]:
