@@ -6,7 +6,7 @@ message stands for text that comes from a library and varies by version. To rege
 after a deliberate change (descriptions and ``…`` patterns that still match are kept):
 
     PRUNEBENCH_ERRORS_LOG=/tmp/errors.jsonl python -m pytest tests/test_cli.py tests/test_bad_input.py \\
-        tests/test_store.py tests/test_schema.py -q -p no:cacheprovider
+        tests/test_store.py tests/test_schema.py tests/test_claims.py tests/test_hub_probe.py -q -p no:cacheprovider
     python tests/errors_doc.py /tmp/errors.jsonl
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 LOG_ENV = "PRUNEBENCH_ERRORS_LOG"
 BEGIN, END = "<!-- cases: begin -->", "<!-- cases: end -->"
-ROW = re.compile(r"^\| `(?P<id>[^`]+)` \| (?P<case>.*?) \| (?P<exit>\d) \| `` (?P<message>.*) `` \|$")
+ROW = re.compile(r"^\| `(?P<id>[^`]+)` \| (?P<case>.*?) \| (?P<exit>\d+) \| `` (?P<message>.*) `` \|$")
 _TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/pytest-of-[^/]+/pytest-\d+/[^/\s'\"]+")
 _KEY = re.compile(r"\b[0-9a-f]{20}\b")
 
