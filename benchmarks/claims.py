@@ -42,7 +42,8 @@ from benchmarks.errors import UserError
 LEASE_S, HEARTBEAT_S = 600.0, 60.0
 # How often a run that waits for other runs' cells (run --wait) looks at their records and claims.
 POLL_S = 10.0
-LEASE_ENV, HEARTBEAT_ENV, POLL_ENV = "PRUNEBENCH_CLAIM_LEASE_S", "PRUNEBENCH_CLAIM_HEARTBEAT_S", "PRUNEBENCH_CLAIM_POLL_S"
+LEASE_ENV, HEARTBEAT_ENV = "PRUNEBENCH_CLAIM_LEASE_S", "PRUNEBENCH_CLAIM_HEARTBEAT_S"
+POLL_ENV = "PRUNEBENCH_CLAIM_POLL_S"
 # A claim that cannot be read is only taken for a crash's leftover once it is this old: on a filesystem
 # without hard links a claim is created first and written a moment later.
 TORN_GRACE_S = 30.0

@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import claims, interrupts, paths, store
-from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
+from benchmarks import claims, interrupts, paths
 from benchmarks.claims import LEFT_TO_OTHERS
+from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
+from benchmarks.models import HUB_MODEL_KINDS, check_hub_model, resolve_model
 from benchmarks.registry import KINDS, METHODS, MODELS, TASKS, UnknownName
 
 LISTABLE = ("methods", "tasks", "suites", "models", "kinds")
@@ -87,6 +88,8 @@ def _check_out(out: Path) -> None:
     blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise UserError(f"--out {out}: {blocker} is a file, not a folder; choose a path inside a folder")
+    from benchmarks import store
+
     try:
         store.check_writable(out.parent)
     except OSError as exc:
@@ -131,7 +134,6 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     import tempfile
 
     from benchmarks import progress
-    from benchmarks.models import resolve_model
     from benchmarks.runner import count_done, preflight
 
     if args.shard:
@@ -171,9 +173,11 @@ def combined_status(codes: list[int]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    suite = resolve_suite(args)
+    if suite.kind in HUB_MODEL_KINDS:  # before the kinds (and torch) are imported: an offline node hears in seconds
+        check_hub_model(resolve_model(suite.model, suite.model_revision))
     from benchmarks.runner import check_data_present, parse_shard, run_suite
 
-    suite = resolve_suite(args)
     KINDS.get(suite.kind)().validate(suite)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")

@@ -86,6 +86,9 @@ def resolve_model(name: str, revision: str | None = None) -> ModelRef:
 # One probe of the hub before the first cell: this long at most, then the model counts as unreachable.
 HUB_PROBE_TIMEOUT_S = 5.0
 OFFLINE_ALIAS = "minilm-l6"
+# The built-in suite kinds whose class says ``loads_pretrained``, by name: `run` checks their hub model before
+# importing any suite kind (and torch), so an offline machine hears within seconds (tests/test_hub_probe.py).
+HUB_MODEL_KINDS = frozenset({"prune-finetune", "bert-correlations"})
 
 
 def check_hub_model(ref: ModelRef) -> None:
@@ -119,13 +122,18 @@ def check_hub_model(ref: ModelRef) -> None:
 def _probe_hub(repo_id: str, revision: str) -> str | None:
     """Why the hub cannot serve ``repo_id`` now (unreachable, or no such model), or None when it can."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         get_hf_file_metadata(hf_hub_url(repo_id, "config.json", revision=revision), timeout=HUB_PROBE_TIMEOUT_S)
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-        raise UserError(f"--model {repo_id!r}: the hub has no model {repo_id} at revision {revision!r}; check "
-                        f"the id (python -m benchmarks list models) or run offline with --model {OFFLINE_ALIAS}") from None
+        raise UserError(f"--model {repo_id!r}: the hub has no model {repo_id} at revision {revision!r}; check the "
+                        f"id (python -m benchmarks list models) or run offline with --model {OFFLINE_ALIAS}") from None
     except HfHubHTTPError:
         return None  # reachable; from_pretrained names the problem (gated model, token, rate limit)
     except Exception as exc:  # connection refused, DNS, timeout: requests or httpx, by version

@@ -63,9 +63,9 @@ def test_hub_offline_and_not_cached(tmp_path, monkeypatch):
 
 def test_a_cached_model_needs_no_network(tmp_path, monkeypatch):
     """In the cache (the hub's layout: refs/main -> snapshots/<commit>/config.json): no probe at all."""
-    from benchmarks import models
-
     from huggingface_hub import constants
+
+    from benchmarks import models
 
     commit = "0" * 40
     repo = tmp_path / "hub" / "models--google-bert--bert-base-uncased"
@@ -80,9 +80,9 @@ def test_a_cached_model_needs_no_network(tmp_path, monkeypatch):
 
 
 def test_a_reachable_hub_passes_and_local_models_are_not_probed(tmp_path, monkeypatch):
-    from benchmarks import models
-
     from huggingface_hub import constants
+
+    from benchmarks import models
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -92,3 +92,12 @@ def test_a_reachable_hub_passes_and_local_models_are_not_probed(tmp_path, monkey
     assert probed == [BERT]
     check_hub_model(ModelRef("x", str(tmp_path), True, {}))  # a folder: nothing to probe
     assert probed == [BERT]
+
+
+def test_the_early_check_knows_every_kind_that_loads_a_pretrained_model():
+    """`run` probes HUB_MODEL_KINDS before importing the kinds; the kinds' own flag must agree with it."""
+    from benchmarks.models import HUB_MODEL_KINDS
+    from benchmarks.registry import KINDS
+
+    flagged = {name for name in KINDS.names() if getattr(KINDS.get(name), "loads_pretrained", False)}
+    assert flagged == HUB_MODEL_KINDS
