@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import paths, store
+from benchmarks import claims, interrupts, paths, store
+from benchmarks.claims import LEFT_TO_OTHERS
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
+from benchmarks.models import HUB_MODEL_KINDS, check_hub_model, resolve_model
 from benchmarks.registry import KINDS, METHODS, MODELS, PROTOCOLS, TASKS, UnknownName, protocol_spec
 
 LISTABLE = ("methods", "tasks", "suites", "models", "kinds", "protocols")
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="run the grid as N worker processes on this machine (each one --shard i/N), then report")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (they show on a terminal only)")
+    run.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                     help="wait for cells that other runs on the same results folder compute, taking over any whose "
+                          "claim goes stale (default); --no-wait leaves them and exits 3 while they have no record")
     # Set by a --jobs parent for each worker: where the worker reports how far its current cell is.
     run.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--no-report", action="store_true", help="do not print the leaderboard at the end")
@@ -142,14 +147,13 @@ def _worker_argv(argv: list[str], index: int, jobs: int, progress_file: Path | N
 
 
 def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, results: Path) -> int:
-    """Run ``args.jobs`` shard workers in parallel; exit status 0, 1 or 2 as for one process."""
+    """Run ``args.jobs`` shard workers in parallel; exit status 0, 1, 2 or 3 as for one process (combined_status)."""
     import os
     import subprocess
     import tempfile
 
     from benchmarks import preflight as preflight_checks
     from benchmarks import progress
-    from benchmarks.models import resolve_model
     from benchmarks.runner import count_done, preflight
 
     if args.shard:
@@ -171,9 +175,14 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     show = not args.no_progress and progress.stderr_is_terminal()
     with tempfile.TemporaryDirectory(prefix="prunebench-progress-") as channel_dir:
         channels = [Path(channel_dir) / f"worker-{i}.json" for i in range(jobs)]
+        env[interrupts.PARENT_ENV] = str(os.getpid())  # each worker dies with this process (even on SIGKILL)
         workers = [subprocess.Popen(_worker_argv(args.argv, i, jobs, channels[i] if show else None), env=env)
                    for i in range(jobs)]
-        codes = progress.follow_workers(workers, [c.key for c in cells], results, channels, show, suite.name)
+        try:
+            codes = progress.follow_workers(workers, [c.key for c in cells], results, channels, show, suite.name)
+        except interrupts.Interrupted as exc:  # pass SIGTERM / SIGINT on: the workers release their claims
+            interrupts.stop_workers(workers, exc.signum)
+            raise
     done = count_done(cells, results, args.keep_stale)
     print(f"{suite.name}: {len(cells)} cells, {done} with an ok record; worker exit statuses {codes}", file=sys.stderr)
     return combined_status(codes)
@@ -181,18 +190,26 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
 
 def combined_status(codes: list[int]) -> int:
     """One exit status for several workers: 2 if one saw bad input, 1 if a cell failed or a worker died
-    (a signal gives a negative code), else 0."""
-    return 2 if 2 in codes else int(any(codes))
+    (a signal gives a negative code, an interrupted worker 130 / 143), 3 if one left cells to other runs
+    (--no-wait), else 0."""
+    if 2 in codes:
+        return 2
+    if any(code not in (0, LEFT_TO_OTHERS) for code in codes):
+        return 1
+    return LEFT_TO_OTHERS if LEFT_TO_OTHERS in codes else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    suite = resolve_suite(args)
+    if suite.kind in HUB_MODEL_KINDS:  # before the kinds (and torch) are imported: an offline node hears in seconds
+        check_hub_model(resolve_model(suite.model, suite.model_revision))
     from benchmarks.runner import check_data_present, parse_shard, run_suite
 
-    suite = resolve_suite(args)
     KINDS.get(suite.kind)().validate(suite)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")
     shard = parse_shard(args.shard)
+    claims.check_settings()
     data_dir = _data_dir(args.data_dir)
     if args.data_dir is not None:  # a folder the user named must hold some of the suite's data
         check_data_present(suite, data_dir)
@@ -206,8 +223,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     _quiet_libraries()
     summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress,
-                        progress_file=args.progress_file, keep_stale=args.keep_stale)
-    print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done, {summary.ran} run "
+                        progress_file=args.progress_file, keep_stale=args.keep_stale, wait=args.wait)
+    by_others = f", {summary.by_others} done by other runs" if summary.by_others else ""
+    print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done{by_others}, {summary.ran} run "
           f"({summary.ok} ok, {len(summary.data_skipped)} skipped for missing data, {len(summary.failed)} failed)",
           file=sys.stderr)
     for label, error in summary.failed:
@@ -349,7 +367,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 some cell failed, 2 bad input)."""
+    """Entry point; returns the exit status (0 ok, 1 some cell failed, 2 bad input, 3 cells left to other
+    runs, 130 / 143 interrupted by SIGINT / SIGTERM)."""
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
@@ -357,10 +376,34 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.plugins import load_plugins
 
         load_plugins(args.plugins)  # always: a second command in one process must not inherit the first's
-        return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
+        if args.command == "run":
+            return _run_interruptible(args)
+        return {"report": cmd_report, "list": cmd_list}[args.command](args)
     except (UserError, UnknownName) as exc:  # both are bad input
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RunAborted as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _run_interruptible(args: argparse.Namespace) -> int:
+    """``run`` with SIGTERM / SIGINT handled: this run's claims released, one line, exit 143 / 130.
+
+    A ``--jobs`` worker dies with its parent and leaves the line to it."""
+    import os
+
+    parent = os.environ.get(interrupts.PARENT_ENV)
+    worker = parent is not None and parent.isdigit()
+    if worker:
+        interrupts.die_with_parent(int(parent))
+    try:
+        with interrupts.interruptible():
+            return cmd_run(args)
+    except interrupts.Interrupted as exc:
+        claims.release_all()  # the runner released the running cell's claim already; this catches any other
+        if not worker:
+            print(f"error: interrupted by {exc.name}; this run's claims are released and its finished cells "
+                  f"kept: rerun the same command to resume", file=sys.stderr)
+        return exc.exit_status
+

@@ -83,6 +83,64 @@ def resolve_model(name: str, revision: str | None = None) -> ModelRef:
     return ModelRef(name, location, False, identity)
 
 
+# One probe of the hub before the first cell: this long at most, then the model counts as unreachable.
+HUB_PROBE_TIMEOUT_S = 5.0
+OFFLINE_ALIAS = "minilm-l6"
+# The built-in suite kinds whose class says ``loads_pretrained``, by name: `run` checks their hub model before
+# importing any suite kind (and torch), so an offline machine hears within seconds (tests/test_hub_probe.py).
+HUB_MODEL_KINDS = frozenset({"prune-finetune", "bert-correlations"})
+
+
+def check_hub_model(ref: ModelRef) -> None:
+    """Bad input when a hub model is neither in the local Hugging Face cache nor reachable.
+
+    Without this, an air-gapped machine spends minutes in the libraries' retries before the first cell
+    fails. The cache is asked first (no network); then one request for the model's config.json with a
+    timeout of HUB_PROBE_TIMEOUT_S. A reachable hub that answers with another error (gated, rate limit)
+    passes: loading the model then says what is wrong.
+    """
+    if ref.is_local or Path(ref.location).exists():
+        return
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    revision = ref.identity.get("revision") or "main"
+    if isinstance(huggingface_hub.try_to_load_from_cache(ref.location, "config.json", revision=revision), str):
+        return
+    where = f"not in the local Hugging Face cache ({constants.HF_HUB_CACHE})"
+    if constants.HF_HUB_OFFLINE:
+        problem = f"{where} and HF_HUB_OFFLINE is set"
+    else:
+        reason = _probe_hub(ref.location, revision)
+        if reason is None:
+            return
+        problem = f"{where} and the hub at {constants.ENDPOINT} is not reachable ({reason})"
+    raise UserError(f"--model {ref.name!r}: {ref.location} is {problem}; run offline with --model {OFFLINE_ALIAS}, "
+                    f"or download the model where there is network and point HF_HOME or HF_HUB_CACHE at that cache")
+
+
+def _probe_hub(repo_id: str, revision: str) -> str | None:
+    """Why the hub cannot serve ``repo_id`` now (unreachable, or no such model), or None when it can."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, "config.json", revision=revision), timeout=HUB_PROBE_TIMEOUT_S)
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+        raise UserError(f"--model {repo_id!r}: the hub has no model {repo_id} at revision {revision!r}; check the "
+                        f"id (python -m benchmarks list models) or run offline with --model {OFFLINE_ALIAS}") from None
+    except HfHubHTTPError:
+        return None  # reachable; from_pretrained names the problem (gated model, token, rate limit)
+    except Exception as exc:  # connection refused, DNS, timeout: requests or httpx, by version
+        return _first_line(exc)
+    return None
+
+
 @functools.lru_cache(maxsize=16)
 def _local_ref(name: str, path: Path) -> ModelRef:
     if not (path / "config.json").is_file():

@@ -15,13 +15,14 @@ from pathlib import Path
 from benchmarks import paths, predictions, store
 from benchmarks import preflight as preflight_checks
 from benchmarks import progress as progress_bars
+from benchmarks.claims import LEFT_TO_OTHERS, poll_seconds
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing, RunAborted, UserError
 from benchmarks.grid import write_grid
 from benchmarks.identity import cell_code, stale_reasons
 from benchmarks.kinds.base import CellOutcome
-from benchmarks.models import resolve_model
+from benchmarks.models import check_hub_model, resolve_model
 from benchmarks.provenance import provenance
 from benchmarks.registry import KINDS, METHODS, TASKS, UnknownName, method_spec
 from benchmarks.schema import validate_record
@@ -41,12 +42,16 @@ class RunSummary:
     failed: list = field(default_factory=list)  # (label, error)
     data_skipped: list = field(default_factory=list)  # (label, reason)
     corrupt: list = field(default_factory=list)  # record file names that were unreadable and are rerun
-    claimed: list = field(default_factory=list)  # (label, owner) of cells another live run is computing
+    claimed: list = field(default_factory=list)  # (label, owner) of cells left to another live run, no record yet
+    by_others: int = 0  # cells that another run finished while this one waited for them (--wait)
     stale: list = field(default_factory=list)  # (label, [reasons]) of ok records computed by other code
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1 when a cell failed, else LEFT_TO_OTHERS when cells were left to other runs without records, else 0."""
+        if self.failed:
+            return 1
+        return LEFT_TO_OTHERS if self.claimed else 0
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -96,9 +101,11 @@ def save_grid(suite: Suite, results_dir: Path, cells: list[Cell] | None = None) 
 def preflight(suite: Suite, data_dir: Path | None, shard: tuple[int, int] | None = None,
               results_dir: Path | None = None) -> list[Cell]:
     """The suite's cells (this shard's), after every check of the input that can run before a cell does:
-    grid, methods, model folder, data files and (given ``results_dir``) that the results folder is
-    writable. Raises UserError (exit 2) before anything is written."""
+    grid, methods, model folder, that a hub model is cached or reachable, data files and (given ``results_dir``)
+    that the results folder is writable. Raises UserError (exit 2) before anything is written."""
     cells = expand(suite, shard)  # resolves the model: a folder that does not load is bad input here
+    if getattr(KINDS.get(suite.kind), "loads_pretrained", False):  # a hub model neither cached nor reachable
+        check_hub_model(resolve_model(suite.model, suite.model_revision))
     check_methods(cells)
     check_data(suite, KINDS.get(suite.kind)(), data_dir)  # a malformed data file is bad input
     check_model_fit(suite, cells, data_dir)
@@ -164,14 +171,16 @@ def _make_accelerator():
 
 def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
               progress: bool = True, accelerator=None, progress_file: Path | None = None,
-              keep_stale: bool = False) -> RunSummary:
+              keep_stale: bool = False, wait: bool = False) -> RunSummary:
     """Run every unfinished cell of ``suite``; return what happened.
 
     A cell is finished when it has a readable ``ok`` record. Failed and skipped cells run again
     (skipped ones cost nothing when their data is still missing); unreadable records are named
     in a warning on stderr and their cells rerun, the new record replacing the file atomically.
     Each cell is claimed (``store.claim_cell``) while it runs, so a second run on the same folder
-    skips it instead of computing it twice. An OSError while writing a record raises RunAborted.
+    skips it instead of computing it twice; with ``wait`` this run then waits until those cells have records,
+    computing any whose claim goes stale (see benchmarks/claims.py), else it leaves them (exit status
+    LEFT_TO_OTHERS). An OSError while writing a record raises RunAborted.
     An ok record whose code identity (``provenance.code``: method and task versions and source hashes,
     benchmarks/identity.py) differs from today's is stale: named on stderr and rerun, or with
     ``keep_stale`` kept and flagged (``record["stale"]`` says why; the board marks it).
@@ -202,7 +211,10 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     main = accelerator.is_main_process
     try:
         with progress_bars.reporting(progress and main, progress_file if main else None):
-            _run_cells(todo, suite_kind, ctx, suite, results_dir, summary, claims, bar, keep_stale)
+            left = _run_cells(todo, suite_kind, ctx, suite, results_dir, summary, claims, bar, keep_stale)
+            if left and wait:
+                left = _wait_for_others(left, suite_kind, ctx, suite, results_dir, summary, bar, keep_stale)
+            summary.claimed = [(cell.label, store.claimed_by(results_dir, cell.key)) for cell in left]
     except (UserError, UnknownName):
         for folder in created:  # bad input found inside a cell: leave no empty folder behind
             _remove_empty(folder)
@@ -218,46 +230,88 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
             raise RunAborted(f"cannot save the suite's grid under {results_dir} ({exc.strerror or exc}); "
                              f"free some space or fix the folder's permissions, then rerun") from None
     if summary.claimed and accelerator.is_main_process:
-        print(f"note: {len(summary.claimed)} cell(s) left to other runs that claim them: "
-              f"{', '.join(label for label, _ in summary.claimed)}", file=sys.stderr)
+        print(f"note: {len(summary.claimed)} cell(s) left to other runs that claim them and have no record yet: "
+              f"{', '.join(label for label, _ in summary.claimed)}; exit status {LEFT_TO_OTHERS} (rerun with --wait "
+              f"to wait for them)", file=sys.stderr)
     return summary
 
 
+# What _claim found: the cell is this run's to compute, another run holds it, or it has an ok record already.
+MINE, HELD, DONE = "mine", "held", "done"
+
+
 def _run_cells(todo: list[Cell], suite_kind, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
-               claims: bool, bar, keep_stale: bool = False) -> None:
-    """Run ``todo`` one cell after another (claiming each when ``claims``), advancing ``bar``."""
+               claims: bool, bar, keep_stale: bool = False) -> list[Cell]:
+    """Run ``todo`` one cell after another (claiming each when ``claims``), advancing ``bar``; return the
+    cells left to other runs that hold their claims."""
+    left = []
     for cell in todo:
         if bar is not None:
             bar.set_postfix_str(cell.label, refresh=False)
-        if claims and not _claim(results_dir, cell, summary, keep_stale):
-            if bar is not None:
-                bar.update(1)
+        state = _claim(results_dir, cell, keep_stale) if claims else MINE
+        if state == HELD:
+            left.append(cell)
             continue
-        try:
-            with progress_bars.running_cell(cell.key, cell.label):
-                _run_and_write(suite_kind, cell, ctx, suite, results_dir, summary)
-        finally:
-            if claims:
-                store.release_cell(results_dir, cell.key)
+        if state == DONE:
+            summary.skipped_done += 1
+        else:
+            _run_claimed(suite_kind, cell, ctx, suite, results_dir, summary, claims)
         if bar is not None:
             bar.update(1)
+    return left
 
 
-def _claim(results_dir: Path, cell: Cell, summary: RunSummary, keep_stale: bool = False) -> bool:
-    """Claim ``cell``; False (noted in the summary) when another run holds it or finished it meanwhile."""
+def _run_claimed(suite_kind, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
+                 claims: bool) -> None:
+    """Run a cell this run holds and write its record; release the claim whatever happens."""
+    try:
+        with progress_bars.running_cell(cell.key, cell.label):
+            _run_and_write(suite_kind, cell, ctx, suite, results_dir, summary)
+    finally:
+        if claims:
+            store.release_cell(results_dir, cell.key)
+
+
+def _wait_for_others(left: list[Cell], suite_kind, ctx: RunContext, suite: Suite, results_dir: Path,
+                     summary: RunSummary, bar, keep_stale: bool = False) -> list[Cell]:
+    """Wait until the cells other runs hold have records: every poll, a cell with an ok record is done, and
+    one whose claim is gone or stale (its run died, its lease expired) is claimed and computed here.
+    A failed or skipped record of the other run is retried here, as any run retries them."""
+    print(f"note: waiting for {len(left)} cell(s) that other runs compute: {', '.join(c.label for c in left)} "
+          f"(checking every {poll_seconds():g} s; --no-wait leaves them)", file=sys.stderr)
+    while left:
+        time.sleep(poll_seconds())
+        still = []
+        for cell in left:
+            state = _claim(results_dir, cell, keep_stale)
+            if state == HELD:
+                still.append(cell)
+                continue
+            if state == DONE:
+                summary.by_others += 1
+            else:
+                _run_claimed(suite_kind, cell, ctx, suite, results_dir, summary, True)
+            if bar is not None:
+                bar.update(1)
+        left = still
+    return left
+
+
+def _claim(results_dir: Path, cell: Cell, keep_stale: bool = False) -> str:
+    """Claim ``cell``: MINE to compute, HELD by another live run, or DONE (an ok record that counts appeared)."""
+    if _done(results_dir, cell, keep_stale):
+        return DONE
     try:
         claimed = store.claim_cell(results_dir, cell.key)
     except OSError as exc:
         raise RunAborted(f"cannot claim a cell under {paths.records_dir(results_dir)} ({exc.strerror or exc}); "
                          f"free some space or fix the folder's permissions, then rerun") from None
     if not claimed:
-        summary.claimed.append((cell.label, store.claimed_by(results_dir, cell.key)))
-        return False
+        return HELD
     if _done(results_dir, cell, keep_stale):  # the other run finished it before our claim
         store.release_cell(results_dir, cell.key)
-        summary.skipped_done += 1
-        return False
-    return True
+        return DONE
+    return MINE
 
 
 def _run_and_write(suite_kind, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import json
 import os
-import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,9 @@ from benchmarks import paths, predictions
 
 # The atomic writers live in a leaf module (schema needs them too); store keeps their old names.
 from benchmarks.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic  # noqa: F401
+
+# Claims live in benchmarks.claims (leases, heartbeat, takeover); store keeps their old names.
+from benchmarks.claims import claim_cell, claim_path, claimed_by, release_cell  # noqa: F401
 from benchmarks.schema import validate_record
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -144,94 +145,3 @@ def check_writable(folder: Path) -> None:
             os.fsync(fh.fileno())
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-# -- claims: two runs on one results folder never compute the same cell --------------------------
-
-def claim_path(results_dir: Path, key: str) -> Path:
-    """The claim file of a cell that a run is computing now."""
-    return paths.records_dir(results_dir) / f"{key}.claim"
-
-
-def _owner() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": dt.datetime.now(dt.timezone.utc).isoformat()}
-
-
-def _read_claim(path: Path) -> dict | None:
-    try:
-        owner = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # unreadable (e.g. a crash between create and write): treated as stale
-    return owner if isinstance(owner, dict) else {}
-
-
-def _is_stale(owner: dict) -> bool:
-    """True when the claim's process is gone: same host and no such pid, or an unreadable claim."""
-    pid, host = owner.get("pid"), owner.get("host")
-    if not isinstance(pid, int) or not isinstance(host, str):
-        return True
-    if host != socket.gethostname():
-        return False  # another machine's process: cannot tell, so respect it
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, owned by another user
-    return False
-
-
-def claim_cell(results_dir: Path, key: str) -> bool:
-    """Claim a cell for this process; False when a live process holds it.
-
-    The claim is a file created with O_EXCL (atomic, on local and NFSv3+ folders) holding pid and host.
-    A claim whose process is gone (same host) is taken over: it is renamed away first, which only
-    one of several takers can do.
-    """
-    path = claim_path(results_dir, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _read_claim(path)
-            if owner is None:
-                continue  # released meanwhile: try again
-            if not _is_stale(owner):
-                return False
-            stale = path.with_name(f".{path.name}.{os.getpid()}.stale")
-            try:
-                os.rename(path, stale)
-            except FileNotFoundError:
-                continue  # another run took it over first
-            if _read_claim(stale) != owner:  # we moved a fresh claim that another taker wrote meanwhile
-                try:
-                    os.link(stale, path)  # put it back (fails if a third run claimed the path already)
-                except FileExistsError:
-                    pass
-                stale.unlink(missing_ok=True)
-                return False
-            stale.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_owner(), fh)
-        return True
-    return False
-
-
-def release_cell(results_dir: Path, key: str) -> None:
-    """Remove this process's claim on a cell (after its record is written, or when it was not run)."""
-    path = claim_path(results_dir, key)
-    owner = _read_claim(path)
-    if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-        path.unlink(missing_ok=True)
-
-
-def claimed_by(results_dir: Path, key: str) -> dict | None:
-    """The owner recorded in a cell's claim file, or None when unclaimed."""
-    return _read_claim(claim_path(results_dir, key))

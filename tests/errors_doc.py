@@ -7,7 +7,8 @@ after a deliberate change (descriptions and ``…`` patterns that still match ar
 
     log=$(mktemp) && PRUNEBENCH_ERRORS_LOG=$log python -m pytest tests/test_cli.py tests/test_bad_input.py \\
         tests/test_store.py tests/test_schema.py tests/test_preflight.py tests/test_report_grid.py \\
-        tests/test_code_versions.py tests/test_reports_safe.py tests/test_migrate.py -q -p no:cacheprovider
+        tests/test_code_versions.py tests/test_reports_safe.py tests/test_migrate.py tests/test_claims.py \\
+        tests/test_hub_probe.py -q -p no:cacheprovider
     python tests/errors_doc.py $log
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 LOG_ENV = "PRUNEBENCH_ERRORS_LOG"
 BEGIN, END = "<!-- cases: begin -->", "<!-- cases: end -->"
-ROW = re.compile(r"^\| `(?P<id>[^`]+)` \| (?P<case>.*?) \| (?P<exit>\d) \| `` (?P<message>.*) `` \|$")
+ROW = re.compile(r"^\| `(?P<id>[^`]+)` \| (?P<case>.*?) \| (?P<exit>\d+) \| `` (?P<message>.*) `` \|$")
 _TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/pytest-of-[^/]+/pytest-\d+/[^/\s'\"]+")
 _KEY = re.compile(r"\b[0-9a-f]{20}\b")
 

@@ -28,7 +28,8 @@ class CellOutcome:
 
 
 class SuiteKind(Protocol):
-    """A suite kind."""
+    """A suite kind. An optional class attribute ``loads_pretrained = True`` says its cells load the suite's
+    model with from_pretrained: `run` then checks a hub model is cached or reachable before the first cell."""
 
     def validate(self, suite: Suite) -> None:
         """Raise UserError on a field this kind cannot use."""

@@ -62,6 +62,8 @@ def layer_means(result: dict) -> dict[str, float | None]:
 class BertCorrelations:
     """Prune each BERT weight matrix by magnitude, then correlate weights (paper Figs 3, 4 and 5)."""
 
+    loads_pretrained = True  # its model comes from a folder or the hub: the run checks a hub id before the first cell
+
     def validate(self, suite: Suite) -> None:
         source = f"suite {suite.name!r}"
         if suite.tasks or suite.rows:

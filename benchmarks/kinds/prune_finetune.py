@@ -207,6 +207,8 @@ def _pruned_cache(ctx: RunContext | None) -> dict | None:
 class PruneFinetune:
     """Prune a pre-trained model one-shot, fine-tune with the mask fixed (or not, for MLM), evaluate."""
 
+    loads_pretrained = True  # its model comes from a folder or the hub: the run checks a hub id before the first cell
+
     def validate(self, suite: Suite) -> None:
         source = f"suite {suite.name!r}"
         if not suite.tasks:
