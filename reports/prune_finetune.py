@@ -37,5 +37,7 @@ def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path
     if fmt == "md":
         plots_dir = report_paths(out)["plots"] if out is not None else None
         return text + cost.cost_markdown(board, cells, records, plots_dir)
+    if out is not None:  # the page shares its plots folder with the Markdown report: same files in both
+        cost.cost_markdown(board, cells, records, report_paths(out)["plots"])
     section = cost.cost_html(board, cells, records)
     return text.replace("</body>", section + "</body>", 1) if section else text
