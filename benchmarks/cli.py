@@ -11,7 +11,6 @@ from benchmarks.claims import LEFT_TO_OTHERS
 from benchmarks.config import Suite, apply_overrides, builtin_suite_names, load_suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
-from benchmarks.models import HUB_MODEL_KINDS, check_hub_model, resolve_model
 from benchmarks.registry import KINDS, METHODS, MODELS, PROTOCOLS, TASKS, UnknownName, protocol_spec
 
 LISTABLE = ("methods", "tasks", "suites", "models", "kinds", "protocols")
@@ -154,6 +153,7 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
 
     from benchmarks import preflight as preflight_checks
     from benchmarks import progress
+    from benchmarks.models import resolve_model
     from benchmarks.runner import count_done, preflight
 
     if args.shard:
@@ -201,6 +201,8 @@ def combined_status(codes: list[int]) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
+    from benchmarks.models import HUB_MODEL_KINDS, check_hub_model, resolve_model  # not for report/list
+
     if suite.kind in HUB_MODEL_KINDS:  # before the kinds (and torch) are imported: an offline node hears in seconds
         check_hub_model(resolve_model(suite.model, suite.model_revision))
     from benchmarks.runner import check_data_present, parse_shard, run_suite
@@ -334,7 +336,7 @@ def _compare(suite: Suite, args: argparse.Namespace) -> int:
     """``report --compare``: the protocol comparison of the suite's tasks (reports/protocol_compare.py); Markdown."""
     from reports import protocol_compare as compare
 
-    if args.format != "md":
+    if args.format not in (None, "md"):
         raise UserError("--compare writes Markdown only; drop --format html")
     pairs = compare.parse_compare(args.compare)
     if args.out is not None:

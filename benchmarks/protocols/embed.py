@@ -191,13 +191,14 @@ def probe_predict(fit: tuple, evaluate: tuple, regression: bool, seed: int) -> t
     return pred.astype(np.int64), score
 
 
-def roc_auc(score: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``score`` for class 1 (ties count half), as sklearn's roc_auc_score."""
+def roc_auc(score: np.ndarray, labels: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``score`` for class 1 (ties count half), as sklearn's roc_auc_score;
+    None (undefined, a null metric) when the labels hold one class only."""
     from scipy.stats import rankdata
 
     labels = np.asarray(labels)
     pos, neg = labels == 1, labels != 1
     if not pos.any() or not neg.any():
-        return float("nan")
+        return None
     ranks = rankdata(score)
     return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
