@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from reports import claims, compare, paper, stats
 from reports.html import template
-from reports.leaderboard import ALL_COLLAPSED_NOTE, EQUIV_SHARE, STATUS_WORD, Board, Column, Entry, Row
+from reports.leaderboard import ALL_COLLAPSED_NOTE, EQUIV_SHARE, STATUS_WORD, Board, Column, Entry, Row, _footnote
 from reports.toolkit import md_code, md_link_target, md_text, model_name, table
 
 DIGITS = 3  # metrics, as the paper prints them
@@ -140,12 +140,6 @@ def column_text(column: Column, protocol: str) -> str:
     return f"{text} · {protocol}"
 
 
-def _extra_note(board: Board, text: str) -> int:
-    """The number of a footnote the text layer adds (after the board's own), adding it once."""
-    if text not in board.footnotes:
-        board.footnotes.append(text)
-    return board.footnotes.index(text) + 1
-
 
 def evaluation_text(board: Board) -> str:
     """'evaluated examples: MRPC 408 · STS-B 1,500 …', plus the subset the recipe asked for, if any."""
@@ -176,7 +170,7 @@ def headers(board: Board) -> list[dict]:
         arrow = "higher is better" if column.higher_is_better else "lower is better"
         out.append({"text": text, "notes": notes,
                     "title": f"{column.task}: {column.metric}, {arrow}, {board.protocol} protocol"})
-    out.append({"text": "achieved sparsity", "notes": [_extra_note(board, SPARSITY_NOTE)],
+    out.append({"text": "achieved sparsity", "notes": [_footnote(board.footnotes, SPARSITY_NOTE)],
                 "title": "mean measured global sparsity of the row's records"})
     return out
 
@@ -232,7 +226,7 @@ def row_view(row: Row, board: Board) -> dict:
     achieved = row.achieved
     return {
         "label": DENSE_LABEL if row.dense else row.label,
-        "label_notes": [_extra_note(board, DENSE_NOTE)] if row.dense else [],
+        "label_notes": [_footnote(board.footnotes, DENSE_NOTE)] if row.dense else [],
         "cells": [cell_view(row.entries[c], c) for c in board.columns],
         "sparsity": _num(achieved, SPARSITY_DIGITS) if achieved is not None else "missing",
         "sparsity_sort": repr(round(achieved, 12)) if achieved is not None else "",
