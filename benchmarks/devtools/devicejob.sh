@@ -33,10 +33,20 @@ python3 -m benchmarks.devtools.devicejob unpack "$JOB" --to "$ROOT" || exit 2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 
-stamp "bert-base architecture: 300 training steps"
-timeout 90 python3 -m benchmarks.devtools.devicejob time-bert-base --steps 300 > "$OUT/bert_base_timing.json"
+# A later call resumes: PRUNEBENCH_GPU_RESUME names folders whose finished records seed the results (e.g. the
+# published partial boards), PRUNEBENCH_GPU_STEPS picks steps (default all), PRUNEBENCH_GPU_TASKS the tasks.
+STEPS=${PRUNEBENCH_GPU_STEPS:-"timing low high bf16"}
+TASKS=${PRUNEBENCH_GPU_TASKS:-"[sst2,mrpc,stsb,qnli,mnli]"}  # MLM trains nothing (docs/gpu-job.md)
+for seed in ${PRUNEBENCH_GPU_RESUME:-}; do  # "suite=folder": copy that folder's records and grids
+  mkdir -p "$ROOT/results/${seed%%=*}-full" && cp -r "${seed#*=}"/records "${seed#*=}"/grids "$ROOT/results/${seed%%=*}-full/"
+  stamp "resuming ${seed%%=*} from ${seed#*=} ($(ls "${seed#*=}"/records/*.json | wc -l) records)"
+done
+pack() { tar czf "$OUT/results.tar.gz" -C "$ROOT" results 2>/dev/null; stamp "packed results"; }
 
-TASKS="[sst2,mrpc,stsb,qnli,mnli]"  # MLM trains nothing; its CPU column is the one that matters (docs/gpu-job.md)
+if [[ " $STEPS " == *" timing "* ]]; then
+  stamp "bert-base architecture: 300 training steps"
+  timeout 90 python3 -m benchmarks.devtools.devicejob time-bert-base --steps 300 > "$OUT/bert_base_timing.json"
+fi
 run_suite() {  # name, share of the time left (percent), extra --set arguments
   local name=$1 share=$2; shift 2
   local secs=$(( $(left) * share / 100 ))
@@ -46,11 +56,12 @@ run_suite() {  # name, share of the time left (percent), extra --set arguments
     --set scale=full --set "tasks=$TASKS" --results "$ROOT/results/$name-full" --jobs "$JOBS" --no-progress "$@"
   stamp "$name: exit $?"
 }
-run_suite bert-lowsparsity 50
-run_suite bert-highsparsity 75
+if [[ " $STEPS " == *" both "* ]]; then  # both suites at once, each with $JOBS workers, packing what finished
+  run_suite bert-lowsparsity 90 & run_suite bert-highsparsity 90 & wait
+  pack
+fi
+[[ " $STEPS " == *" low "* ]] && { run_suite bert-lowsparsity 50; pack; }
+[[ " $STEPS " == *" high "* ]] && { run_suite bert-highsparsity 75; pack; }
 # bf16 against fp32 on the dense row (the fp32 dense cells are the low-sparsity suite's own).
-JOBS=4 run_suite bert-lowsparsity 90 --set "rows=[dense]" --set recipe.precision=bf16
-
-stamp "packing results"
-tar czf "$OUT/results.tar.gz" -C "$ROOT" results
+[[ " $STEPS " == *" bf16 "* ]] && { JOBS=4 run_suite bert-lowsparsity 90 --set "rows=[dense]" --set recipe.precision=bf16; pack; }
 stamp "done"
