@@ -57,7 +57,10 @@ run_suite() {  # name, share of the time left (percent), extra --set arguments
   stamp "$name: exit $?"
 }
 if [[ " $STEPS " == *" both "* ]]; then  # both suites at once, each with $JOBS workers, packing what finished
-  run_suite bert-lowsparsity 90 & run_suite bert-highsparsity 90 & wait
+  # explicit pids: a bare `wait` also waits for the log's tee (process substitution), which never ends
+  run_suite bert-lowsparsity 90 & low=$!
+  run_suite bert-highsparsity 90 & high=$!
+  wait "$low" "$high"
   pack
 fi
 [[ " $STEPS " == *" low "* ]] && { run_suite bert-lowsparsity 50; pack; }
