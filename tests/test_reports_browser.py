@@ -5,6 +5,7 @@ Needs the Debian ``chromium`` package (.ci/run installs it); skipped, saying so,
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -104,3 +105,25 @@ def test_clicking_a_header_sorts_rows_inside_each_bucket(rendered, tmp_path):
     order = [tr.get("data-label") for tr in table.findall("h:tbody/h:tr[@data-label]", NS)]
     shown = [DENSE_LABEL if r.dense else r.label for r in board.rows]
     assert order != shown, "sorting changed nothing; the fixture should not be pre-sorted"
+
+
+def test_wide_table_scrolls_in_its_box_with_method_column_and_bucket_labels_held(rendered, tmp_path):
+    page, _ = rendered
+    scrolled = tmp_path / "scrolled.html"
+    # scroll the table's own box right, then measure where the method cell and a bucket label sit in the viewport
+    probe = """<script>
+    var wrap = document.querySelector('.table-wrap'); var before = wrap.getBoundingClientRect().left;
+    wrap.scrollLeft = 10000;
+    var cell = document.querySelector('#leaderboard tbody tr[data-label] td.label');
+    var label = document.querySelector('#leaderboard tr.group th > span');
+    document.body.setAttribute('data-probe', JSON.stringify({wrap: before, scrolled: wrap.scrollLeft,
+      cell: cell.getBoundingClientRect().left, label: label.getBoundingClientRect().left,
+      page: document.documentElement.scrollWidth, viewport: window.innerWidth}));
+    </script>"""
+    scrolled.write_text(page.read_text().replace("</body>", probe + "\n</body>"))
+    doc = parse(dump_dom(scrolled, tmp_path / "profile"))
+    got = json.loads(doc.find(".//h:body", NS).get("data-probe"))
+    assert got["scrolled"] > 0, f"the table fits the default 800 px window, so nothing scrolled: {got}"
+    assert got["page"] <= got["viewport"], f"the page itself is wider than the window: {got}"
+    assert abs(got["cell"] - got["wrap"]) < 2, f"the method column moved with the scroll: {got}"
+    assert 0 <= got["label"] - got["wrap"] < 30, f"the bucket label scrolled out of view: {got}"
