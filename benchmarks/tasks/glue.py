@@ -38,17 +38,22 @@ from benchmarks.tasks.embed import (
 
 # Finetune protocol: drift to dense on a fixed sample of this many examples of each eval split.
 DRIFT_LIMIT = 256
-# Subset selection uses its own fixed seed so every row and seed of a suite sees the same examples.
+# Subset selection uses its own fixed seed so every row and seed of a suite sees the same evaluation examples.
+# The zero-shot/probe fit subset is drawn with SUBSET_SEED + the cell's seed: seed 0 keeps the subset its records
+# were made with, other seeds fit on other examples (evaluation units never depend on the seed).
 SUBSET_SEED = 1234
 # QNLI offline: the mirror has dev only; train on one half of dev, evaluate on the other (flagged).
 MNLI_SUBSET_NOTE = ("1k sample of MNLI dev: the mirror holds two 1,000-example samples of MNLI dev (matched, "
                     "mismatched) and no train; fitted on a fixed half of each (seed 1234), evaluated on the other half")
 ZEROSHOT_RULE_NOTE = {
-    CENTROID: "nearest class centroid by cosine (pairs: of [|u-v|, u*v]); centroids from the fixed fit subset",
-    THRESHOLD: "cosine of the two sentences against one threshold chosen for accuracy on the fixed fit subset",
+    CENTROID: ("nearest class centroid by cosine (pairs: of [|u-v|, u*v]); centroids from the fit subset "
+               "(seed 1234 + the cell seed)"),
+    THRESHOLD: ("cosine of the two sentences against one threshold chosen for accuracy on the fit subset "
+                "(seed 1234 + the cell seed)"),
     COSINE: "cosine of the two sentences' embeddings as the predicted similarity; nothing fitted",
 }
-PROBE_NOTE = "standardised features, LogisticRegression (C=1) or Ridge (alpha=1) fitted on the fixed fit subset"
+PROBE_NOTE = ("standardised features, LogisticRegression (C=1) or Ridge (alpha=1) fitted on the fit subset "
+              "(seed 1234 + the cell seed)")
 DEV_SPLIT_NOTE = ("dev-split: mirror has no train split; fine-tuned on a fixed half of dev (seed 1234), "
                   "evaluated on the other half")
 
@@ -206,12 +211,15 @@ class GlueTask:
                        protocol: str) -> TaskResult:
         """Zero-shot rule or linear probe on the pruned encoder's pooled embeddings; nothing is fine-tuned."""
         fit_limit = recipe.fit_limit if recipe.fit_limit is not None else recipe.train_limit
-        train, evals, notes = self.splits(ctx, dataclasses.replace(recipe, train_limit=fit_limit))
+        pool, evals, notes = self.splits(ctx, dataclasses.replace(recipe, train_limit=None))
+        train = fit_subset(pool, fit_limit, seed)
         tokenizer = load_tokenizer(model_ref.location, ctx)
         pooling = recipe.pooling
         encoder = fresh_copy(_pristine_encoder(model_ref, ctx))
         masks = pruner(encoder)
-        pruned_as = recipe.pruned_as  # set by the prune-finetune analysis
+        # The disk cache (on when the runner sets pruned_as) is keyed by the pruned weights themselves, so
+        # rows whose masks ignore the seed (global, upper, lower, dense) share one set of embeddings per seed.
+        pruned_as = None if recipe.pruned_as is None else {"weights": weights_digest(encoder)}
         before = measure_sparsity(encoder)
         encoder.to(ctx.accelerator.device)
         if protocol == "zeroshot" and self.zeroshot_rule == COSINE:
@@ -265,7 +273,7 @@ class GlueTask:
                ctx: RunContext, pruned_as: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Pooled embeddings (u of text_a, v of text_b or None); tokenization cached per run.
 
-        With ``pruned_as`` (the row's method, rate, options and seed: what decides the pruned weights) the
+        With ``pruned_as`` (the digest of the pruned weights: what decides the embeddings) the
         embeddings are also kept on disk (embedding_cache), so another protocol's run of the same rows
         reuses them instead of recomputing identical numbers.
         """
@@ -391,12 +399,12 @@ def _pristine_encoder(model_ref: ModelRef, ctx: RunContext):
                     ("pristine-encoder", model_ref.location))
 
 
-EMBEDDING_CACHE_VERSION = 1  # bump when embed() would give other numbers for the same inputs
+EMBEDDING_CACHE_VERSION = 2  # bump when embed() would give other numbers for the same inputs
 
 
 def embedding_cache(identity: dict, compute) -> np.ndarray:
     """Embeddings kept under ``paths.cache_dir()/embeddings`` by the sha256 of everything that decides them
-    (model weights, pruning row and seed, task, split, text side, length, pooling, data), else ``compute()``."""
+    (model, pruned weights' digest, task, split, text side, length, pooling, data), else ``compute()``."""
     import hashlib
     import io
 
@@ -443,12 +451,38 @@ def load_tokenizer(location: str, ctx: RunContext | None = None):
     return _cached(ctx, ("tokenizer", location), lambda: AutoTokenizer.from_pretrained(location))
 
 
-def _limit(examples: Examples, limit: int | None) -> Examples:
+def _limit(examples: Examples, limit: int | None, subset_seed: int = SUBSET_SEED) -> Examples:
     """A fixed random subset of ``limit`` rows (the same for every cell), or all rows."""
     if not limit or limit >= len(examples):
         return examples
-    order = np.random.default_rng(SUBSET_SEED).permutation(len(examples))[:limit]
+    order = np.random.default_rng(subset_seed).permutation(len(examples))[:limit]
     return examples.subset(np.sort(order))
+
+
+def fit_subset(pool: Examples, limit: int | None, seed: int) -> Examples:
+    """The zero-shot/probe fit subset of a cell: ``limit`` rows of ``pool`` drawn with SUBSET_SEED + seed."""
+    return _limit(pool, limit, SUBSET_SEED + seed)
+
+
+def fit_pool(name: str, data_dir) -> Examples:
+    """What GLUE task ``name`` may fit on offline, never what it evaluates: train, or the fit halves of dev."""
+    from types import SimpleNamespace
+
+    from benchmarks.registry import TASKS
+
+    return TASKS.get(name).splits(SimpleNamespace(data_dir=data_dir, cache=None), GlueRecipe())[0]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of a model's parameters and buffers (names, dtypes, shapes, bytes): what decides its outputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 class _Encoded(torch.utils.data.Dataset):
