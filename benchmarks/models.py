@@ -133,3 +133,14 @@ def _first_line(exc: Exception) -> str:
         return exc.__class__.__name__
     sentence = re.split(r"(?<=[.!?])\s", text[0], maxsplit=1)[0]
     return f"{exc.__class__.__name__}: {sentence[:200]}"
+
+
+@register_model("minilm-l6-bf16")
+def minilm_l6_bf16() -> str:
+    """all-MiniLM-L6-v2 with every weight rounded to bfloat16 (stored as float32): the model the GPU job carries."""
+    from benchmarks.bf16model import build_rounded_folder
+
+    folder = paths.rounded_model_dir("minilm-l6-bf16")
+    if (folder / "model.safetensors").is_file():  # built here before, or unpacked by the GPU job
+        return str(folder)
+    return str(build_rounded_folder(Path(minilm_l6()), folder))

@@ -46,6 +46,11 @@ def cache_dir() -> Path:
     return path
 
 
+def rounded_model_dir(name: str) -> Path:
+    """Where a model derived from another one (e.g. its bfloat16 rounding) is built or unpacked."""
+    return cache_dir() / "models" / name
+
+
 def default_data_dir() -> Path | None:
     """The local data mirror: $PRUNEBENCH_DATA_DIR, else ../shared/data when present, else None (hub)."""
     env = os.environ.get(DATA_ENV)

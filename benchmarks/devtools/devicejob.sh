@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole GPU job (issue #24, docs/gpu-job.md), run on a bare GPU machine from the repo root:
+#
+#   bash benchmarks/devtools/devicejob.sh devicejob "$OUT" [budget seconds, default 540]
+#
+# It installs the carried wheels, unpacks minilm-l6-bf16 and the data, times bert-base's architecture, runs the
+# Fig 6 and Fig 7 suites at full scale (every offline task, seed 0) with workers sharing the GPU, then dense in bf16
+# against fp32, each step inside what is left of the budget. Runs resume, so a step cut short by its time keeps its
+# finished cells. Everything comes back in "$OUT": job.log, gpu.csv, bert_base_timing.json, results.tar.gz.
+set -uo pipefail
+JOB=${1:-devicejob}
+OUT=${2:-${OUT:-/tmp/prunebench-out}}
+BUDGET=${3:-540}
+JOBS=${PRUNEBENCH_GPU_JOBS:-8}   # worker processes sharing the one GPU (docs/gpu-job.md: memory per worker)
+ROOT=${PRUNEBENCH_JOB_ROOT:-/tmp/prunebench-job}
+START=$(date +%s)
+mkdir -p "$OUT" "$ROOT"
+exec > >(tee -a "$OUT/job.log") 2>&1
+
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+stamp() { echo "[$(( $(date +%s) - START )) s] $*"; }
+
+stamp "installing $(ls "$JOB"/wheels/*.whl 2>/dev/null | wc -l) wheels"
+if ls "$JOB"/wheels/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/prunebench-site \
+    "$JOB"/wheels/*.whl || exit 2
+fi
+export PYTHONPATH="/tmp/prunebench-site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PRUNEBENCH_CACHE_DIR="$ROOT/cache" PRUNEBENCH_DATA_DIR="$ROOT/data"
+
+stamp "unpacking"
+python3 -m benchmarks.devtools.devicejob unpack "$JOB" --to "$ROOT" || exit 2
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+
+stamp "bert-base architecture: 300 training steps"
+timeout 90 python3 -m benchmarks.devtools.devicejob time-bert-base --steps 300 > "$OUT/bert_base_timing.json"
+
+TASKS="[sst2,mrpc,stsb,qnli,mnli,mlm]"
+run_suite() {  # name, share of the time left (percent), extra --set arguments
+  local name=$1 share=$2; shift 2
+  local secs=$(( $(left) * share / 100 ))
+  if (( secs < 30 )); then stamp "$name: no time left"; return; fi
+  stamp "$name: up to $secs s, $JOBS workers"
+  timeout --signal=TERM --kill-after=20 "$secs" python3 -m benchmarks run --suite "$name" --model minilm-l6-bf16 \
+    --set scale=full --set "tasks=$TASKS" --results "$ROOT/results/$name-full" --jobs "$JOBS" --no-progress "$@"
+  stamp "$name: exit $?"
+}
+run_suite bert-lowsparsity 50
+run_suite bert-highsparsity 75
+# bf16 against fp32 on the dense row (the fp32 dense cells are the low-sparsity suite's own).
+JOBS=4 run_suite bert-lowsparsity 90 --set "rows=[dense]" --set recipe.precision=bf16
+
+stamp "packing results"
+tar czf "$OUT/results.tar.gz" -C "$ROOT" results
+stamp "done"
