@@ -166,13 +166,14 @@ def _load_glue_hub(spec: GlueSpec, split: str) -> Examples:
                     {f"hub:{GLUE_HUB_ID}/{spec.name}/{hub_split}": str(ds._fingerprint), "version": str(revision)})
 
 
-# Subset selection uses its own fixed seed so every row and seed of a suite sees the same examples.
+# Subset selection uses its own fixed seed so every row and seed of a suite sees the same evaluation examples
+# (the training-free protocols' fit subset alone is drawn with SUBSET_SEED + the cell's seed: protocols/base.py).
 SUBSET_SEED = 1234
 
 
-def fixed_subset(examples: Examples, limit: int | None) -> Examples:
-    """A fixed random subset of ``limit`` rows (the same for every cell, in file order), or all rows."""
+def fixed_subset(examples: Examples, limit: int | None, subset_seed: int = SUBSET_SEED) -> Examples:
+    """A fixed random subset of ``limit`` rows (drawn with ``subset_seed``, in file order), or all rows."""
     if not limit or limit >= len(examples):
         return examples
-    order = np.random.default_rng(SUBSET_SEED).permutation(len(examples))[:limit]
+    order = np.random.default_rng(subset_seed).permutation(len(examples))[:limit]
     return examples.subset(np.sort(order))

@@ -30,7 +30,11 @@ DRIFT = "drift"    # cosine between this cell's and the dense model's embedding 
 MLM_CORRECT = "mlm_correct"  # masked LM, per block: masked tokens predicted right
 MLM_TOKENS = "mlm_tokens"    # masked LM, per block: masked tokens
 MLM_NLL = "mlm_nll"          # masked LM, per block: summed negative log-likelihood of the masked tokens
-ARRAY_NAMES = (PRED, LABEL, SCORE, DRIFT, MLM_CORRECT, MLM_TOKENS, MLM_NLL)
+# Masked LM baselines, per masked position (block order; block i owns the next mlm_tokens[i] positions):
+BASELINE_MFT_CORRECT = "baseline_mft_correct"    # the fitting text's most frequent token is the target
+BASELINE_UNIGRAM_LOGP = "baseline_unigram_logp"  # the target's log-probability under the add-one unigram model
+ARRAY_NAMES = (PRED, LABEL, SCORE, DRIFT, MLM_CORRECT, MLM_TOKENS, MLM_NLL, BASELINE_MFT_CORRECT,
+               BASELINE_UNIGRAM_LOGP)
 
 # A classifier that gives one class to at least this share of dev examples has collapsed.
 COLLAPSE_SHARE = 0.95

@@ -82,13 +82,18 @@ def test_eval_masks_identical_across_calls_and_bert_proportions(tmp_path, mirror
 
 
 def test_fitted_head_is_cached_and_reused_for_pruned_rows(tmp_path, mirror, monkeypatch):
-    """No head in the checkpoint: fitted once (dense), cached by weights hash, reused unchanged when pruned."""
+    """No head in the checkpoint: fitted once per seed (dense), cached, reused unchanged when pruned."""
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     folder = bert_tiny.make_model(tmp_path / "tiny-nohead", mlm_head=False)
     ctx = _ctx(mirror, folder)
     task = TASKS.get("mlm")
     dense = task.run(ctx.model_ref, make_pruner(DENSE, 0), RECIPE, 0, ctx)
     assert dense.notes["mlm_head"] == "fitted"
+    fit = dense.notes["mlm_head_fit"]
+    assert fit["sentences"] + fit["heldout_sentences"] == min(RECIPE["mlm_head_sentences"], fit["available_sentences"])
+    assert fit["available_sentences"] == len(mlm.head_fit_sentences(mirror))
+    assert fit["heldout_sentences"] >= 1 and fit["epochs_run"] == 1 and len(fit["heldout_losses"]) >= 2
+    assert fit["best_heldout_loss"] == min(fit["heldout_losses"])
     cached = mlm.head_cache_path(ctx.model_ref, RECIPE)
     assert cached.is_file() and cached.parent.parent == tmp_path / "cache"
     state = torch.load(cached, weights_only=True)
@@ -103,14 +108,76 @@ def test_fitted_head_is_cached_and_reused_for_pruned_rows(tmp_path, mirror, monk
     assert pruned.notes["mlm_head"] == "fitted"
     assert pruned.sparsity_before["global"] == pytest.approx(0.5, abs=1e-6)
     assert pruned.sparsity_after["zeros"] == pruned.sparsity_before["zeros"]
-    model, how = mlm.load_mlm_model(ctx.model_ref, _tokenizer(folder), RECIPE, mirror)
+    assert pruned.notes["mlm_head_fit"] == fit  # the cached head's log, unchanged
+    model, how, _ = mlm.load_mlm_model(ctx.model_ref, _tokenizer(folder), RECIPE, mirror)
     assert how == "fitted"
     assert torch.equal(model.cls.predictions.transform.dense.weight, state["predictions.transform.dense.weight"])
+    assert not mlm.head_cache_path(ctx.model_ref, RECIPE, seed=1).is_file()  # another seed, another head
+
+
+def test_fitted_head_varies_with_the_seed_and_lowers_heldout_loss(tmp_path, mirror, monkeypatch):
+    """Seed 1 fits its own head (other masks, held-out split and order); the kept state beats the start."""
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    folder = bert_tiny.make_model(tmp_path / "tiny-nohead", mlm_head=False)
+    ctx = _ctx(mirror, folder)
+    recipe = {**RECIPE, "mlm_head_epochs": 3, "mlm_head_lr": 1e-2}
+    heads = [mlm.load_mlm_model(ctx.model_ref, _tokenizer(folder), recipe, mirror, seed=seed) for seed in (0, 1)]
+    weights = [m.cls.predictions.transform.dense.weight for m, _, _ in heads]
+    assert not torch.equal(weights[0], weights[1])
+    for _, _, log in heads:
+        assert log["best_heldout_loss"] < log["heldout_losses"][0]
+    again = mlm.load_mlm_model(ctx.model_ref, _tokenizer(folder), recipe, mirror, seed=1)[0]
+    assert torch.equal(again.cls.predictions.transform.dense.weight, weights[1])  # read back from the cache
+
+
+def test_baselines_per_masked_position(tmp_path, mirror, monkeypatch):
+    """Most-frequent-token and add-one unigram baselines: counted on the fitting text, one value per masked
+    position in block order, summarised in the notes; the same for every row and seed."""
+    from collections import Counter
+
+    import numpy as np
+
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    folder = bert_tiny.make_model(tmp_path / "tiny-mlm", mlm_head=True)
+    ctx = _ctx(mirror, folder)
+    task = TASKS.get("mlm")
+    result = task.run(ctx.model_ref, make_pruner(DENSE, 0), RECIPE, 0, ctx)
+    tok = _tokenizer(folder)
+    counts = Counter(i for row in tok(mlm.head_fit_sentences(mirror), add_special_tokens=False, truncation=True,
+                                      max_length=RECIPE["max_length"])["input_ids"] for i in row)
+    top = counts.most_common(1)[0][0]
+    total = sum(counts.values()) + len(tok) - len(set(tok.all_special_ids))
+    _, labels, _ = task.eval_set(tok, RECIPE, ctx)
+    targets = labels[labels != -100].numpy()
+    arrays = result.arrays
+    np.testing.assert_array_equal(arrays["baseline_mft_correct"], targets == top)
+    expected = np.log([(counts[t] + 1) / total for t in targets])
+    np.testing.assert_allclose(arrays["baseline_unigram_logp"], expected, rtol=1e-5)
+    assert len(targets) == int(arrays["mlm_tokens"].sum()) == result.metrics["masked_tokens"]
+    summary = result.notes["mlm_baselines"]
+    assert summary["most_frequent_token"] == tok.convert_ids_to_tokens(top)
+    assert summary["mft_accuracy"] == pytest.approx(np.mean(targets == top))
+    assert summary["unigram_ppl"] == pytest.approx(np.exp(-expected.mean()), rel=1e-5)
+    other = task.run(ctx.model_ref, make_pruner({"method": "random", "sparsity": 0.5, "options": {}}, 1), RECIPE, 1,
+                     ctx)
+    for name in ("baseline_mft_correct", "baseline_unigram_logp"):
+        np.testing.assert_array_equal(other.arrays[name], arrays[name])
 
 
 def test_head_fitting_text_is_disjoint_from_eval_text(mirror):
-    """The head is fitted on GLUE train sentences, none of which occur in the WikiText evaluation text."""
-    sentences = mlm.head_fit_sentences(mirror, 1000)
+    """The head is fitted on GLUE text no task evaluates, none of which occurs in the WikiText evaluation text."""
+    from types import SimpleNamespace
+
+    from benchmarks.data import load_glue
+    from benchmarks.recipes import GlueRecipe
+    from benchmarks.tasks.glue import fit_pool
+
+    sentences = mlm.head_fit_sentences(mirror)
+    assert set(load_glue("sst2", "train", mirror).text_a) <= set(sentences)
+    qnli = fit_pool("qnli", mirror)  # the mirror has no QNLI train: the fit half of dev, not the evaluated half
+    assert set(qnli.text_a) <= set(sentences)
+    evaluated = TASKS.get("qnli").splits(SimpleNamespace(data_dir=mirror, cache=None), GlueRecipe())[1][0][1]
+    assert len(evaluated) and not set(zip(evaluated.text_a, evaluated.text_b)) & set(zip(qnli.text_a, qnli.text_b))
     text, _ = mlm.load_wikitext(mirror)
     assert sentences and not any(s.strip() in text for s in sentences if len(s.strip()) > 20)
 

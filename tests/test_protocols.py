@@ -305,6 +305,11 @@ def test_mnli_subset_malformed_label_is_bad_input(tmp_path):
         load_glue("mnli", "dev_matched", tmp_path)
 
 
+# (task, version) of committed records a newer task version replaced; reports leave them out until rerun.
+# MLM 1: the fitted head of 2,000 sentences without a held-out stop or baselines (benchmarks/tasks/mlm.py).
+SUPERSEDED = {("mlm", "1")}
+
+
 def _committed_results() -> list[Path]:
     """Committed results folders holding prune-finetune records."""
     return sorted({p.parent.parent for root in ("published", "docs/examples")
@@ -313,15 +318,23 @@ def _committed_results() -> list[Path]:
 
 @pytest.mark.parametrize("folder", _committed_results(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_committed_record_is_still_found_as_done(folder):
-    """Re-expanding the suite each committed prune-finetune record came from finds it done (same key)."""
+    """Re-expanding the suite each committed prune-finetune record came from (with the seeds the folder holds)
+    finds it done (same key); records of a superseded task version (SUPERSEDED) are kept but never match."""
+    from benchmarks.registry import TASKS
+
     records = [json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
     ours = [r for r in records if r["config"].get("kind") == "prune-finetune" and r["status"] == "ok"]
     assert ours
+    old = [r for r in ours if r["config"]["task_version"] != TASKS.get(r["config"]["task"]).version]
+    assert {(r["config"]["task"], r["config"]["task_version"]) for r in old} <= SUPERSEDED
+    ours = [r for r in ours if r not in old]
+    seeds = sorted({r["config"]["seed"] for r in ours})
     groups: dict = {}
     for r in ours:
         cfg = r["config"]
         overrides = (f"model={cfg['model']['model']}", f"scale={cfg['scale']}",
-                     f"protocol={cfg.get('protocol', 'finetune')}", f"pooling={cfg.get('pooling', 'mean')}")
+                     f"protocol={cfg.get('protocol', 'finetune')}", f"pooling={cfg.get('pooling', 'mean')}",
+                     f"seeds={seeds}")
         groups.setdefault((r["suite"], overrides), []).append(r)
     for (suite_name, overrides), group in groups.items():
         suite = apply_overrides(load_suite(suite_name), list(overrides))

@@ -253,8 +253,8 @@ class PruneFinetune:
         cfg = cell.config
         task = TASKS.get(cfg["task"])
         protocol = cfg.get("protocol", FINETUNE)
-        # Tasks learn the protocol, and what decides the pruned weights (keys their embedding cache).
-        # The method's source hash too: the embedding cache on disk must not serve an edited method's old output.
+        # Tasks learn the protocol, and what decides the pruned weights; a training-free protocol's embedding
+        # cache is on when it is set, and is keyed by the pruned weights' digest (benchmarks/protocols/embedding.py).
         pruned_as = (DENSE_IDENTITY if cfg["method"] == DENSE
                      else {**{k: cfg.get(k) for k in ("method", "sparsity", "options", "seed", "calibration")},
                            "method_code": identity(METHODS, cfg["method"])})

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmarks.context import RunContext
-from benchmarks.data import Examples
+from benchmarks.data import SUBSET_SEED, Examples, fixed_subset
 
 FINETUNE = "finetune"  # the paper's protocol: its cells keep the keys they had before protocols existed
 
@@ -23,6 +23,15 @@ class ProtocolOutput:
     metrics: dict = field(default_factory=dict)  # the protocol's own: drift, examples fitted on, ...
     arrays: dict = field(default_factory=dict)  # per-example arrays (benchmarks/predictions.py names)
     notes: dict = field(default_factory=dict)  # e.g. pooling, the zero-shot rule, the training account
+
+
+def fit_subset(pool: Examples, limit: int | None, seed: int) -> Examples:
+    """A training-free protocol's fit subset of one cell: ``limit`` rows of ``pool`` drawn with SUBSET_SEED + seed.
+
+    Seed 0 draws the rows every seed-0 record was made with; other seeds fit on other rows, so an interval
+    over seeds covers the choice of fit examples. Evaluation rows never depend on the seed (fixed_subset).
+    """
+    return fixed_subset(pool, limit, SUBSET_SEED + seed)
 
 
 def cached(ctx: RunContext | None, key: tuple, build):

@@ -19,7 +19,8 @@ from benchmarks.predictions import DRIFT
 from benchmarks.protocols.base import ProtocolOutput, cached, data_key, load_tokenizer
 from benchmarks.protocols.embed import DENSE_IDENTITY, drift, embed, fresh_copy, pristine
 
-EMBEDDING_CACHE_VERSION = 1  # bump when embed() would give other numbers for the same inputs
+# 2: keyed by the pruned weights' digest (1: by the row's method, rate, options and seed)
+EMBEDDING_CACHE_VERSION = 2  # bump when embed() would give other numbers for the same inputs
 
 
 def pristine_encoder(model_ref: ModelRef, ctx: RunContext):
@@ -33,7 +34,7 @@ def pristine_encoder(model_ref: ModelRef, ctx: RunContext):
 
 def embedding_cache(identity: dict, compute) -> np.ndarray:
     """Embeddings kept under ``paths.cache_dir()/embeddings`` by the sha256 of everything that decides them
-    (model weights, pruning row and seed, task, split, text side, length, pooling, data), else ``compute()``."""
+    (model, pruned weights' digest, task, split, text side, length, pooling, data), else ``compute()``."""
     import hashlib
     import io
 
@@ -54,13 +55,25 @@ def embedding_cache(identity: dict, compute) -> np.ndarray:
     return value
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of a model's parameters and buffers (names, dtypes, shapes, bytes): what decides its outputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def embed_examples(encoder, tokenizer, examples: Examples, role: str, task: str, model_ref: ModelRef, recipe,
                    ctx: RunContext, pruned_as: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Pooled embeddings (u of text_a, v of text_b or None); tokenization cached per run.
 
-    With ``pruned_as`` (the row's method, rate, options and seed: what decides the pruned weights) the
-    embeddings are also kept on disk (embedding_cache), so another protocol's run of the same rows
-    reuses them instead of recomputing identical numbers.
+    With ``pruned_as`` (what decides the encoder's weights: their digest, or the dense model's identity) the
+    embeddings are also kept on disk (embedding_cache), so another protocol's run of the same rows, or another
+    seed of a row whose masks ignore the seed, reuses them instead of recomputing identical numbers.
     """
     max_length, batch, pooling = recipe.max_length, recipe.eval_batch_size, recipe.pooling
     out = []
@@ -146,7 +159,10 @@ def embedding_protocol(task, train: Examples, evals: list, model_ref: ModelRef, 
     tokenizer = load_tokenizer(model_ref.location, ctx)
     encoder = fresh_copy(pristine_encoder(model_ref, ctx))
     masks = pruner(encoder)
-    pruned_as = recipe.pruned_as  # set by the prune-finetune suite kind
+    # The disk cache (on when the suite kind sets pruned_as) is keyed by the pruned weights themselves, so rows
+    # whose masks ignore the seed (dense, global, upper, lower) share one set of embeddings across seeds, and an
+    # edited method that prunes differently never reads its old output.
+    pruned_as = None if recipe.pruned_as is None else {"weights": weights_digest(encoder)}
     before = measure_sparsity(encoder)
     encoder.to(ctx.accelerator.device)
     fit = (None, None, None)

@@ -7,7 +7,8 @@ from benchmarks.protocols.embed import probe_predict
 from benchmarks.protocols.embedding import embedding_protocol
 from benchmarks.registry import register_protocol
 
-PROBE_NOTE = "standardised features, LogisticRegression (C=1) or Ridge (alpha=1) fitted on the fixed fit subset"
+PROBE_NOTE = ("standardised features, LogisticRegression (C=1) or Ridge (alpha=1) fitted on the fit subset "
+              "(seed 1234 + the cell seed)")
 
 
 @register_protocol("probe", pooling=True)

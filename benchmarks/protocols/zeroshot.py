@@ -9,8 +9,10 @@ from benchmarks.registry import register_protocol
 
 # The rule each task chooses (its ``zeroshot_rule``), as the record's notes name it.
 RULE_NOTE = {
-    CENTROID: "nearest class centroid by cosine (pairs: of [|u-v|, u*v]); centroids from the fixed fit subset",
-    THRESHOLD: "cosine of the two sentences against one threshold chosen for accuracy on the fixed fit subset",
+    CENTROID: ("nearest class centroid by cosine (pairs: of [|u-v|, u*v]); centroids from the fit subset "
+               "(seed 1234 + the cell seed)"),
+    THRESHOLD: ("cosine of the two sentences against one threshold chosen for accuracy on the fit subset "
+                "(seed 1234 + the cell seed)"),
     COSINE: "cosine of the two sentences' embeddings as the predicted similarity; nothing fitted",
 }
 

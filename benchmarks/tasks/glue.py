@@ -14,7 +14,7 @@ from benchmarks.data import GLUE, SUBSET_SEED, Examples, fixed_subset, is_mnli_s
 from benchmarks.errors import DataMissing
 from benchmarks.models import ModelRef
 from benchmarks.predictions import LABEL, PRED, SCORE
-from benchmarks.protocols.base import cached
+from benchmarks.protocols.base import cached, fit_subset
 from benchmarks.protocols.embed import CENTROID, COSINE, THRESHOLD, roc_auc
 from benchmarks.recipes import GlueRecipe
 from benchmarks.registry import PROTOCOLS, protocol_spec, register_task
@@ -142,7 +142,12 @@ class GlueTask:
         """Judge the pruned encoder by the cell's protocol (``recipe.protocol``) and score its predictions."""
         recipe = GlueRecipe.coerce(recipe)
         protocol = protocol_spec(recipe.protocol)
-        train, evals, notes = self.splits(ctx, dataclasses.replace(recipe, train_limit=protocol.train_limit(recipe)))
+        limit = protocol.train_limit(recipe)
+        if protocol.trains:  # fine-tuning reads the fixed subset, the same for every seed
+            train, evals, notes = self.splits(ctx, dataclasses.replace(recipe, train_limit=limit))
+        else:  # a training-free protocol fits on a subset drawn with the cell's seed (seed 0: the fixed one)
+            pool, evals, notes = self.splits(ctx, dataclasses.replace(recipe, train_limit=None))
+            train = fit_subset(pool, limit, seed)
         out = protocol.predict(self, train, evals, model_ref, pruner, recipe, seed, ctx)
         metrics, arrays = {}, dict(out.arrays)
         for (prefix, examples), (preds, score) in zip(evals, out.predictions, strict=True):
@@ -174,6 +179,15 @@ class GlueTask:
             notes["chance"].update({f"{prefix}{k}": v for k, v in chance_levels(examples.labels, self.regression,
                                                                                self.num_labels == 2).items()})
         return notes
+
+
+def fit_pool(name: str, data_dir) -> Examples:
+    """What GLUE task ``name`` may fit on offline, never what it evaluates: train, or the fit halves of dev."""
+    from types import SimpleNamespace
+
+    from benchmarks.registry import TASKS
+
+    return TASKS.get(name).splits(SimpleNamespace(data_dir=data_dir, cache=None), GlueRecipe())[0]
 
 
 def chance_levels(labels: np.ndarray, regression: bool, binary: bool) -> dict:

@@ -3,10 +3,16 @@
 Text is tokenized, concatenated and cut into fixed-length blocks; 15% of the tokens are masked
 (80% [MASK], 10% random token, 10% unchanged) from a fixed seed, so every configuration sees the
 same masked positions. Metrics: masked-token accuracy and perplexity = exp(mean cross-entropy over
-masked tokens). A checkpoint without an MLM head (MiniLM-L6) gets a head fitted once on the dense
-model with the encoder frozen, on GLUE train sentences (disjoint from the evaluation text), cached
-under ``paths.cache_dir()`` keyed by the weights' hash and the fitting recipe, and reused unchanged
-for every pruned variant; records then carry ``notes.mlm_head = "fitted"``.
+masked tokens). A checkpoint without an MLM head (MiniLM-L6) gets a head fitted on the dense model
+with the encoder frozen, on ``mlm_head_sentences`` (null: all) of the offline text that no task
+evaluates (GLUE train sentences; QNLI/MNLI: the fit halves of dev), drawn with the cell seed, with 5%
+held out to stop when its loss stops falling; one head per model, recipe and cell seed, cached under
+``paths.cache_dir()`` and reused unchanged for every pruned row; records then carry
+``notes.mlm_head = "fitted"`` and ``notes.mlm_head_fit`` (what was fitted, and how long).
+
+Every record also carries the column's trivial baselines on the same masked positions, fitted on the
+same text: the most frequent token, and an add-one unigram model (per-position arrays in the ``.npz``,
+summary values in ``notes.mlm_baselines``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import copy
 import hashlib
 import json
 import math
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -29,7 +37,14 @@ from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing
 from benchmarks.masking import measure_sparsity
 from benchmarks.models import ModelRef
-from benchmarks.predictions import DRIFT, MLM_CORRECT, MLM_NLL, MLM_TOKENS
+from benchmarks.predictions import (
+    BASELINE_MFT_CORRECT,
+    BASELINE_UNIGRAM_LOGP,
+    DRIFT,
+    MLM_CORRECT,
+    MLM_NLL,
+    MLM_TOKENS,
+)
 from benchmarks.protocols.embed import drift
 from benchmarks.provenance import sha256_file
 from benchmarks.recipes import MlmRecipe
@@ -41,10 +56,15 @@ WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")
 EVAL_MASK_SEED = 2024
 HEAD_MASK_SEED = 7
 MASK_RATE, MASK_TOKEN_SHARE, RANDOM_TOKEN_SHARE = 0.15, 0.8, 0.1
-# Text for fitting a missing head: GLUE train sentences, never the WikiText evaluation text.
-HEAD_FIT_SOURCES = (("sst2", "text_a"), ("mrpc", "text_a"), ("mrpc", "text_b"), ("stsb", "text_a"), ("stsb", "text_b"))
-FITTED_NOTE = ("fitted: the checkpoint has no MLM head; a head was fitted once on the dense model with the "
-               "encoder frozen on GLUE train sentences and reused unchanged for every row")
+# Text for fitting a missing head and the baselines: every GLUE sentence no task evaluates (train splits;
+# QNLI/MNLI offline: the fit halves of dev), never the WikiText evaluation text.
+HEAD_FIT_TASKS = ("sst2", "mrpc", "stsb", "qnli", "mnli")
+HEAD_HELDOUT_SHARE = 0.05  # of the fitting sentences, held out to stop the head's fit
+HEAD_BATCH, HEAD_CHECKS_PER_EPOCH = 512, 4
+HEAD_RECIPE = 2  # task version 2: held-out stop, one head per seed, QNLI/MNLI fit text added, baselines
+FITTED_NOTE = ("fitted: the checkpoint has no MLM head; a head was fitted on the dense model with the encoder "
+               "frozen, on mlm_head_sentences (null: all) of the offline GLUE text no task evaluates, drawn with "
+               "the seed (5% held out to stop), one per seed, and reused unchanged for every row")
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -113,95 +133,194 @@ def _trainable_head_params(head: nn.Module, model: nn.Module) -> dict[str, nn.Pa
     return {n: p for n, p in head.named_parameters() if id(p) not in shared}
 
 
-def head_cache_path(model_ref: ModelRef, recipe: MlmRecipe) -> Path:
-    """Where the fitted head for this model and head-fitting recipe is cached."""
+def head_cache_path(model_ref: ModelRef, recipe: MlmRecipe, seed: int = 0) -> Path:
+    """Where the fitted head for this model, head-fitting recipe and cell seed is cached."""
     recipe = MlmRecipe.coerce(recipe)
     fit = {k: getattr(recipe, k) for k in ("mlm_head_sentences", "mlm_head_epochs", "mlm_head_lr", "max_length")}
-    ident = json.dumps({"model": model_ref.identity, "fit": fit, "seed": HEAD_MASK_SEED, "v": 1}, sort_keys=True)
+    ident = json.dumps({"model": model_ref.identity, "fit": fit, "seed": HEAD_MASK_SEED + seed,
+                        "heldout": HEAD_HELDOUT_SHARE, "batch": HEAD_BATCH, "v": HEAD_RECIPE}, sort_keys=True)
     return paths.cache_dir() / "mlm_heads" / f"{hashlib.sha256(ident.encode()).hexdigest()[:20]}.pt"
 
 
-def head_fit_sentences(data_dir: Path | None, limit: int) -> list[str]:
-    """A fixed sample of GLUE train sentences (SST-2, MRPC, STS-B), disjoint from WikiText."""
-    from benchmarks.data import load_glue
+def head_fit_sentences(data_dir: Path | None) -> list[str]:
+    """Every offline GLUE sentence no task evaluates (train splits, or QNLI/MNLI's fit halves of dev), sorted."""
+    from benchmarks.tasks.glue import fit_pool
 
-    sentences: list[str] = []
-    for task, column in HEAD_FIT_SOURCES:
+    sentences: set[str] = set()
+    for task in HEAD_FIT_TASKS:
         try:
-            sentences += [s for s in getattr(load_glue(task, "train", data_dir), column) if s and s.strip()]
+            pool = fit_pool(task, data_dir)
         except DataMissing:
             continue
+        sentences.update(s for s in (*pool.text_a, *(pool.text_b or ())) if s and s.strip())
     if not sentences:
-        raise DataMissing("no GLUE train sentences (SST-2/MRPC/STS-B) to fit the missing MLM head on")
-    sentences = sorted(set(sentences))  # deterministic regardless of file order
-    pick = np.random.default_rng(HEAD_MASK_SEED).permutation(len(sentences))[:limit]
-    return [sentences[i] for i in np.sort(pick)]
+        raise DataMissing("no GLUE sentences outside the evaluated splits to fit the missing MLM head on")
+    return sorted(sentences)  # deterministic regardless of file order
 
 
-def fit_head(model: nn.Module, tokenizer, sentences: list[str], recipe: MlmRecipe) -> dict[str, torch.Tensor]:
-    """Fit the head's own parameters on masked ``sentences`` with the encoder frozen; return their state."""
+def split_heldout(sentences: list[str], seed: int, limit: int | None = None) -> tuple[list[str], list[str]]:
+    """(fit, held-out) sentences drawn with the cell seed from ``limit`` of them (None: all): HEAD_HELDOUT_SHARE
+    held out, at least one."""
+    order = np.random.default_rng(HEAD_MASK_SEED + seed).permutation(len(sentences))[:limit]
+    held = max(1, int(round(len(order) * HEAD_HELDOUT_SHARE)))
+    return [sentences[i] for i in np.sort(order[held:])], [sentences[i] for i in np.sort(order[:held])]
+
+
+@torch.no_grad()
+def masked_features(encoder: nn.Module, tokenizer, sentences: list[str], max_length: int, seed: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen encoder's hidden states at BERT-masked positions of ``sentences`` and their target ids.
+
+    Sentences are batched in order of length (less padding); masking is drawn per batch from ``seed``.
+    """
+    ids = tokenizer(sentences, truncation=True, max_length=max_length)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    special_ids = torch.tensor(tokenizer.all_special_ids)
+    feats, targets = [], []
+    for number, start in enumerate(range(0, len(order), 128)):
+        batch = tokenizer.pad({"input_ids": [ids[i] for i in order[start:start + 128]]}, return_tensors="pt")
+        special = (batch["attention_mask"] == 0) | torch.isin(batch["input_ids"], special_ids)
+        inputs, labels = mask_tokens(batch["input_ids"], tokenizer, seed * 1_000_003 + number, special)
+        hidden = encoder(input_ids=inputs, attention_mask=batch["attention_mask"])[0]
+        keep = labels != -100
+        feats.append(hidden[keep])
+        targets.append(labels[keep])
+    return torch.cat(feats), torch.cat(targets)
+
+
+def fit_head(model: nn.Module, tokenizer, sentences: list[str], recipe: MlmRecipe, seed: int = 0
+             ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Fit the head's own parameters on masked ``sentences`` with the encoder frozen, keeping the state with
+    the lowest held-out loss (checked HEAD_CHECKS_PER_EPOCH times an epoch; stops after two checks without
+    a new best, or after ``mlm_head_epochs``). Returns the state and what happened (sizes, losses, seconds)."""
+    recipe = MlmRecipe.coerce(recipe)
+    started, cpu_started = time.perf_counter(), time.process_time()
     encoder, head = _head_modules(model)
     model.eval()
-    enc = tokenizer(sentences, truncation=True, max_length=recipe.max_length)
-    feats, targets = [], []
-    with torch.no_grad():  # the encoder is frozen: its hidden states at masked positions are computed once
-        for start in range(0, len(sentences), 64):
-            batch = tokenizer.pad({"input_ids": enc["input_ids"][start:start + 64]}, return_tensors="pt")
-            special_ids = torch.tensor(tokenizer.all_special_ids)
-            special = (batch["attention_mask"] == 0) | torch.isin(batch["input_ids"], special_ids)
-            inputs, labels = mask_tokens(batch["input_ids"], tokenizer, HEAD_MASK_SEED + start, special)
-            hidden = encoder(input_ids=inputs, attention_mask=batch["attention_mask"])[0]
-            keep = labels != -100
-            feats.append(hidden[keep])
-            targets.append(labels[keep])
-    feats, targets = torch.cat(feats), torch.cat(targets)
+    fit_text, held_text = split_heldout(sentences, seed, recipe.mlm_head_sentences)
+    feats, targets = masked_features(encoder, tokenizer, fit_text, recipe.max_length, HEAD_MASK_SEED + seed)
+    held_feats, held_targets = masked_features(encoder, tokenizer, held_text, recipe.max_length,
+                                               HEAD_MASK_SEED + seed + 500_000)
+    featurised = time.process_time() - cpu_started
     params = _trainable_head_params(head, model)
+    frozen = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in params.values())]
+    for p in frozen:  # the tied decoder (word embeddings) stays fixed: no gradient computed for it
+        p.requires_grad_(False)
+    try:
+        state, log = _train_head(head, params, feats, targets, held_feats, held_targets, recipe, seed)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    head.eval()
+    cpu = time.process_time() - cpu_started
+    log.update({"sentences": len(fit_text), "heldout_sentences": len(held_text), "available_sentences": len(sentences),
+                "positions": len(targets), "heldout_positions": len(held_targets),
+                "featurise_cpu_seconds": round(featurised, 1), "cpu_seconds": round(cpu, 1),
+                "wall_seconds": round(time.perf_counter() - started, 1)})
+    return state, log
+
+
+def _heldout_loss(head: nn.Module, feats: torch.Tensor, targets: torch.Tensor) -> float:
+    with torch.no_grad():
+        total = sum(nn.functional.cross_entropy(head(f), t, reduction="sum").item()
+                    for f, t in zip(feats.split(2048), targets.split(2048)))
+    return total / len(targets)
+
+
+def _train_head(head: nn.Module, params: dict, feats, targets, held_feats, held_targets, recipe: MlmRecipe,
+                seed: int) -> tuple[dict, dict]:
+    """AdamW on the head's own parameters; the state at the best held-out loss."""
     optimizer = torch.optim.AdamW(params.values(), lr=recipe.mlm_head_lr, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(HEAD_MASK_SEED)
-    head.train()
-    for _ in range(recipe.mlm_head_epochs):
-        for idx in torch.randperm(len(feats), generator=gen).split(256):
-            loss = nn.functional.cross_entropy(head(feats[idx]), targets[idx])
-            loss.backward()
+    gen = torch.Generator().manual_seed(HEAD_MASK_SEED + seed)
+    steps = math.ceil(len(feats) / HEAD_BATCH)
+    check_every = max(1, steps // HEAD_CHECKS_PER_EPOCH)
+    best = (_heldout_loss(head.eval(), held_feats, held_targets), 0.0)
+    best_state = {n: p.detach().clone() for n, p in params.items()}
+    losses, stale, done = [round(best[0], 4)], 0, 0
+    for epoch in range(recipe.mlm_head_epochs):
+        head.train()
+        for step, idx in enumerate(torch.randperm(len(feats), generator=gen).split(HEAD_BATCH), 1):
+            nn.functional.cross_entropy(head(feats[idx]), targets[idx]).backward()
             optimizer.step()
             optimizer.zero_grad()
-    head.eval()
-    return {n: p.detach().clone() for n, p in params.items()}
+            if step % check_every and step != steps:
+                continue
+            loss = _heldout_loss(head.eval(), held_feats, held_targets)
+            head.train()
+            losses.append(round(loss, 4))
+            if loss < best[0]:
+                best, stale = (loss, epoch + step / steps), 0
+                best_state = {n: p.detach().clone() for n, p in params.items()}
+            else:
+                stale += 1
+            if stale >= 2:
+                break
+        done = epoch + 1
+        if stale >= 2:
+            break
+    return best_state, {"heldout_losses": losses, "best_heldout_loss": round(best[0], 4),
+                        "best_epoch": round(best[1], 3), "epochs_run": done}
+
+
+def fit_baselines(tokenizer, sentences: list[str], max_length: int) -> tuple[int, np.ndarray]:
+    """(most frequent token id, log-probability of every vocabulary id) on the tokens of ``sentences``:
+    add-one smoothing over the vocabulary, special tokens excluded (they are never masked)."""
+    ids = tokenizer(sentences, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+    counts = Counter(i for row in ids for i in row)
+    vocab = np.ones(len(tokenizer))
+    for token, n in counts.items():
+        vocab[token] += n
+    vocab[tokenizer.all_special_ids] = 0.0
+    most_frequent = max(counts, key=lambda t: (counts[t], -t))
+    with np.errstate(divide="ignore"):  # special tokens: probability 0, never a target
+        return most_frequent, np.log(vocab / vocab.sum())
+
+
+def baseline_arrays(labels: torch.Tensor, most_frequent: int, logp: np.ndarray) -> dict[str, np.ndarray]:
+    """Per masked position (block order): whether the most frequent token is right, the unigram log-probability."""
+    targets = labels[labels != -100].numpy()
+    return {BASELINE_MFT_CORRECT: (targets == most_frequent).astype(np.int8),
+            BASELINE_UNIGRAM_LOGP: logp[targets].astype(np.float32)}
 
 
 def load_mlm_model(model_ref: ModelRef, tokenizer, recipe: MlmRecipe, data_dir: Path | None,
-                   accelerator=None) -> tuple[nn.Module, str]:
-    """A fresh masked-LM model and how its head came about: 'pretrained' or 'fitted' (cached, dense model)."""
+                   accelerator=None, seed: int = 0) -> tuple[nn.Module, str, dict | None]:
+    """A fresh masked-LM model, how its head came about ('pretrained' or 'fitted': cached per seed, on the
+    dense model) and, for a fitted head, what its fit did (``fit_head``'s log)."""
     from transformers import AutoModelForMaskedLM
 
     model, info = AutoModelForMaskedLM.from_pretrained(
         model_ref.location, revision=model_ref.identity.get("revision"), output_loading_info=True)
     model.eval()
     if not any(k.startswith("cls.") for k in info.get("missing_keys", [])):
-        return model, "pretrained"
+        return model, "pretrained", None
     # The main process fits (or reads) the head first; the others then read its cached copy.
     first = accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext()
     with first:
-        state = _cached_head(model, tokenizer, model_ref, recipe, data_dir)
+        state, log = _cached_head(model, tokenizer, model_ref, recipe, data_dir, seed)
     _, head = _head_modules(model)
     with torch.no_grad():
         for name, param in _trainable_head_params(head, model).items():
             param.copy_(state[name])
-    return model, "fitted"
+    return model, "fitted", log
 
 
-def _cached_head(model: nn.Module, tokenizer, model_ref: ModelRef, recipe: MlmRecipe, data_dir: Path | None) -> dict:
-    """The cached fitted head's state, fitting it on the (still dense) ``model`` when absent."""
-    path = head_cache_path(model_ref, recipe)
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    sentences = head_fit_sentences(data_dir, recipe.mlm_head_sentences)
-    state = fit_head(model, tokenizer, sentences, recipe)
+def _cached_head(model: nn.Module, tokenizer, model_ref: ModelRef, recipe: MlmRecipe, data_dir: Path | None,
+                 seed: int) -> tuple[dict, dict]:
+    """The cached fitted head's (state, fit log), fitting it on the (still dense) ``model`` when absent."""
+    from benchmarks import store
+
+    path = head_cache_path(model_ref, recipe, seed)
+    log_path = path.with_suffix(".json")
+    if path.is_file() and log_path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True), json.loads(log_path.read_text())
+    state, log = fit_head(model, tokenizer, head_fit_sentences(data_dir), recipe, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{id(state)}.tmp")
     torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a concurrent run never reads half a head
-    return state
+    store.write_bytes_atomic(log_path, json.dumps(log, sort_keys=True).encode())
+    tmp.replace(path)  # atomic, and last: a concurrent run never reads half a head or a head without its log
+    return state, log
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -252,7 +371,7 @@ class MlmTask:
     """Masked-token accuracy and perplexity of the pruned pre-trained model on WikiText-2 raw test."""
 
     name: str = "mlm"
-    version: str = "1"
+    version: str = "2"  # 2: the fitted head's recipe (HEAD_RECIPE) and the baselines; 1 fitted on 2,000 sentences
     headline: str = "mlm_accuracy"
     higher_is_better: bool = True
     # One task, two leaderboard columns: title -> (metric, higher is better) pairs (``dict(columns)``).
@@ -286,10 +405,10 @@ class MlmTask:
                                   lambda: AutoTokenizer.from_pretrained(model_ref.location))
         inputs, labels, source = self.eval_set(tokenizer, recipe, ctx)
         batch = recipe.eval_batch_size
-        # The (head-fitted) model loads once per run; each cell prunes its own copy.
-        key = ("pristine-mlm", model_ref.location, head_cache_path(model_ref, recipe).name)
-        cached, head = _cached_value(ctx, key, lambda: load_mlm_model(model_ref, tokenizer, recipe, ctx.data_dir,
-                                                                       ctx.accelerator))
+        # The (head-fitted) model loads once per run and seed; each cell prunes its own copy.
+        key = ("pristine-mlm", model_ref.location, head_cache_path(model_ref, recipe, seed).name)
+        cached, head, fit_log = _cached_value(ctx, key, lambda: load_mlm_model(
+            model_ref, tokenizer, recipe, ctx.data_dir, ctx.accelerator, seed))
         pooling = recipe.pooling
         dense_key = ("dense-mlm", key, tuple(source.items()), tuple(inputs.shape), recipe.mlm_eval_blocks,
                      pooling)
@@ -304,13 +423,29 @@ class MlmTask:
         metrics.update({"drift_cosine": float(cos.mean()), "drift_cka": cka, "collapsed": False})
         arrays = {MLM_NLL: sums[:, 0].numpy().astype(np.float32), MLM_CORRECT: sums[:, 1].numpy().astype(np.int16),
                   MLM_TOKENS: sums[:, 2].numpy().astype(np.int16), DRIFT: cos.astype(np.float32)}
+        most_frequent, logp = _cached_value(ctx, ("mlm-baselines", tokenizer.name_or_path, str(ctx.data_dir),
+                                                  recipe.max_length),
+                                            lambda: fit_baselines(tokenizer, head_fit_sentences(ctx.data_dir),
+                                                                  recipe.max_length))
+        arrays.update(baseline_arrays(labels, most_frequent, logp))
         notes = {"mlm_head": head, "protocol": recipe.protocol, "headline": self.headline,
-                 "higher_is_better": self.higher_is_better, "chance": {"mlm_accuracy": 1.0 / len(tokenizer)}}
+                 "higher_is_better": self.higher_is_better, "chance": {"mlm_accuracy": 1.0 / len(tokenizer)},
+                 "mlm_baselines": baseline_summary(arrays, tokenizer.convert_ids_to_tokens(most_frequent))}
         if notes["protocol"] != "finetune":
             notes["pooling"] = pooling
         if head == "fitted":
             notes["mlm_head_detail"] = FITTED_NOTE
+            notes["mlm_head_fit"] = fit_log
         return TaskResult(metrics, before, measure_sparsity(model), dict(source), notes, arrays)
+
+
+def baseline_summary(arrays: dict, most_frequent: str) -> dict:
+    """The baselines' accuracy and perplexity on the evaluated positions (what the per-position arrays give)."""
+    return {"most_frequent_token": most_frequent,
+            "mft_accuracy": float(arrays[BASELINE_MFT_CORRECT].mean()),
+            "unigram_accuracy": float(arrays[BASELINE_MFT_CORRECT].mean()),  # a unigram model predicts the MFT
+            "unigram_ppl": float(np.exp(-arrays[BASELINE_UNIGRAM_LOGP].astype(np.float64).mean())),
+            "fitted_on": "the MLM head's fitting text (all offline GLUE text no task evaluates), add-one smoothing"}
 
 
 def _cached_value(ctx: RunContext, key: tuple, build):

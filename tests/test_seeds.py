@@ -1,0 +1,105 @@
+"""Seeds on the zero-shot/probe protocols: the fit subset follows the cell seed (seed 0 keeps the published one),
+the evaluation units do not, and rows whose masks ignore the seed reuse seed 0's embeddings."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bert_tiny  # noqa: E402
+
+from benchmarks import predictions, store  # noqa: E402
+from benchmarks.config import apply_overrides, load_suite  # noqa: E402
+from benchmarks.data import load_glue  # noqa: E402
+from benchmarks.runner import run_suite  # noqa: E402
+
+pytestmark = pytest.mark.skipif(bert_tiny.real_mirror() is None, reason="needs the data mirror ../shared/data")
+REPO = Path(__file__).resolve().parent.parent
+ROWS = "rows=[dense, {method: global, sparsity: [0.5]}, {method: random, sparsity: [0.5]}]"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seeds")
+    return bert_tiny.make_mirror(root / "mirror"), bert_tiny.make_model(root / "tiny", mlm_head=False)
+
+
+def _suite(model: Path, seeds: str, rows: str = ROWS, tasks: str = "[sst2, qnli]"):
+    return apply_overrides(load_suite("bert-lowsparsity"),
+                           [f"model={model}", "scale=smoke", "protocol=zeroshot", f"tasks={tasks}", rows,
+                            f"seeds={seeds}", "scales.smoke.fit_limit=24"])
+
+
+def _records(results: Path) -> dict:
+    records = store.load_records(results).records.values()
+    return {(r["config"]["label"], r["config"]["task"], r["config"]["seed"]): r for r in records}
+
+
+def test_fit_subset_follows_the_seed_and_seed_zero_keeps_the_fixed_one(world):
+    """Seed 0 draws the subset every published record was fitted on (SUBSET_SEED); seed 1 another one."""
+    from benchmarks.data import SUBSET_SEED
+    from benchmarks.protocols.base import fit_subset
+
+    pool = load_glue("sst2", "train", world[0])
+    fixed = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(pool))[:24])
+    assert fit_subset(pool, 24, 0).text_a == pool.subset(fixed).text_a
+    assert fit_subset(pool, 24, 1).text_a != fit_subset(pool, 24, 0).text_a
+    assert fit_subset(pool, 24, 1).text_a == fit_subset(pool, 24, 1).text_a  # deterministic
+    assert fit_subset(pool, None, 3).text_a == pool.text_a  # no limit: the whole pool for every seed
+
+
+def test_seeds_share_evaluation_units_but_not_the_fit(world, tmp_path, monkeypatch):
+    """Across seeds the evaluated examples and labels are identical; the fitted centroids (scores) differ."""
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    summary = run_suite(_suite(world[1], "[0, 1]"), results, world[0], progress=False)
+    assert not summary.failed and summary.ok == 12
+    recs = _records(results)
+    for label in ("full-base", "full-0.5", "random-0.5"):
+        for task in ("sst2", "qnli"):
+            a = predictions.load(results, recs[label, task, 0])
+            b = predictions.load(results, recs[label, task, 1])
+            np.testing.assert_array_equal(a["label"], b["label"])
+            assert recs[label, task, 0]["metrics"]["eval_examples"] == recs[label, task, 1]["metrics"]["eval_examples"]
+        dense_0 = predictions.load(results, recs["full-base", "sst2", 0])["score"]
+        dense_1 = predictions.load(results, recs["full-base", "sst2", 1])["score"]
+        assert not np.array_equal(dense_0, dense_1)  # another fit subset, other centroids
+
+
+def test_rows_whose_masks_ignore_the_seed_reuse_seed_zero_embeddings(world, tmp_path, monkeypatch):
+    """Seed 1 of dense and global embeds only its new fit subset; the random row (new mask) embeds both."""
+    import benchmarks.protocols.embedding as embedding
+
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    assert run_suite(_suite(world[1], "[0]", tasks="[sst2]"), tmp_path / "r0", world[0], progress=False).ok == 3
+    computed = []
+    real = embedding.embed
+    monkeypatch.setattr(embedding, "embed", lambda *a, **k: computed.append(1) or real(*a, **k))
+    assert run_suite(_suite(world[1], "[1]", tasks="[sst2]"), tmp_path / "r1", world[0], progress=False).ok == 3
+    # dense: fit; global: fit; random: fit + dev. Without the weights-keyed cache it would be 6.
+    assert len(computed) == 4
+
+
+@pytest.mark.slow
+def test_seed_zero_reproduces_a_published_record_exactly(tmp_path, monkeypatch):
+    """The dense SST-2 zero-shot cell on MiniLM-L6, rerun now, gives the committed record's numbers bit for bit."""
+    folder = REPO / "published" / "minilm-l6-bert-lowsparsity-zeroshot"
+    published = [r for r in store.load_records(folder).records.values()
+                 if r["config"]["task"] == "sst2" and r["config"]["method"] == "dense" and r["config"]["seed"] == 0]
+    assert len(published) == 1
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    suite = apply_overrides(load_suite("bert-lowsparsity"),
+                            ["model=minilm-l6", "protocol=zeroshot", "scale=zeroshot", "tasks=[sst2]", "rows=[dense]"])
+    results = tmp_path / "results"
+    assert run_suite(suite, results, bert_tiny.real_mirror(), progress=False).ok == 1
+    (record,) = store.load_records(results).records.values()
+    assert record["key"] == published[0]["key"]
+    assert json.dumps(record["metrics"], sort_keys=True) == json.dumps(published[0]["metrics"], sort_keys=True)
+    mine, theirs = predictions.load(results, record), predictions.load(folder, published[0])
+    for name in ("pred", "label", "score"):
+        np.testing.assert_array_equal(mine[name], theirs[name])
