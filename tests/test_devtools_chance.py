@@ -13,7 +13,10 @@ def test_probe_board_flags_mrpc_and_clears_sst2() -> None:
     rows = {row[0]: row for row in chance.chance_rows(FOLDER)}
     assert rows["MRPC"][6] == "**no**" and rows["SST2"][6] == "yes"  # probe MRPC: dense not above the majority
     assert rows["MRPC"][4] == "majority class 0.684" and rows["MRPC"][5].startswith("[-")
-    assert rows["MLM Accuracy (fitted head)"][6] == "**no**"  # no baseline inputs in these records: not ranked
+    # MLM: the board's task-version-1 records are superseded (no dense value until rerun), and at version 2 the
+    # dense model is below the most-frequent-token baseline: not ranked either way.
+    (mlm,) = [row for name, row in rows.items() if name.startswith("MLM Accuracy")]
+    assert mlm[6] == "**no**"
     assert all(row[7] == 0 for row in rows.values())  # no collapsed rows
 
 

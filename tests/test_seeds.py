@@ -103,3 +103,19 @@ def test_seed_zero_reproduces_a_published_record_exactly(tmp_path, monkeypatch):
     mine, theirs = predictions.load(results, record), predictions.load(folder, published[0])
     for name in ("pred", "label", "score"):
         np.testing.assert_array_equal(mine[name], theirs[name])
+
+
+def test_weights_digest_follows_the_embedding_weights_only(world):
+    """The digest changes with any weight the embeddings read, not with the pooler (unused, random when absent)."""
+    import torch
+    from transformers import AutoModel
+
+    from benchmarks.protocols.embedding import weights_digest
+
+    model = AutoModel.from_pretrained(world[1])
+    digest = weights_digest(model)
+    with torch.no_grad():
+        model.pooler.dense.weight.add_(1.0)
+        assert weights_digest(model) == digest
+        model.encoder.layer[0].attention.self.query.weight[0, 0] = 0.0
+    assert weights_digest(model) != digest

@@ -55,12 +55,19 @@ def embedding_cache(identity: dict, compute) -> np.ndarray:
     return value
 
 
+# Weights that never enter a pooled embedding (embed() reads the last hidden states). The pooler is also freshly
+# random at every load of a checkpoint saved without one (an MLM checkpoint), which would defeat the cache.
+NOT_EMBEDDED = ("pooler.",)
+
+
 def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 of a model's parameters and buffers (names, dtypes, shapes, bytes): what decides its outputs."""
+    """sha256 of the parameters and buffers that decide a model's embeddings (names, dtypes, shapes, bytes)."""
     import hashlib
 
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
+        if name.startswith(NOT_EMBEDDED):
+            continue
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes())
