@@ -115,6 +115,22 @@ def test_fitted_head_is_cached_and_reused_for_pruned_rows(tmp_path, mirror, monk
     assert not mlm.head_cache_path(ctx.model_ref, RECIPE, seed=1).is_file()  # another seed, another head
 
 
+def test_fitted_head_does_not_depend_on_the_process_random_state(tmp_path, mirror, monkeypatch):
+    """Fitted from scratch twice (empty caches) after different draws from torch's global generator: the same
+    head, and the global generator is left as it was (the head's random start comes from the seed)."""
+    folder = bert_tiny.make_model(tmp_path / "tiny-nohead", mlm_head=False)
+    ctx = _ctx(mirror, folder)
+    heads = []
+    for attempt in range(2):
+        monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / f"cache{attempt}"))
+        torch.manual_seed(100 + attempt)
+        before = torch.get_rng_state()
+        model, how, _ = mlm.load_mlm_model(ctx.model_ref, _tokenizer(folder), RECIPE, mirror, seed=0)
+        assert how == "fitted" and torch.equal(torch.get_rng_state(), before)
+        heads.append(model.cls.predictions.transform.dense.weight.detach().clone())
+    assert torch.equal(heads[0], heads[1])
+
+
 def test_fitted_head_varies_with_the_seed_and_lowers_heldout_loss(tmp_path, mirror, monkeypatch):
     """Seed 1 fits its own head (other masks, held-out split and order); the kept state beats the start."""
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))

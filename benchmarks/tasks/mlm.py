@@ -138,7 +138,8 @@ def head_cache_path(model_ref: ModelRef, recipe: MlmRecipe, seed: int = 0) -> Pa
     recipe = MlmRecipe.coerce(recipe)
     fit = {k: getattr(recipe, k) for k in ("mlm_head_sentences", "mlm_head_epochs", "mlm_head_lr", "max_length")}
     ident = json.dumps({"model": model_ref.identity, "fit": fit, "seed": HEAD_MASK_SEED + seed,
-                        "heldout": HEAD_HELDOUT_SHARE, "batch": HEAD_BATCH, "v": HEAD_RECIPE}, sort_keys=True)
+                        "heldout": HEAD_HELDOUT_SHARE, "batch": HEAD_BATCH, "v": HEAD_RECIPE, "init": "seeded"},
+                       sort_keys=True)
     return paths.cache_dir() / "mlm_heads" / f"{hashlib.sha256(ident.encode()).hexdigest()[:20]}.pt"
 
 
@@ -289,8 +290,12 @@ def load_mlm_model(model_ref: ModelRef, tokenizer, recipe: MlmRecipe, data_dir: 
     dense model) and, for a fitted head, what its fit did (``fit_head``'s log)."""
     from transformers import AutoModelForMaskedLM
 
-    model, info = AutoModelForMaskedLM.from_pretrained(
-        model_ref.location, revision=model_ref.identity.get("revision"), output_loading_info=True)
+    # A checkpoint without an MLM head gets a randomly initialised one from from_pretrained: draw it from the
+    # seed (the process's own random state untouched), so a head fitted from scratch anywhere is the same head.
+    with torch.random.fork_rng():
+        torch.manual_seed(HEAD_MASK_SEED + seed)
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            model_ref.location, revision=model_ref.identity.get("revision"), output_loading_info=True)
     model.eval()
     if not any(k.startswith("cls.") for k in info.get("missing_keys", [])):
         return model, "pretrained", None
