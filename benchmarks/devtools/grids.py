@@ -15,20 +15,20 @@ import sys
 
 from benchmarks.paths import REPO_ROOT
 
-# results folder (relative to the repository) -> the `report` arguments that name its suite (see each NOTE.md)
+# results folder (relative to the repository) -> the `report` arguments that name its suite (see each NOTE.md).
+# The two zero-shot boards hold some seed-1/2 records already; their grids become `--set seeds=[0,1,2]` once
+# every cell of seeds 1-2 is in (their NOTE.md), so that until then the boards are the complete seed-0 boards.
 COMMITTED = {
     "docs/examples/smoke/results": ["--suite", "smoke"],
     "docs/examples/bert-correlations/results": ["--suite", "bert-correlations", "--model", "minilm-l6"],
     "published/minilm-l6-bert-lowsparsity-cpu": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                  "--set", "scale=cpu"],
     "published/minilm-l6-bert-lowsparsity-zeroshot": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
-                                                      "--set", "protocol=zeroshot", "--set", "scale=zeroshot",
-                                                      "--set", "seeds=[0,1,2]"],
+                                                      "--set", "protocol=zeroshot", "--set", "scale=zeroshot"],
     "published/minilm-l6-bert-lowsparsity-probe": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                    "--set", "protocol=probe", "--set", "scale=probe"],
     "published/minilm-l6-bert-highsparsity-zeroshot": ["--suite", "bert-highsparsity", "--model", "minilm-l6",
-                                                       "--set", "protocol=zeroshot", "--set", "scale=zeroshot",
-                                                       "--set", "seeds=[0,1,2]"],
+                                                       "--set", "protocol=zeroshot", "--set", "scale=zeroshot"],
     "published/minilm-l6-bert-oneshot-probe": ["--suite", "bert-oneshot", "--model", "minilm-l6",
                                                "--set", "protocol=probe", "--set", "scale=probe",
                                                "--set", "tasks=[sst2,stsb,mrpc]"],
