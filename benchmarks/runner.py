@@ -241,9 +241,10 @@ MINE, HELD, DONE = "mine", "held", "done"
 
 
 def _run_cells(todo: list[Cell], suite_kind, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
-               claims: bool, bar, keep_stale: bool = False) -> list[Cell]:
+               claims: bool, bar, keep_stale: bool = False, waiting: bool = False) -> list[Cell]:
     """Run ``todo`` one cell after another (claiming each when ``claims``), advancing ``bar``; return the
-    cells left to other runs that hold their claims."""
+    cells left to other runs that hold their claims. ``waiting``: these are cells other runs held before, so one
+    found done counts as done by them, not as already done when this run started."""
     left = []
     for cell in todo:
         if bar is not None:
@@ -252,7 +253,9 @@ def _run_cells(todo: list[Cell], suite_kind, ctx: RunContext, suite: Suite, resu
         if state == HELD:
             left.append(cell)
             continue
-        if state == DONE:
+        if state == DONE and waiting:
+            summary.by_others += 1
+        elif state == DONE:
             summary.skipped_done += 1
         else:
             _run_claimed(suite_kind, cell, ctx, suite, results_dir, summary, claims)
@@ -281,19 +284,7 @@ def _wait_for_others(left: list[Cell], suite_kind, ctx: RunContext, suite: Suite
           f"(checking every {poll_seconds():g} s; --no-wait leaves them)", file=sys.stderr)
     while left:
         time.sleep(poll_seconds())
-        still = []
-        for cell in left:
-            state = _claim(results_dir, cell, keep_stale)
-            if state == HELD:
-                still.append(cell)
-                continue
-            if state == DONE:
-                summary.by_others += 1
-            else:
-                _run_claimed(suite_kind, cell, ctx, suite, results_dir, summary, True)
-            if bar is not None:
-                bar.update(1)
-        left = still
+        left = _run_cells(left, suite_kind, ctx, suite, results_dir, summary, True, bar, keep_stale, waiting=True)
     return left
 
 

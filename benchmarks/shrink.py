@@ -18,11 +18,11 @@ import warnings
 import torch
 from torch import nn
 
-from benchmarks.masking import SHRUNK  # one name for the attribute; masking reads it, never imports shrink at load
 from methods.prunable import prunable_weights
 from methods.structured import Structure, encoder_layers, flop_geometry
 
 # The attribute holding {"layer_map": [...], "removed": {layer: weights}}; benchmarks.masking reads it by this name.
+SHRUNK = "prunebench_shrunk"
 
 
 class NoHeads(nn.Module):

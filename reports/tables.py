@@ -221,11 +221,16 @@ def baseline_view(board: Board) -> list[str] | None:
     return cells if any(cells) else None
 
 
+def shown_label(row: Row) -> str:
+    """The label a board shows for ``row``: dense as "dense" (the paper's full-base), every other row as itself."""
+    return DENSE_LABEL if row.dense else row.label
+
+
 def row_view(row: Row, board: Board) -> dict:
     """One table row's cells in column order."""
     achieved = row.achieved
     return {
-        "label": DENSE_LABEL if row.dense else row.label,
+        "label": shown_label(row),
         "label_notes": [_footnote(board.footnotes, DENSE_NOTE)] if row.dense else [],
         "cells": [cell_view(row.entries[c], c) for c in board.columns],
         "sparsity": _num(achieved, SPARSITY_DIGITS) if achieved is not None else "missing",

@@ -44,7 +44,7 @@ def _cpu(name: str):
 def test_suite_rows_and_tasks_are_the_papers(name, labels):
     suite = load_suite(name)
     assert suite.model == "bert-base-uncased" and suite.scale == "full"
-    assert set(suite.scales) == {"full", "cpu", "smoke", "zeroshot", "probe"}
+    assert set(suite.scales) == {"full", "cpu", "cpu-ft", "smoke", "zeroshot", "probe"}
     cells = expand(_cpu(name))
     rows = list(dict.fromkeys(c.config["label"] for c in cells))
     assert rows == labels

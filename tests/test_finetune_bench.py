@@ -2,8 +2,9 @@
 share (#22 item 2; ``bench`` marker: run by ``tox -e bench``, never in the default run).
 
 One dense fine-tune cell of MiniLM-L6 on the ``cpu-ft`` scale's 1,000 STS-B training pairs (length-grouped
-batches of 16, max length 64; one epoch instead of two) through the suite kind, as a run would do it; its record's ``notes.finetune_account`` holds the
-training steps' GFLOP/s (``benchmarks.protocols.finetune.FLOP_RULE``) and the padded share. The GEMM rate is a
+batches of 16, max length 64; one epoch instead of two) through the suite kind, as a run would do it; its
+record's ``notes.finetune_account`` holds the training steps' GFLOP/s
+(``benchmarks.protocols.finetune.FLOP_RULE``) and the padded share. The GEMM rate is a
 float32 (32 x 30 tokens) x 384 x 1536 product, MiniLM's feed-forward shape, on the same threads, the best of a
 measurement before and one after the cell (a shared machine slows one of them). Aims from the
 issue: at least half the GEMM rate over the training steps, under 15% padding; the ratio goes to the bench

@@ -18,7 +18,7 @@ import pytest
 from benchmarks import store
 from reports.leaderboard import build_board
 from reports.prune_finetune import render_board
-from reports.tables import DENSE_LABEL
+from reports.tables import shown_label
 from tests.golden import golden
 
 pytestmark = pytest.mark.browser
@@ -74,7 +74,7 @@ def test_table_rows_footnotes_and_plots_are_in_the_rendered_dom(rendered, tmp_pa
     heads = table.findall("h:thead/h:tr/h:th", NS)
     assert len(heads) == len(board.columns) + 2 and all("sortable" in h.get("class", "") for h in heads)
     labels = [tr.get("data-label") for tr in table.findall("h:tbody/h:tr[@data-label]", NS)]
-    assert labels == [DENSE_LABEL if r.dense else r.label for r in board.rows]  # dense is shown as "dense"
+    assert labels == [shown_label(r) for r in board.rows]  # dense is shown as "dense"
     # the trivial-baseline row is shown but is not a ranked row: no data-label, so sorting leaves it alone
     assert len(table.findall("h:tbody[@data-bucket='baseline']/h:tr[@class='baseline']", NS)) == 1
     groups = ["".join(th.itertext()) for th in table.findall("h:tbody/h:tr[@class='group']/h:th", NS)]
@@ -103,7 +103,7 @@ def test_clicking_a_header_sorts_rows_inside_each_bucket(rendered, tmp_path):
         keys = [float(r.findall("h:td", NS)[1].get("data-sort")) for r in rows]
         assert keys == sorted(keys, reverse=True), f"bucket {body.get('data-bucket')} not sorted: {keys}"
     order = [tr.get("data-label") for tr in table.findall("h:tbody/h:tr[@data-label]", NS)]
-    shown = [DENSE_LABEL if r.dense else r.label for r in board.rows]
+    shown = [shown_label(r) for r in board.rows]
     assert order != shown, "sorting changed nothing; the fixture should not be pre-sorted"
 
 

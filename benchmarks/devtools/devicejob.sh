@@ -41,9 +41,10 @@ for seed in ${PRUNEBENCH_GPU_RESUME:-}; do  # "suite=folder": copy that folder's
   mkdir -p "$ROOT/results/${seed%%=*}-full" && cp -r "${seed#*=}"/records "${seed#*=}"/grids "$ROOT/results/${seed%%=*}-full/"
   stamp "resuming ${seed%%=*} from ${seed#*=} ($(ls "${seed#*=}"/records/*.json | wc -l) records)"
 done
+want() { [[ " $STEPS " == *" $1 "* ]]; }  # is step $1 among PRUNEBENCH_GPU_STEPS?
 pack() { tar czf "$OUT/results.tar.gz" -C "$ROOT" results 2>/dev/null; stamp "packed results"; }
 
-if [[ " $STEPS " == *" timing "* ]]; then
+if want timing; then
   stamp "bert-base architecture: 300 training steps"
   timeout 90 python3 -m benchmarks.devtools.devicejob time-bert-base --steps 300 > "$OUT/bert_base_timing.json"
 fi
@@ -56,15 +57,15 @@ run_suite() {  # name, share of the time left (percent), extra --set arguments
     --set scale=full --set "tasks=$TASKS" --results "$ROOT/results/$name-full" --jobs "$JOBS" --no-progress "$@"
   stamp "$name: exit $?"
 }
-if [[ " $STEPS " == *" both "* ]]; then  # both suites at once, each with $JOBS workers, packing what finished
+if want both; then  # both suites at once, each with $JOBS workers, packing what finished
   # explicit pids: a bare `wait` also waits for the log's tee (process substitution), which never ends
   run_suite bert-lowsparsity 90 & low=$!
   run_suite bert-highsparsity 90 & high=$!
   wait "$low" "$high"
   pack
 fi
-[[ " $STEPS " == *" low "* ]] && { run_suite bert-lowsparsity 50; pack; }
-[[ " $STEPS " == *" high "* ]] && { run_suite bert-highsparsity 75; pack; }
+want low && { run_suite bert-lowsparsity 50; pack; }
+want high && { run_suite bert-highsparsity 75; pack; }
 # bf16 against fp32 on the dense row (the fp32 dense cells are the low-sparsity suite's own).
-[[ " $STEPS " == *" bf16 "* ]] && { JOBS=4 run_suite bert-lowsparsity 90 --set "rows=[dense]" --set recipe.precision=bf16; pack; }
+want bf16 && { JOBS=4 run_suite bert-lowsparsity 90 --set "rows=[dense]" --set recipe.precision=bf16; pack; }
 stamp "done"

@@ -23,6 +23,8 @@ COMMITTED = {
     "docs/examples/bert-correlations/results": ["--suite", "bert-correlations", "--model", "minilm-l6"],
     "published/minilm-l6-bert-lowsparsity-cpu": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                  "--set", "scale=cpu"],
+    "published/minilm-l6-bert-lowsparsity-cpuft": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
+                                                   "--set", "scale=cpu-ft", "--set", "tasks=[sst2,stsb]"],
     "published/minilm-l6-bert-lowsparsity-zeroshot": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                       "--set", "protocol=zeroshot", "--set", "scale=zeroshot"],
     "published/minilm-l6-bert-lowsparsity-probe": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
