@@ -621,8 +621,10 @@ def column_baseline(column: Column, dense: Row | None) -> Baseline:
     if entry.collapsed:
         out.why = "dense itself is no better than a predictor that ignores its input"
     elif lo <= 0:
-        out.why = (f"dense {entry.mean:.3f} does not beat the {name} baseline {value:.3f} (95% paired interval of "
-                   f"the gap [{lo:+.3f}, {hi:+.3f}] reaches 0), so this column cannot rank the methods")
+        # An interval wholly below 0 says more than "not shown better": dense is shown worse than the baseline.
+        verdict, where = ("is worse than", "lies below 0") if hi < 0 else ("does not beat", "reaches 0")
+        out.why = (f"dense {entry.mean:.3f} {verdict} the {name} baseline {value:.3f} (95% paired interval of "
+                   f"the gap [{lo:+.3f}, {hi:+.3f}] {where}), so this column cannot rank the methods")
     out.admissible = not out.why
     return out
 
