@@ -338,7 +338,10 @@ def toward_chance(row: ClaimRow, dense: ClaimRow, column: ClaimColumn) -> Compar
         return None
     share = _sign(column) * (a[0] - column.baseline) / size if size > 0 else None
     base = (column.baseline, column.base_reps, False)
-    why = "" if a[1] is None and d[1] is None else _untestable(a, d, base)
+    # A collapsed row (no better than a label-blind predictor) is the claim's strongest case, not an untestable
+    # one: it is tested like any other row. Only a collapsed dense row leaves nothing to measure the gap against.
+    row_cell = (a[0], a[1], False)
+    why = "" if a[1] is None and d[1] is None else _untestable(row_cell, d, base)
     if why or share is None:
         return Comparison("toward-chance", row.nominal, column.title, row.label, "dense", share, None,
                           INCONCLUSIVE, why or "dense not above the baseline")

@@ -209,6 +209,21 @@ def test_toward_chance_uses_a_difference_of_gaps_not_a_ratio():
     assert found.verdict == claims.UNTESTED and found.excluded == [("SST2", "dense not above")]
 
 
+def test_toward_chance_counts_a_collapsed_row_as_fallen_to_chance():
+    # a Fig 7 row at the majority share that the board marks collapsed: tested, and it supports the claim
+    values = {"full-base": 0.9, "full-0.7": 0.6, "full-0.9": 0.5}
+    board = rows(values)
+    board[2].cells["SST2"] = (*board[2].cells["SST2"][:2], True)
+    (found,) = claims.check([column()], board, ["toward-chance"])
+    collapsed = next(c for c in found.comparisons if c.first == "full-0.9")
+    assert collapsed.why == "" and collapsed.verdict == claims.REPRODUCED and collapsed.effect == pytest.approx(0.0)
+    assert found.verdict == claims.REPRODUCED
+    # a collapsed dense row still leaves nothing to test against
+    board[0].cells["SST2"] = (*board[0].cells["SST2"][:2], True)
+    (found,) = claims.check([column()], board, ["toward-chance"])
+    assert all(c.why == "collapsed" for c in found.comparisons)
+
+
 def test_the_paper_table_gets_words_of_its_own():
     view = [claims.result_view(r, ["MRPC"], points=True) for r in claims.check_paper()]
     words = {v["verdict"] for v in view}

@@ -25,6 +25,8 @@ COMMITTED = {
                                                  "--set", "scale=cpu"],
     "published/minilm-l6-bert-lowsparsity-cpuft": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                    "--set", "scale=cpu-ft", "--set", "tasks=[sst2,stsb]"],
+    "published/minilm-l6-bert-highsparsity-cpuft": ["--suite", "bert-highsparsity", "--model", "minilm-l6",
+                                                    "--set", "scale=cpu-ft", "--set", "tasks=[sst2]"],
     "published/minilm-l6-bert-lowsparsity-zeroshot": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                       "--set", "protocol=zeroshot", "--set", "scale=zeroshot"],
     "published/minilm-l6-bert-lowsparsity-probe": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
