@@ -372,14 +372,18 @@ def build_board(title: str, cells: list[Cell], records: dict, corrupt: dict | No
 
 
 def evaluation_sizes(cells: list[Cell], records: dict, predictions: dict | None = None) -> dict[str, list[int]]:
-    """Task -> the distinct numbers of evaluated examples of its ok records: ``metrics.eval_examples``, else the
-    length of the per-example arrays (GLUE tasks; an MLM record's arrays count blocks, not examples)."""
+    """Task -> the distinct numbers of evaluated examples of its ok records: the length of the per-example arrays
+    the intervals resample (GLUE tasks; MNLI's matched half only), else ``metrics.eval_examples`` (an MLM record's
+    arrays count blocks, not examples)."""
     out: dict[str, set] = {}
     for cell in cells:
         record = records.get(cell.key) or {}
-        size = (record.get("metrics") or {}).get("eval_examples") if record.get("status") == "ok" else None
+        if record.get("status") != "ok":
+            continue
+        size = (record.get("metrics") or {}).get("eval_examples")
         arrays = (predictions or {}).get(cell.key)
-        if size is None and arrays is not None and cell.config["task"] != "mlm" and "label" in arrays:
+        if arrays is not None and cell.config["task"] != "mlm" and "label" in arrays:
+            # MNLI records count matched + mismatched in eval_examples; the board shows the matched arrays only
             size = len(arrays["label"])
         if isinstance(size, (int, float)) and not isinstance(size, bool):
             out.setdefault(cell.config["task"], set()).add(int(size))

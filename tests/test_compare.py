@@ -89,6 +89,19 @@ def test_an_evaluation_subset_is_said_in_the_header():
     assert "at most 200 examples of each dev set" in tables.evaluation_text(board)
 
 
+def test_evaluated_examples_count_the_arrays_the_intervals_resample():
+    """An MNLI record counts matched + mismatched in eval_examples; the header gives the matched units shown."""
+    from reports.leaderboard import evaluation_sizes
+    mnli = Cell({"task": "mnli"}, "dense mnli seed=0", {})
+    mlm = Cell({"task": "mlm"}, "dense mlm seed=0", {})
+    records = {mnli.key: {"status": "ok", "metrics": {"eval_examples": 1000}},
+               mlm.key: {"status": "ok", "metrics": {"eval_examples": 1227}}}
+    arrays = {mnli.key: {"label": np.zeros(500), "mismatched_label": np.zeros(500)},
+              mlm.key: {"label": np.zeros(200)}}  # MLM arrays count blocks, not positions
+    assert evaluation_sizes([mnli, mlm], records, arrays) == {"mnli": [500], "mlm": [1227]}
+    assert evaluation_sizes([mnli], records) == {"mnli": [1000]}  # no arrays: the record's own count
+
+
 def test_claims_are_left_out_where_the_table_has_none_of_their_rows():
     loaded = store.load_records(golden.RECORDS / "zeroshot-arrays")
     keep = [c for c in golden.case_cells("zeroshot-arrays")  # no rows at 0.7 or above: no "toward chance"
