@@ -382,9 +382,9 @@ def evaluation_sizes(cells: list[Cell], records: dict, predictions: dict | None 
             continue
         size = (record.get("metrics") or {}).get("eval_examples")
         arrays = (predictions or {}).get(cell.key)
-        if arrays is not None and cell.config["task"] != "mlm" and "label" in arrays:
+        if arrays is not None and cell.config["task"] != "mlm" and P_LABEL in arrays:
             # MNLI records count matched + mismatched in eval_examples; the board shows the matched arrays only
-            size = len(arrays["label"])
+            size = len(arrays[P_LABEL])
         if isinstance(size, (int, float)) and not isinstance(size, bool):
             out.setdefault(cell.config["task"], set()).add(int(size))
     return {task: sorted(sizes) for task, sizes in out.items()}
