@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", nargs="+", metavar="PROTOCOL=RESULTS",
                         help="rank correlations of the rows' scores between protocols instead of the leaderboard, "
                              "e.g. --compare zeroshot=published/A probe=published/B (docs/protocols.md)")
+    report.add_argument("--same-cells", type=Path, metavar="OTHER",
+                        help="pair --results' records with OTHER's by cell key and show how far each number moved "
+                             "(the same grid on two machines or devices; docs/reproducibility.md); Markdown")
 
     lst = sub.add_parser("list", help="list registered methods, tasks, suites, models, suite kinds or protocols")
     lst.add_argument("what", choices=LISTABLE)
@@ -315,6 +318,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.compare:
         return _compare(resolve_suite(args), args)
+    if args.same_cells is not None:
+        return _same_cells(args)
     fmt = report_format(args.format, args.out)
     results = _results_dir(args.results)
     if not results.is_dir():
@@ -342,14 +347,34 @@ def _compare(suite: Suite, args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_out(args.out)
     text = compare.render(suite.name, pairs, compare.compare(pairs, list(suite.tasks)), args.out)
-    if args.out is None:
-        print(text)
-    else:
-        from benchmarks.store import write_bytes_atomic
-
-        write_bytes_atomic(args.out, text.encode())
-        print(f"wrote {args.out}", file=sys.stderr)
+    _write_or_print(text, args.out)
     return 0
+
+
+def _same_cells(args: argparse.Namespace) -> int:
+    """``report --same-cells OTHER``: the cells of --results and OTHER paired by key (reports/device_compare.py)."""
+    from reports import device_compare
+
+    if args.format not in (None, "md"):
+        raise UserError("--same-cells writes Markdown only; drop --format html")
+    a = device_compare.check_folder(_results_dir(args.results), "--results")
+    b = device_compare.check_folder(args.same_cells, "--same-cells")
+    if args.out is not None:
+        _check_out(args.out)
+    text = device_compare.render(device_compare.compare_folders(a, b), a, b)
+    _write_or_print(text, args.out)
+    return 0
+
+
+def _write_or_print(text: str, out: Path | None) -> None:
+    """Print ``text``, or write it atomically to ``out`` and say so on stderr."""
+    if out is None:
+        print(text)
+        return
+    from benchmarks.store import write_bytes_atomic
+
+    write_bytes_atomic(out, text.encode())
+    print(f"wrote {out}", file=sys.stderr)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

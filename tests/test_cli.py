@@ -86,6 +86,10 @@ CASES = [
     ("compare-no-records", lambda e: ["report", "--suite-file", e["suite"], "--compare",
                                       f"zeroshot={e['tmp'] / 'nope'}", f"probe={e['tmp'] / 'nope'}"],
      "has no records/ folder", None),
+    ("same-cells-no-records", lambda e: ["report", "--results", str(e["tmp"] / "nope"), "--same-cells",
+                                         str(e["tmp"] / "nope")], "has no records/ folder", None),
+    ("same-cells-html", lambda e: ["report", "--results", str(e["tmp"] / "nope"), "--same-cells",
+                                   str(e["tmp"] / "nope"), "--format", "html"], "Markdown only", None),
 ]
 
 
