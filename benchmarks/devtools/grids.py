@@ -16,17 +16,17 @@ import sys
 from benchmarks.paths import REPO_ROOT
 
 # results folder (relative to the repository) -> the `report` arguments that name its suite (see each NOTE.md).
-# The two zero-shot boards hold some seed-1/2 records already; their grids become `--set seeds=[0,1,2]` once
-# every cell of seeds 1-2 is in (their NOTE.md), so that until then the boards are the complete seed-0 boards.
 COMMITTED = {
     "docs/examples/smoke/results": ["--suite", "smoke"],
     "docs/examples/bert-correlations/results": ["--suite", "bert-correlations", "--model", "minilm-l6"],
     "published/minilm-l6-bert-lowsparsity-cpu": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                  "--set", "scale=cpu"],
     "published/minilm-l6-bert-lowsparsity-cpuft": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
-                                                   "--set", "scale=cpu-ft", "--set", "tasks=[sst2,stsb]"],
+                                                   "--set", "scale=cpu-ft", "--set", "tasks=[sst2,stsb]",
+                                                   "--set", "seeds=[0,1,2]"],
     "published/minilm-l6-bert-highsparsity-cpuft": ["--suite", "bert-highsparsity", "--model", "minilm-l6",
-                                                    "--set", "scale=cpu-ft", "--set", "tasks=[sst2]"],
+                                                    "--set", "scale=cpu-ft", "--set", "tasks=[sst2]",
+                                                    "--set", "seeds=[0,1,2]"],
     "published/minilm-l6-bert-lowsparsity-zeroshot": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                       "--set", "protocol=zeroshot", "--set", "scale=zeroshot",
                                                       "--set", "seeds=[0,1,2]"],
