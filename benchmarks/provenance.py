@@ -67,6 +67,23 @@ def device_name() -> str:
     return f"cpu:{platform.processor() or platform.machine()}"
 
 
+def cpu_info() -> dict:
+    """The CPU the numbers came from: its model name, the instruction set torch's kernels use, torch's threads.
+
+    float32 training moves slightly between CPUs (AVX-512 against AVX2 kernels; docs/reproducibility.md), so a
+    record says which one computed it."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:  # Linux; elsewhere the platform string above
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"model": model, "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
+
+
 def provenance(data_files: dict[str, str] | None = None) -> dict:
     """Full provenance block for a record (``plugins``: the ``--plugin`` arguments, when any were given)."""
     from benchmarks.plugins import LOADED
@@ -75,6 +92,7 @@ def provenance(data_files: dict[str, str] | None = None) -> dict:
         **git_state(),
         "versions": library_versions(),
         "device": device_name(),
+        "cpu": cpu_info(),
         "data": dict(data_files or {}),
         **({"plugins": list(LOADED)} if LOADED else {}),
     }

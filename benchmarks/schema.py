@@ -58,6 +58,7 @@ class Provenance(TypedDict):
     git_dirty: NotRequired[Optional[bool]]
     versions: dict[str, Optional[str]]
     device: str
+    cpu: NotRequired[dict[str, Any]]  # model name, torch's CPU capability (AVX512, AVX2, ...), threads
     data: dict[str, Optional[str]]
     model_location_is_local: NotRequired[bool]
     num_processes: NotRequired[int]

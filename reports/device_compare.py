@@ -48,6 +48,15 @@ def agreement(x: dict, y: dict, regression: bool) -> float:
     return float(np.mean(px == py))
 
 
+def device_of(record: dict) -> str:
+    """The record's device, with the CPU's model and torch's kernel set where the record names them."""
+    prov = record.get("provenance", {})
+    cpu = prov.get("cpu") or {}
+    if str(prov.get("device", "")).startswith("cpu") and cpu:
+        return f"{prov['device']}, {cpu.get('model')}, {cpu.get('torch_capability')}"
+    return str(prov.get("device"))
+
+
 def cell_difference(a: Path, ra: dict, b: Path, rb: dict) -> dict | None:
     """One pair's headline metric on each side, b minus a with its paired interval, and the agreement; None
     when the metric cannot be recomputed from both sides' per-example arrays."""
@@ -63,7 +72,7 @@ def cell_difference(a: Path, ra: dict, b: Path, rb: dict) -> dict | None:
     return {"task": config["task"], "label": config["label"], "seed": config["seed"], "metric": metric,
             "a": va, "b": vb, "diff": vb - va, "bounds": bounds,
             "agreement": agreement(xa, xb, parsed[1].regression), "regression": parsed[1].regression,
-            "devices": (ra.get("provenance", {}).get("device"), rb.get("provenance", {}).get("device"))}
+            "devices": (device_of(ra), device_of(rb))}
 
 
 def compare_folders(a: Path, b: Path) -> list[dict]:

@@ -160,7 +160,9 @@ def test_records_frame_one_call(tmp_path, fake_kind):
     assert set(frame.attrs["records"]) == set(frame.key)
     record = frame.attrs["records"][frame.key.iloc[0]]
     assert {"config", "metrics", "sparsity", "timings", "provenance"} <= set(record)
-    assert {"git_sha", "git_dirty", "versions", "device", "data"} <= set(record["provenance"])
+    assert {"git_sha", "git_dirty", "versions", "device", "cpu", "data"} <= set(record["provenance"])
+    cpu = record["provenance"]["cpu"]  # which CPU and kernel set computed it (float32 training differs by ISA)
+    assert cpu["model"] and cpu["torch_capability"] in {"DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "SVE256"}
     sub = store.records_frame(results, keys=[frame.key.iloc[0]])
     assert len(sub) == 1
 
