@@ -3,7 +3,6 @@ the evaluation units do not, and rows whose masks ignore the seed reuse seed 0's
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -85,9 +84,18 @@ def test_rows_whose_masks_ignore_the_seed_reuse_seed_zero_embeddings(world, tmp_
     assert len(computed) == 4
 
 
+# About 6x the largest move of a score between the two CPUs measured (1.6e-7); a real change (another pooling,
+# another centroid) moves scores by far more than 1e-3.
+SCORE_ATOL = 1e-6
+
+
 @pytest.mark.slow
 def test_seed_zero_reproduces_a_published_record_exactly(tmp_path, monkeypatch):
-    """The dense SST-2 zero-shot cell on MiniLM-L6, rerun now, gives the committed record's numbers bit for bit."""
+    """The dense SST-2 zero-shot cell on MiniLM-L6, rerun now, gives the committed record's numbers.
+
+    Classes exactly; the float scores to ``SCORE_ATOL``: the record was written on an AMD EPYC (AVX2 kernels) and
+    on an Intel Xeon with AVX-512 the scores move by at most 1.6e-7 (measured 2026-12-05), so a bitwise comparison
+    tests the CPU, not the code. Bit-for-bit reruns on one machine are tested by the determinism tests."""
     folder = REPO / "published" / "minilm-l6-bert-lowsparsity-zeroshot"
     published = [r for r in store.load_records(folder).records.values()
                  if r["config"]["task"] == "sst2" and r["config"]["method"] == "dense" and r["config"]["seed"] == 0]
@@ -99,10 +107,13 @@ def test_seed_zero_reproduces_a_published_record_exactly(tmp_path, monkeypatch):
     assert run_suite(suite, results, bert_tiny.real_mirror(), progress=False).ok == 1
     (record,) = store.load_records(results).records.values()
     assert record["key"] == published[0]["key"]
-    assert json.dumps(record["metrics"], sort_keys=True) == json.dumps(published[0]["metrics"], sort_keys=True)
+    assert record["metrics"].keys() == published[0]["metrics"].keys()
+    for name, value in published[0]["metrics"].items():
+        assert record["metrics"][name] == (pytest.approx(value, abs=SCORE_ATOL) if isinstance(value, float) else value)
     mine, theirs = predictions.load(results, record), predictions.load(folder, published[0])
-    for name in ("pred", "label", "score"):
+    for name in ("pred", "label"):
         np.testing.assert_array_equal(mine[name], theirs[name])
+    np.testing.assert_allclose(mine["score"], theirs["score"], rtol=0, atol=SCORE_ATOL)
 
 
 def test_weights_digest_follows_the_embedding_weights_only(world):
