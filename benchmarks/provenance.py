@@ -64,7 +64,7 @@ def device_name() -> str:
 
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu:{platform.processor() or platform.machine()}"
+    return f"cpu:{_platform_cpu()}"
 
 
 def cpu_info() -> dict:
@@ -74,14 +74,23 @@ def cpu_info() -> dict:
     record says which one computed it."""
     import torch
 
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:  # Linux; elsewhere the platform string above
-            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"model": model, "torch_capability": torch.backends.cpu.get_cpu_capability(),
+    return {"model": cpu_model(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads()}
+
+
+def _platform_cpu() -> str:
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's processor string; read once."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
+                        _platform_cpu())
+    except OSError:
+        return _platform_cpu()
 
 
 def provenance(data_files: dict[str, str] | None = None) -> dict:
