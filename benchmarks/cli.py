@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--same-cells", type=Path, metavar="OTHER",
                         help="pair --results' records with OTHER's by cell key and show how far each number moved "
                              "(the same grid on two machines or devices; docs/reproducibility.md); Markdown")
+    report.add_argument("--pair-ignoring", action="append", default=[], metavar="FIELD",
+                        help="with --same-cells: pair by config without this top-level field (repeatable), e.g. "
+                             "model, to compare a grid on two models such as minilm-l6 and minilm-l6-bf16")
 
     lst = sub.add_parser("list", help="list registered methods, tasks, suites, models, suite kinds or protocols")
     lst.add_argument("what", choices=LISTABLE)
@@ -320,6 +323,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _compare(resolve_suite(args), args)
     if args.same_cells is not None:
         return _same_cells(args)
+    if args.pair_ignoring:
+        raise UserError("--pair-ignoring only applies to --same-cells OTHER; add it or drop --pair-ignoring")
     fmt = report_format(args.format, args.out)
     results = _results_dir(args.results)
     if not results.is_dir():
@@ -361,7 +366,8 @@ def _same_cells(args: argparse.Namespace) -> int:
     b = device_compare.check_folder(args.same_cells, "--same-cells")
     if args.out is not None:
         _check_out(args.out)
-    text = device_compare.render(device_compare.compare_folders(a, b), a, b)
+    ignoring = tuple(args.pair_ignoring)
+    text = device_compare.render(device_compare.compare_folders(a, b, ignoring), a, b, ignoring)
     _write_or_print(text, args.out)
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import predictions, store
+from benchmarks.config import canonical_json
 from benchmarks.errors import UserError
 from reports import stats, toolkit
 
@@ -30,12 +31,36 @@ def check_folder(folder: Path, flag: str) -> Path:
     return folder
 
 
-def same_cells(a: Path, b: Path) -> list[tuple[dict, dict]]:
-    """(record in a, record in b) for every cell key finished (status ok) in both folders, sorted by task and row."""
-    ra, rb = store.load_records(a).records, store.load_records(b).records
+def same_cells(a: Path, b: Path, ignoring: tuple[str, ...] = ()) -> list[tuple[dict, dict]]:
+    """(record in a, record in b) for every cell finished (status ok) in both folders, sorted by task and row.
+
+    Paired by cell key; with ``ignoring``, by the config without those top-level fields instead (the same grid
+    on two models, e.g. a model and its bfloat16-rounded copy: ``ignoring=("model",)``)."""
+    ra, rb = (_by_pairing(store.load_records(folder).records, ignoring, flag)
+              for folder, flag in ((a, "--results"), (b, "--same-cells")))
     ok = [(ra[k], rb[k]) for k in sorted(set(ra) & set(rb))
           if ra[k].get("status") == "ok" == rb[k].get("status") and ra[k].get("metrics") and rb[k].get("metrics")]
     return sorted(ok, key=lambda p: (p[0]["config"]["task"], p[0]["config"]["label"], p[0]["config"]["seed"]))
+
+
+def _by_pairing(records: dict[str, dict], ignoring: tuple[str, ...], flag: str) -> dict[str, dict]:
+    """Records by key, or by their config's canonical JSON without the ``ignoring`` fields."""
+    if not ignoring:
+        return records
+    known = set().union(*(r["config"] for r in records.values())) if records else set()
+    unknown = sorted(set(ignoring) - known)
+    if unknown:
+        raise UserError(f"--pair-ignoring {unknown[0]}: no record's config has that field; "
+                        f"name one of {', '.join(sorted(known))}")
+    paired: dict[str, dict] = {}
+    for record in records.values():
+        reduced = canonical_json({k: v for k, v in record["config"].items() if k not in ignoring})
+        if reduced in paired:
+            raise UserError(f"--pair-ignoring {','.join(ignoring)}: two records in {flag}'s folder "
+                            f"({record['config']['task']} {record['config']['label']}) then have the same config; "
+                            "ignore fewer fields")
+        paired[reduced] = record
+    return paired
 
 
 def agreement(x: dict, y: dict, regression: bool) -> float:
@@ -75,9 +100,9 @@ def cell_difference(a: Path, ra: dict, b: Path, rb: dict) -> dict | None:
             "devices": (device_of(ra), device_of(rb))}
 
 
-def compare_folders(a: Path, b: Path) -> list[dict]:
+def compare_folders(a: Path, b: Path, ignoring: tuple[str, ...] = ()) -> list[dict]:
     """``cell_difference`` of every cell finished in both folders (cells without arrays left out)."""
-    found = (cell_difference(a, ra, b, rb) for ra, rb in same_cells(a, b))
+    found = (cell_difference(a, ra, b, rb) for ra, rb in same_cells(a, b, ignoring))
     return [item for item in found if item is not None]
 
 
@@ -101,10 +126,14 @@ def _devices(items: list[dict], side: int) -> str:
     return ", ".join(sorted({str(it["devices"][side]) for it in items}))
 
 
-def render(items: list[dict], a: Path, b: Path) -> str:
+def render(items: list[dict], a: Path, b: Path, ignoring: tuple[str, ...] = ()) -> str:
     """The comparison as Markdown: a per-task summary, then every pair."""
+    fields = ", ".join(f"`{field}`" for field in ignoring)
+    pairing = (f"Records paired by config, ignoring {fields} (otherwise the same method, sparsity, task, recipe and "
+               "seed)" if ignoring else
+               "Records paired by cell key (same model weights, method, sparsity, task, recipe and seed)")
     lines = [f"# The same cells in two folders: `{b}` against `{a}`", "",
-             "Records paired by cell key (same model weights, method, sparsity, task, recipe and seed); b - a with "
+             pairing + "; b - a with "
              "its 95% paired bootstrap interval over the evaluation examples; agreement is the share of examples "
              "given the same class, or Pearson's r of the two runs' predictions for regression "
              "(reports/device_compare.py).", ""]

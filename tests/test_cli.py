@@ -90,6 +90,8 @@ CASES = [
                                          str(e["tmp"] / "nope")], "has no records/ folder", None),
     ("same-cells-html", lambda e: ["report", "--results", str(e["tmp"] / "nope"), "--same-cells",
                                    str(e["tmp"] / "nope"), "--format", "html"], "Markdown only", None),
+    ("pair-ignoring-alone", lambda e: ["report", "--results", str(e["results"]), "--pair-ignoring", "model"],
+     "only applies to --same-cells", None),
 ]
 
 

@@ -79,3 +79,38 @@ def test_identical_folders_move_nothing_and_disjoint_ones_pair_nothing(tmp_path,
     text = out.read_text()
     assert "| mrpc   | full-base | 0      | accuracy |" in text
     assert r"+0.000 \[+0.000, +0.000\]" in text  # Markdown escapes the brackets
+
+
+def _as_model(folder: Path, model: str) -> None:
+    """Rewrite every record of ``folder`` as if another model had made it (its config, and so its key, change)."""
+    from benchmarks.config import canonical_json, config_key
+
+    for path in list((folder / "records").glob("*.json")):
+        record = json.loads(path.read_text())
+        record["config"]["model"] = {"model": model, "weights_sha256": "0" * 64}
+        record["config_canonical"] = canonical_json(record["config"])
+        record["key"] = config_key(record["config"])
+        record["predictions"] = record["key"] + ".npz"
+        path.with_suffix(".npz").rename(folder / "records" / record["predictions"])
+        path.unlink()
+        (folder / "records" / f"{record['key']}.json").write_text(json.dumps(record))
+
+
+@needs_board
+def test_pairing_ignoring_the_model_pairs_the_same_grid_on_two_models(tmp_path):
+    a = _copy([_dense("mrpc"), _dense("stsb")], tmp_path / "a")
+    b = _copy([_dense("mrpc"), _dense("stsb")], tmp_path / "b")
+    _as_model(b, "minilm-l6")
+    assert device_compare.compare_folders(a, b) == []  # by key: another model is another cell
+    items = device_compare.compare_folders(a, b, ("model",))
+    assert [it["task"] for it in items] == ["mrpc", "stsb"] and all(it["diff"] == 0 for it in items)
+    assert "ignoring `model`" in device_compare.render(items, a, b, ("model",))
+
+
+@needs_board
+def test_pairing_ignoring_a_field_refuses_unknown_fields_and_collisions(tmp_path):
+    a = _copy([_dense("mrpc"), _dense("stsb")], tmp_path / "a")
+    with pytest.raises(device_compare.UserError, match="no record's config has that field; name one of"):
+        device_compare.compare_folders(a, a, ("modle",))
+    with pytest.raises(device_compare.UserError, match="then have the same config; ignore fewer fields"):
+        device_compare.compare_folders(a, a, ("task", "label", "recipe", "task_version"))
