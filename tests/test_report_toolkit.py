@@ -118,12 +118,13 @@ def test_importing_and_rendering_reports_changes_no_global_matplotlib_state(tmp_
 def test_figure_writer_is_atomic_and_overwrites(tmp_path):
     with toolkit.style():
         fig = toolkit.new_figure(figsize=(2, 2), dpi=50)
-        fig.add_subplot().plot([0, 1], [1, 0])
+        fig.add_subplot(title="achieved sparsity").plot([0, 1], [1, 0])
     (tmp_path / "f.png").write_bytes(b"old")
     written = toolkit.write_figure(fig, tmp_path / "f")
     assert written == {"png": tmp_path / "f.png", "svg": tmp_path / "f.svg"}
     assert written["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ET.parse(written["svg"])
+    texts = [el.text for el in ET.parse(written["svg"]).iter("{http://www.w3.org/2000/svg}text")]
+    assert "achieved sparsity" in texts  # labels are text, not glyph paths (svg.fonttype none)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.svg"]  # no temp files left behind
     assert toolkit.write_figure(fig, tmp_path / "model-0.5_fig3")["svg"].name == "model-0.5_fig3.svg"
     with pytest.raises(ValueError, match="figure format 'pdf'"):
