@@ -114,8 +114,14 @@ def summary(items: list[dict]) -> list[list]:
         moves = np.abs([it["diff"] for it in sub])
         rows.append([task, sub[0]["metric"], len(sub), f"{np.median(moves):.{DIGITS}f}", f"{moves.max():.{DIGITS}f}",
                      sum(stats.excludes_zero(it["bounds"]) for it in sub),
-                     f"{np.nanmedian([it['agreement'] for it in sub]):.{DIGITS}f}"])
+                     _agreement_text([it["agreement"] for it in sub])])
     return rows
+
+
+def _agreement_text(values: list[float]) -> str:
+    """The median agreement, or '-' where no pair has one (a score-only metric such as MLM token accuracy)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return f"{np.median(finite):.{DIGITS}f}" if finite else "-"
 
 
 def _signed(v: float) -> str:
@@ -145,7 +151,8 @@ def render(items: list[dict], a: Path, b: Path, ignoring: tuple[str, ...] = ()) 
     rows = [[it["task"], it["label"], it["seed"], it["metric"], f"{it['a']:.{DIGITS}f}", f"{it['b']:.{DIGITS}f}",
              f"{_signed(it['diff'])} [{_signed(it['bounds'][0])}, {_signed(it['bounds'][1])}]"
              + (" *" if stats.excludes_zero(it["bounds"]) else ""),
-             f"{it['agreement']:.{DIGITS}f}"] for it in items]
+             _agreement_text([it["agreement"]])] for it in items]
     lines += [toolkit.table(rows, ["task", "row", "seed", "metric", "a", "b", "b - a [95%]", "agreement"], "md"), "",
-              "`*`: the interval excludes 0 (the two runs differ by more than the dev set's sampling noise).", ""]
+              "`*`: the interval excludes 0 (the two runs differ by more than the dev set's sampling noise). "
+              "Agreement '-': the metric has no per-example class or prediction to compare (e.g. MLM accuracy).", ""]
     return "\n".join(lines)

@@ -114,3 +114,20 @@ def test_pairing_ignoring_a_field_refuses_unknown_fields_and_collisions(tmp_path
         device_compare.compare_folders(a, a, ("modle",))
     with pytest.raises(device_compare.UserError, match="then have the same config; ignore fewer fields"):
         device_compare.compare_folders(a, a, ("task", "label", "recipe", "task_version"))
+
+
+def test_a_metric_without_per_example_classes_shows_no_agreement_and_warns_nothing():
+    import warnings
+
+    items = [{"task": "mlm", "label": "full-0.1", "seed": 0, "metric": "mlm_accuracy", "a": 0.05, "b": 0.06,
+              "diff": 0.01, "bounds": (0.0, 0.02), "agreement": float("nan"), "regression": False,
+              "devices": ("cpu", "cpu")},
+             {"task": "mrpc", "label": "full-0.1", "seed": 0, "metric": "accuracy", "a": 0.7, "b": 0.7,
+              "diff": 0.0, "bounds": (-0.01, 0.01), "agreement": 0.99, "regression": False,
+              "devices": ("cpu", "cpu")}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = device_compare.summary(items)
+        text = device_compare.render(items, Path("a"), Path("b"))
+    assert [row[-1] for row in rows] == ["-", "0.990"]
+    assert "| mlm    | full-0.1 | 0      | mlm_accuracy | 0.050 | 0.060 |" in text and "nan" not in text
