@@ -76,6 +76,11 @@ def test_unpack_refuses_a_damaged_pack(tiny_bert, tiny_mirror, tmp_path):
     archive.write_bytes(archive.read_bytes()[:-10])
     with pytest.raises(UserError, match="does not match its sha256"):
         devicejob.unpack(tmp_path / "job", tmp_path / "root")
+    archive.unlink()
+    with pytest.raises(UserError, match="is missing .* carry the whole job folder"):
+        devicejob.unpack(tmp_path / "job", tmp_path / "root")
+    with pytest.raises(UserError, match="has no MANIFEST.json"):
+        devicejob.unpack(tmp_path, tmp_path / "root")
 
 
 def test_pack_refuses_what_would_not_travel(tiny_bert, tiny_mirror, tmp_path):

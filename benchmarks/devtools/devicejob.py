@@ -153,8 +153,13 @@ def unpack(job: Path, root: Path) -> dict:
     from benchmarks import bf16model
 
     job, root = Path(job), Path(root)
+    if not (job / MANIFEST).is_file():
+        raise UserError(f"{job} has no {MANIFEST}; name the folder `devicejob pack` wrote, or pack the job again")
     manifest = json.loads((job / MANIFEST).read_text())
     for rel, digest in manifest["files"].items():
+        if not (job / rel).is_file():
+            raise UserError(f"{job / rel} is missing (listed in {MANIFEST}); carry the whole job folder, "
+                            "or pack the job again")
         if sha256_bytes((job / rel).read_bytes()) != digest:
             raise UserError(f"{job / rel} does not match its sha256 in {MANIFEST}; pack the job again")
     folder = root / "cache" / "models" / MODEL_NAME
