@@ -319,12 +319,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_suite
     from reports.render import report_format
 
+    if args.pair_ignoring and args.same_cells is None:
+        raise UserError("--pair-ignoring only applies to --same-cells OTHER; add it or drop --pair-ignoring")
     if args.compare:
         return _compare(resolve_suite(args), args)
     if args.same_cells is not None:
         return _same_cells(args)
-    if args.pair_ignoring:
-        raise UserError("--pair-ignoring only applies to --same-cells OTHER; add it or drop --pair-ignoring")
     fmt = report_format(args.format, args.out)
     results = _results_dir(args.results)
     if not results.is_dir():

@@ -92,6 +92,9 @@ CASES = [
                                    str(e["tmp"] / "nope"), "--format", "html"], "Markdown only", None),
     ("pair-ignoring-alone", lambda e: ["report", "--results", str(e["results"]), "--pair-ignoring", "model"],
      "only applies to --same-cells", None),
+    ("pair-ignoring-with-compare", lambda e: ["report", "--suite-file", e["suite"], "--compare",
+                                              f"zeroshot={e['tmp'] / 'nope'}", f"probe={e['tmp'] / 'nope'}",
+                                              "--pair-ignoring", "model"], "only applies to --same-cells", None),
 ]
 
 

@@ -90,13 +90,13 @@ def test_pack_refuses_what_would_not_travel(tiny_bert, tiny_mirror, tmp_path):
                        preset=1)
 
 
-def test_checkout_leaves_room_for_the_pack(tmp_path):
+def test_checkout_leaves_room_for_the_pack():
     """The committed files plus the measured pack fit one device call: published boards grow the checkout, and on
     2026-12-05 it had grown past what the pack needed (67.2 MiB in all) without any test noticing."""
     repo = Path(__file__).resolve().parents[1]
     if not (repo / ".git").exists():
         pytest.skip("not a git checkout")
-    checkout = devicejob.travel_size(repo, tmp_path)  # tmp_path is empty: the checkout alone
+    checkout = devicejob.checkout_size(repo)
     room = (devicejob.TRAVEL_LIMIT - devicejob.PACK_BYTES - checkout) / 2**20
     assert room > 0, (f"the checkout is {checkout / 2**20:.1f} MiB: {-room:.1f} MiB too many for the GPU job's "
                       "pack (devicejob.PACK_BYTES) to travel; shrink what is committed (docs/gpu-job.md)")

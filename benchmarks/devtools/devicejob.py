@@ -92,13 +92,16 @@ def download_wheels(dest: Path) -> list[Path]:
     return sorted(dest.glob("*.whl"))
 
 
-def travel_size(repo: Path, extra: Path) -> int:
-    """Bytes one device call would carry: the checkout's tracked and unignored files plus folder ``extra``."""
+def checkout_size(repo: Path) -> int:
+    """Bytes of the checkout a device call carries: its tracked and untracked-but-not-ignored files."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo, check=True,
                             capture_output=True).stdout.decode().split("\0")
-    files = [repo / name for name in listed if name and (repo / name).is_file()]
-    files += [p for p in Path(extra).rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files)
+    return sum((repo / name).stat().st_size for name in listed if name and (repo / name).is_file())
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes of every file under ``folder``."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
 def pack(out: Path, data_dir: Path, tasks: list[str], source_model: Path, wheels: bool = True,
@@ -123,10 +126,10 @@ def pack(out: Path, data_dir: Path, tasks: list[str], source_model: Path, wheels
                   for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    size = travel_size(repo, out)
+    checkout = checkout_size(repo)
+    size = checkout + folder_size(out)
     manifest["travel_bytes"] = size
     if size > limit:
-        checkout = size - sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         raise UserError(f"the checkout ({checkout / 2**20:.1f} MiB) and {out} together are {size / 2**20:.1f} MiB, "
                         f"over the device call's {limit / 2**20:.0f} MiB; drop tasks (--tasks) or shrink the "
                         "checkout (untracked files, or large committed files)")
