@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", help="I/N: run only this worker's share of the grid (0-based)")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="run the grid as N worker processes on this machine (each one --shard i/N), then report")
+    run.add_argument("--stack", type=int, default=1, metavar="K",
+                     help="fine-tune up to K cells of one task and seed as one stacked model (same records; fills a "
+                          "GPU that one small model leaves idle; docs/stacking.md)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (they show on a terminal only)")
     run.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                      help="wait for cells that other runs on the same results folder compute, taking over any whose "
@@ -216,6 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     KINDS.get(suite.kind)().validate(suite)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give a number of worker processes >= 1")
+    if args.stack < 1:
+        raise UserError(f"--stack {args.stack}: give the number of cells to train at once, >= 1 (1: one at a time)")
     shard = parse_shard(args.shard)
     claims.check_settings()
     data_dir = _data_dir(args.data_dir)
@@ -231,7 +236,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     _quiet_libraries()
     summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress,
-                        progress_file=args.progress_file, keep_stale=args.keep_stale, wait=args.wait)
+                        progress_file=args.progress_file, keep_stale=args.keep_stale, wait=args.wait,
+                        stack=args.stack)
     by_others = f", {summary.by_others} done by other runs" if summary.by_others else ""
     print(f"{suite.name}: {summary.total} cells, {summary.skipped_done} already done{by_others}, {summary.ran} run "
           f"({summary.ok} ok, {len(summary.data_skipped)} skipped for missing data, {len(summary.failed)} failed)",

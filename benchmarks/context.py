@@ -16,3 +16,4 @@ class RunContext:
     accelerator: Any = None  # accelerate.Accelerator, created once per run
     model_ref: Any = None  # benchmarks.models.ModelRef of the suite's model
     cache: dict = field(default_factory=dict)  # tokenized data, fitted heads, ... keyed by the user
+    stack: Any = None  # benchmarks.stacking.StackSession under ``run --stack K`` (K > 1), else None

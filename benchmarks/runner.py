@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import paths, predictions, store
+from benchmarks import paths, predictions, stacking, store
 from benchmarks import preflight as preflight_checks
 from benchmarks import progress as progress_bars
 from benchmarks.claims import LEFT_TO_OTHERS, poll_seconds
@@ -171,7 +171,7 @@ def _make_accelerator():
 
 def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
               progress: bool = True, accelerator=None, progress_file: Path | None = None,
-              keep_stale: bool = False, wait: bool = False) -> RunSummary:
+              keep_stale: bool = False, wait: bool = False, stack: int = 1) -> RunSummary:
     """Run every unfinished cell of ``suite``; return what happened.
 
     A cell is finished when it has a readable ``ok`` record. Failed and skipped cells run again
@@ -180,7 +180,8 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     Each cell is claimed (``store.claim_cell``) while it runs, so a second run on the same folder
     skips it instead of computing it twice; with ``wait`` this run then waits until those cells have records,
     computing any whose claim goes stale (see benchmarks/claims.py), else it leaves them (exit status
-    LEFT_TO_OTHERS). An OSError while writing a record raises RunAborted.
+    LEFT_TO_OTHERS). An OSError while writing a record raises RunAborted. ``stack`` > 1 fine-tunes up to that
+    many cells of one task and seed as one stacked model (benchmarks/stacking.py; same records).
     An ok record whose code identity (``provenance.code``: method and task versions and source hashes,
     benchmarks/identity.py) differs from today's is stale: named on stderr and rerun, or with
     ``keep_stale`` kept and flagged (``record["stale"]`` says why; the board marks it).
@@ -191,6 +192,11 @@ def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tup
     cells = preflight(suite, data_dir, shard, results_dir)
     accelerator = accelerator or _make_accelerator()
     ctx = RunContext(data_dir, Path(results_dir), accelerator, resolve_model(suite.model, suite.model_revision))
+    if stack > 1:
+        if getattr(accelerator, "num_processes", 1) > 1:
+            raise UserError(f"--stack {stack} trains stacked cells in one process; drop --stack under accelerate "
+                            f"launch with several processes (or launch one)")
+        ctx.stack = stacking.StackSession(stack)
     summary = RunSummary(total=len(cells))
     todo, summary.corrupt, summary.stale = _unfinished(cells, results_dir, keep_stale)
     summary.skipped_done = len(cells) - len(todo)
@@ -246,31 +252,80 @@ def _run_cells(todo: list[Cell], suite_kind, ctx: RunContext, suite: Suite, resu
     cells left to other runs that hold their claims. ``waiting``: these are cells other runs held before, so one
     found done counts as done by them, not as already done when this run started."""
     left = []
-    for cell in todo:
-        if bar is not None:
-            bar.set_postfix_str(cell.label, refresh=False)
-        state = _claim(results_dir, cell, keep_stale) if claims else MINE
-        if state == HELD:
-            left.append(cell)
-            continue
-        if state == DONE and waiting:
-            summary.by_others += 1
-        elif state == DONE:
-            summary.skipped_done += 1
-        else:
-            _run_claimed(suite_kind, cell, ctx, suite, results_dir, summary, claims)
-        if bar is not None:
-            bar.update(1)
+    stack = getattr(ctx, "stack", None)
+    for group in stacking.plan_groups(todo, stack.size if stack else 1):
+        mine = []
+        for cell in group:
+            if bar is not None:
+                bar.set_postfix_str(cell.label, refresh=False)
+            state = _claim(results_dir, cell, keep_stale) if claims else MINE
+            if state == HELD:
+                left.append(cell)
+                continue
+            if state == MINE:
+                mine.append(cell)
+                continue
+            if waiting:
+                summary.by_others += 1
+            else:
+                summary.skipped_done += 1
+            if bar is not None:
+                bar.update(1)
+        _run_group(mine, suite_kind, ctx, suite, results_dir, summary, claims, bar)
     return left
+
+
+def _run_group(cells: list[Cell], suite_kind, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
+               claims: bool, bar) -> None:
+    """Run cells this run holds (trained as one stack first when there are several and ``--stack`` is on);
+    every claim is released whatever happens."""
+    pending = list(cells)
+    try:
+        if len(cells) > 1 and getattr(ctx, "stack", None) is not None:
+            _train_stacked(cells, suite_kind, ctx)
+        while pending:
+            cell = pending.pop(0)
+            _run_claimed(suite_kind, cell, ctx, suite, results_dir, summary, claims)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if claims:
+            for cell in pending:
+                store.release_cell(results_dir, cell.key)
+        if getattr(ctx, "stack", None) is not None:
+            ctx.stack.trained.clear()  # a cell that stopped before its training step leaves nothing behind
+
+
+def _train_stacked(cells: list[Cell], suite_kind, ctx: RunContext) -> None:
+    """Run each cell up to its training step (capture), then train the captured models as stacks."""
+    session = ctx.stack
+    session.capturing = True
+    try:
+        for cell in cells:
+            session.current = cell.key
+            try:
+                suite_kind.run(cell, ctx)
+            except stacking.Captured:
+                pass
+            except Exception:  # noqa: BLE001 - the cell runs again alone, and its record says what went wrong
+                pass
+    finally:
+        session.capturing, session.current = False, None
+    stacking.train_jobs(session, ctx.accelerator)
 
 
 def _run_claimed(suite_kind, cell: Cell, ctx: RunContext, suite: Suite, results_dir: Path, summary: RunSummary,
                  claims: bool) -> None:
     """Run a cell this run holds and write its record; release the claim whatever happens."""
+    session = getattr(ctx, "stack", None)
     try:
+        if session is not None:
+            session.current = cell.key  # its training step replays the stack's result, if it has one
         with progress_bars.running_cell(cell.key, cell.label):
             _run_and_write(suite_kind, cell, ctx, suite, results_dir, summary)
     finally:
+        if session is not None:
+            session.current = None
         if claims:
             store.release_cell(results_dir, cell.key)
 

@@ -166,7 +166,8 @@ class CellPruner:
             kept = result if isinstance(result, StructuredResult) else {
                 name: params[name].detach().clone() for name in masks}
             cache[key] = (masks, kept, self.notes, self.data)
-            while len(cache) > PRUNED_CACHE_SIZE:  # cells run row by row: the oldest rows are done
+            # Cells run row by row: the oldest rows are done. A stack of K cells prunes K rows before any trains.
+            while len(cache) > max(PRUNED_CACHE_SIZE, getattr(getattr(self.ctx, "stack", None), "size", 1)):
                 cache.pop(next(iter(cache)))
         return masks
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import time
@@ -48,8 +49,8 @@ def finetune_protocol(task, train: Examples, evals: list, model_ref: ModelRef, p
     train_enc = cached(ctx, ("glue-encoded", "train", *encode_key, data_key(train)),
                        lambda: encode(tokenizer, train, max_length))
     clock.lap("tokenize_seconds")
-    account = finetune(model, tokenizer, train, recipe, seed, masks, ctx.accelerator, task.regression,
-                       encoded=train_enc)
+    account = train_step(ctx, model, masks, tokenizer, train_enc, recipe, seed, task.regression,
+                         ("glue-encoded", *encode_key, data_key(train)))
     clock.lap("training_seconds")
     predictions = []
     for prefix, examples in evals:
@@ -67,6 +68,29 @@ def finetune_protocol(task, train: Examples, evals: list, model_ref: ModelRef, p
     notes = {"finetune_account": {**account, "outside_steps_seconds": outside,
                                   "cell_seconds": round(sum(clock.laps.values()), 3)}}
     return ProtocolOutput(predictions, before, measure_sparsity(model), metrics, arrays, notes)
+
+
+def train_step(ctx: RunContext, model, masks, tokenizer, train_enc: Encoded, recipe: GlueRecipe, seed: int,
+               regression: bool, batches: tuple) -> dict:
+    """Fine-tune ``model`` (``finetune``), or under ``run --stack`` capture the step or replay its stacked result."""
+    stack = getattr(ctx, "stack", None)
+    if stack is None or stack.current is None:
+        return finetune(model, tokenizer, None, recipe, seed, masks, ctx.accelerator, regression, encoded=train_enc)
+    from benchmarks import stacking
+
+    if stack.capturing:
+        stack.jobs.append(stacking.TrainJob(stack.current, model, masks, tokenizer, train_enc, batches, recipe, seed,
+                                            regression, stacking.rng_state(ctx.accelerator.device),
+                                            stacking.fingerprint(model)))
+        raise stacking.Captured(stack.current)
+    trained = stack.trained.pop(stack.current, None)
+    if trained is None or trained.fingerprint != stacking.fingerprint(model):  # not stacked: train alone
+        return finetune(model, tokenizer, None, recipe, seed, masks, ctx.accelerator, regression, encoded=train_enc)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(trained.params[name])
+    model.eval()
+    return trained.account
 
 
 class _Clock:
@@ -212,13 +236,7 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
     per_process = dataclasses.replace(recipe, batch_size=_per_process_batch(recipe.batch_size, processes))
     dataset = encoded if encoded is not None else encode(tokenizer, train, recipe.max_length)
     loader = _train_loader(dataset, tokenizer, per_process, seed, regression)
-    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
-         "weight_decay": recipe.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = _adamw(groups, recipe.lr)
+    optimizer = _adamw(_param_groups(list(model.named_parameters()), recipe.weight_decay), recipe.lr)
     # Masked gradients are zeroed before each step; no pass over the weights after it: a weight that is zero
     # and never gets a gradient stays exactly zero under AdamW (zero moments, zero update, decay of zero).
     keeper = MaskKeeper(model, masks).attach(optimizer, reapply_each_step=False) if masks else None
@@ -258,12 +276,114 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
         keeper.detach()
         keeper.reapply()
     accelerator.free_memory()
+    return _account(done, tokens, padded, linear_weights, step_seconds, data_seconds, recipe.precision, processes)
+
+
+def _account(steps: int, tokens: int, padded: int, linear_weights: int, step_seconds: float, data_seconds: float,
+             precision: str, processes: int) -> dict:
+    """The training account a record reports (see ``finetune``)."""
     gflop = 6 * linear_weights * (tokens + padded) / 1e9
-    return {"steps": done, "tokens": tokens, "padded_tokens": padded,
+    return {"steps": steps, "tokens": tokens, "padded_tokens": padded,
             "padded_share": round(padded / max(1, tokens + padded), 4), "linear_weights": linear_weights,
             "gflop": round(gflop, 2), "step_seconds": round(step_seconds, 3), "data_seconds": round(data_seconds, 3),
             "gflops_per_s": round(gflop / step_seconds, 2) if step_seconds > 0 else None, "flop_rule": FLOP_RULE,
-            "precision": recipe.precision, "processes": processes}
+            "precision": precision, "processes": processes}
+
+
+# Parameters AdamW does not decay (BERT's recipe): biases and layer norms.
+NO_DECAY = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
+
+
+def _param_groups(named: list, weight_decay: float) -> list[dict]:
+    """AdamW's two groups: decayed weights, and biases and norms without decay."""
+    return [{"params": [p for n, p in named if not any(nd in n for nd in NO_DECAY)], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if any(nd in n for nd in NO_DECAY)], "weight_decay": 0.0}]
+
+
+def finetune_stacked(jobs: list, accelerator) -> list[dict]:
+    """Fine-tune the captured cells of ``jobs`` (benchmarks/stacking.py) as one stacked model; return their accounts.
+
+    The models' parameters are stacked along a new first dimension and one ``vmap`` of the model's forward
+    computes every cell's loss on the shared batch; the summed loss gives each cell its own gradient, and AdamW,
+    its schedule and the masks act elementwise, so each cell follows the steps it would take alone. Dropout is
+    drawn once for the stack (``randomness="same"``) from the generator state the cells captured, as each cell
+    alone draws it. The trained weights are written back into each job's model.
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+    from transformers import get_linear_schedule_with_warmup
+
+    from benchmarks.stacking import set_rng_state
+
+    first = jobs[0]
+    recipe = GlueRecipe.coerce(first.recipe)
+    if accelerator.num_processes != 1:
+        raise RuntimeError("stacked cells train in one process")
+    if recipe.epochs <= 0:
+        return [{} for _ in jobs]
+    device = accelerator.device
+    set_rng_state(first.rng, device)  # the state every job captured (they are grouped by it)
+    models = [job.model.to(device).train() for job in jobs]
+    params, buffers = stack_module_state(models)
+    skeleton = copy.deepcopy(models[0]).to("meta").train()  # the forward's code; the weights come from ``params``
+    loader = _train_loader(first.dataset, first.tokenizer, recipe, first.seed, first.regression)
+    optimizer = _adamw(_param_groups(list(params.items()), recipe.weight_decay), recipe.lr)
+    keep = _stacked_masks(jobs, params)
+    linear_weights = sum(w.weight.numel() for w in prunable_weights(models[0]))
+    steps = max(1, math.ceil(len(loader) * recipe.epochs))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * steps), steps)
+    poptim, ploader, psched = accelerator.prepare(optimizer, loader, scheduler)
+
+    def loss_of(p: dict, b: dict, batch: dict) -> torch.Tensor:
+        return functional_call(skeleton, (p, b), (), batch).loss
+
+    stacked_loss = vmap(loss_of, in_dims=(0, 0, None), randomness="same")
+    done, tokens, padded, step_seconds, data_seconds = 0, 0, 0, 0.0, 0.0
+    with progress.steps(steps, f"fine-tuning {len(jobs)} stacked cells") as advance:
+        while done < steps:
+            waited = time.perf_counter()
+            for batch in ploader:
+                started = time.perf_counter()
+                data_seconds += started - waited
+                real = int(batch["attention_mask"].sum())
+                tokens, padded = tokens + real, padded + batch["attention_mask"].numel() - real
+                with autocast(device, recipe.precision):
+                    loss = stacked_loss(params, buffers, dict(batch))
+                accelerator.backward(loss.sum())
+                for name, mask in keep.items():  # as MaskKeeper: masked gradients are zero before each step
+                    params[name].grad.mul_(mask)
+                poptim.step()
+                psched.step()
+                poptim.zero_grad()
+                _synchronize(device)
+                done += 1
+                waited = time.perf_counter()
+                step_seconds += waited - started
+                advance()
+                if done >= steps:
+                    break
+    with torch.no_grad():
+        for name, mask in keep.items():
+            params[name].mul_(mask)
+        for i, model in enumerate(models):
+            for name, param in model.named_parameters():
+                param.copy_(params[name][i])
+            model.eval()
+    accelerator.free_memory()
+    k = len(jobs)
+    shared = _account(done, tokens, padded, linear_weights, step_seconds / k, data_seconds / k, recipe.precision, 1)
+    return [{**shared, "stack": {"models": k, "position": i, "step_seconds": round(step_seconds, 3),
+                                 "keys": [job.key for job in jobs]}} for i in range(k)]
+
+
+def _stacked_masks(jobs: list, params: dict) -> dict:
+    """{parameter name: [K, ...] 0/1 mask} for every parameter some job masks (ones where a job keeps it all)."""
+    names = sorted({name for job in jobs for name in (job.masks or {})})
+    out = {}
+    for name in names:
+        ones = torch.ones(params[name].shape[1:], dtype=params[name].dtype)
+        out[name] = torch.stack([(job.masks or {}).get(name, ones).to(ones.dtype).cpu() for job in jobs]).to(
+            params[name].device)
+    return out
 
 
 def _per_process_batch(batch_size: int, processes: int) -> int:

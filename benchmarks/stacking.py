@@ -1,0 +1,165 @@
+"""``run --stack K``: fine-tune up to K cells of one task and seed as one stacked model (docs/stacking.md).
+
+MiniLM-L6 at batch 32 is far too small to fill a GPU: a step is bound by kernel launches, not arithmetic. Cells
+that differ only in their pruning (same task, seed and recipe) see the same batches, so their models can be
+stacked along a new leading dimension and trained by one ``torch.func.vmap`` call: one launch sequence for K
+models. Dropout is drawn once per step for the whole stack (``randomness="same"``), exactly as each cell alone
+draws it from the same generator state, so a stacked cell reproduces the cell trained alone (to float rounding;
+tests/test_stacking.py) and its record is the same cell, not a new one.
+
+How the runner does it, for each group of claimed cells:
+
+1. *capture*: each cell runs as usual up to its training step, which records a ``TrainJob`` (the pruned model,
+   masks, batches, generator state) and stops the cell with ``Captured``;
+2. *train*: jobs whose model shapes, recipe, data, seed and generator state agree are trained as one stack
+   (``benchmarks.protocols.finetune.finetune_stacked``); the trained weights are kept per cell;
+3. *replay*: each cell runs again from the start (its pruning and tokenization are cached); its training step
+   checks that it rebuilt the very model that was captured, loads the trained weights and reports the stack's
+   account, and the cell evaluates and writes its record as any other.
+
+A cell that never reached training, or whose stack failed, simply trains alone in step 3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# Config fields that may differ inside one stack: the row (how the model is pruned). Everything else (task, seed,
+# recipe, model, scale, protocol) must agree for the cells to share batches.
+ROW_FIELDS = frozenset({"method", "sparsity", "options", "label", "method_version", "method_plugin", "calibration",
+                        "cost"})
+
+
+class Captured(Exception):
+    """Raised by a cell's training step in the capture phase: the cell stops there (not an error)."""
+
+
+@dataclass
+class TrainJob:
+    """What one cell's training step was given, captured so that several cells train as one stack."""
+
+    key: str
+    model: torch.nn.Module
+    masks: dict | None
+    tokenizer: Any
+    dataset: Any  # benchmarks.protocols.finetune.Encoded
+    batches: tuple  # what the dataset is (task, tokenizer, max length, rows' digest): equal batches for equal values
+    recipe: Any
+    seed: int
+    regression: bool
+    rng: tuple  # the generators' states when training starts (dropout draws from them)
+    fingerprint: str  # of the pruned model before training: the replay must rebuild the same one
+
+    def compatible(self) -> tuple:
+        """Jobs with equal values here may share a stack (same shapes, batches, schedule and dropout draws)."""
+        shapes = tuple((n, tuple(p.shape)) for n, p in self.model.named_parameters())
+        return (type(self.model).__name__, shapes, repr(self.recipe), self.seed, self.regression, repr(self.batches),
+                _rng_digest(self.rng))
+
+
+@dataclass
+class Trained:
+    """A stacked cell's trained parameters (on the CPU) and the training account its record reports."""
+
+    fingerprint: str
+    params: dict
+    account: dict
+
+
+@dataclass
+class StackSession:
+    """The run's stacking state: the cell being captured (if any), and trained weights waiting for their replay."""
+
+    size: int
+    current: str | None = None  # the key of the cell running now
+    capturing: bool = False  # True in the capture phase: the cell's training step records a TrainJob and stops
+    jobs: list = field(default_factory=list)
+    trained: dict = field(default_factory=dict)  # cell key -> Trained
+    warned: bool = False
+
+
+def rng_state(device) -> tuple:
+    """The generator states a training step draws dropout from: the CPU's, and the CUDA device's when on one."""
+    cuda = torch.cuda.get_rng_state(device) if getattr(device, "type", "cpu") == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def set_rng_state(state: tuple, device) -> None:
+    """Restore what ``rng_state`` returned."""
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _rng_digest(state: tuple) -> str:
+    digest = hashlib.sha256()
+    for part in state:
+        if part is not None:
+            digest.update(part.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of the model's parameter names, shapes and values (float32 bytes)."""
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        digest.update(f"{name}{tuple(param.shape)}".encode())
+        digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def stack_key(config: dict) -> tuple | None:
+    """Cells with equal keys may be stacked (None: the cell trains alone, e.g. another protocol than finetune)."""
+    if config.get("kind") != "prune-finetune" or config.get("protocol", "finetune") != "finetune":
+        return None
+    return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in ROW_FIELDS))
+
+
+def plan_groups(cells: list, size: int) -> list[list]:
+    """The cells in groups of at most ``size`` with one stack key each, in the order the groups first appear."""
+    groups: dict = {}
+    out = []
+    for cell in cells:
+        key = stack_key(cell.config)
+        if key is None or size <= 1:
+            out.append([cell])
+            continue
+        group = groups.get(key)
+        if group is None or len(group) >= size:
+            group = groups[key] = []
+            out.append(group)
+        group.append(cell)
+    return out
+
+
+def train_jobs(session: StackSession, accelerator) -> None:
+    """Train the captured jobs, stacked by compatibility (groups of one are left to train alone at replay)."""
+    from benchmarks.protocols.finetune import finetune_stacked
+
+    by_kind: dict = {}
+    for job in session.jobs:
+        by_kind.setdefault(job.compatible(), []).append(job)
+    session.jobs = []
+    for jobs in by_kind.values():
+        if len(jobs) < 2:
+            continue
+        try:
+            accounts = finetune_stacked(jobs, accelerator)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # e.g. out of device memory: the cells train one by one instead
+            if not session.warned:
+                print(f"warning: a stack of {len(jobs)} cells could not train together ({exc.__class__.__name__}: "
+                      f"{exc}); its cells train one at a time", file=sys.stderr)
+                session.warned = True
+            continue
+        for job, account in zip(jobs, accounts):
+            params = {n: p.detach().cpu().clone() for n, p in job.model.named_parameters()}
+            session.trained[job.key] = Trained(job.fingerprint, params, account)
+        for job in jobs:
+            job.model = None  # the trained weights are kept; the captured models can go
