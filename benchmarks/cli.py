@@ -173,6 +173,7 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     jobs, why = preflight_checks.plan_workers(args.jobs, cores, len(cells) - count_done(cells, results))
     each = preflight_checks.worker_memory(preflight_checks.model_shape(model))  # from the model's config only
     preflight_checks.check_memory(jobs, each, preflight_checks.total_memory())
+    _check_stack_memory(args.stack, jobs, model)
     if why:
         memory = f" (each needs about {each / 2**30:.1f} GiB)" if each else ""
         print(f"note: --jobs {args.jobs} lowered to {jobs} worker(s){memory}: {why}", file=sys.stderr)
@@ -195,6 +196,21 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     done = count_done(cells, results, args.keep_stale)
     print(f"{suite.name}: {len(cells)} cells, {done} with an ok record; worker exit statuses {codes}", file=sys.stderr)
     return combined_status(codes)
+
+
+def _check_stack_memory(stack: int, jobs: int, model) -> None:
+    """A ``--stack`` on a CPU keeps its stacked models in this machine's memory: bad input (exit 2) beyond it.
+    (On a GPU they live on the device, which the check cannot see.)"""
+    if stack <= 1:
+        return
+    import torch
+
+    from benchmarks import preflight as preflight_checks
+
+    if torch.cuda.is_available():
+        return
+    each = preflight_checks.worker_memory(preflight_checks.model_shape(model), stack)
+    preflight_checks.check_memory(jobs, each, preflight_checks.total_memory(), stack)
 
 
 def combined_status(codes: list[int]) -> int:
@@ -234,6 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             print(render_suite(suite, results, "md"))
         return code
+    _check_stack_memory(args.stack, 1, resolve_model(suite.model, suite.model_revision))
     _quiet_libraries()
     summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress,
                         progress_file=args.progress_file, keep_stale=args.keep_stale, wait=args.wait,

@@ -79,6 +79,7 @@ CASES = [
     ("bad-tsv-label", lambda e: _run_args(e), "SST-2/train.tsv", _break_label),
     ("duplicate-cells", lambda e: _run_args(e, "--set", "seeds=[0, 0]"), "same cell twice", None),
     ("jobs-zero", lambda e: _run_args(e, "--jobs", "0"), "--jobs 0", None),
+    ("stack-zero", lambda e: _run_args(e, "--stack", "0"), "--stack 0", None),
     ("jobs-with-shard", lambda e: _run_args(e, "--jobs", "2", "--shard", "0/2"), "drop --shard", None),
     ("jobs-bad-tsv", lambda e: _run_args(e, "--jobs", "2"), "MRPC/dev.tsv", _break_header),
     ("compare-syntax", lambda e: ["report", "--suite-file", e["suite"], "--compare", "zeroshot", "probe"],

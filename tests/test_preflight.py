@@ -250,6 +250,20 @@ def test_jobs_beyond_the_memory_are_refused(env, capsys, monkeypatch):
     check("bad:jobs-beyond-memory", err, 2)
 
 
+@pytest.mark.parametrize("jobs", [None, "2"])
+def test_a_stack_beyond_the_memory_is_refused(env, capsys, monkeypatch, jobs):
+    """--stack 200 on a CPU with 4 GiB: refused before anything runs, naming a stack that fits."""
+    started = _fake_workers(monkeypatch, cores=64)
+    monkeypatch.setattr(preflight, "total_memory", lambda: 4 * 2**30)
+    code = main(_run(env, "--stack", "200", *(["--jobs", jobs] if jobs else [])))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and started == [] and not env["results"].exists()
+    if jobs:
+        check("bad:stack-beyond-memory-jobs", err, 2)
+    else:
+        check("bad:stack-beyond-memory", err, 2)
+
+
 @pytest.mark.parametrize("jobs,cores,todo,workers", [(99, 64, 1, 1), (99, 2, 50, 2), (2, 2, 6, 2), (4, 8, 0, 1),
                                                      (1, 1, 9, 1)])
 def test_plan_workers(jobs, cores, todo, workers):
@@ -261,6 +275,7 @@ def test_worker_memory_scales_with_the_model():
     small = preflight.ModelShape({}, 1_000_000, None)
     big = preflight.ModelShape({}, 110_000_000, None)
     assert preflight.worker_memory(big) - preflight.worker_memory(small) == 109_000_000 * 16
+    assert preflight.worker_memory(big, 8) - preflight.worker_memory(big) == 110_000_000 * (44 * 8 - 16)
     assert preflight.worker_memory(None) is None
 
 

@@ -6,13 +6,13 @@ what a CPU shows is the mechanism, launch overhead paid once per stack (tests/te
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
 import pytest
 
 from benchmarks import paths, predictions, stacking
-from benchmarks.cli import main
 from benchmarks.config import load_suite
 from benchmarks.runner import expand, run_suite
 from tests.conftest import tiny_suite_yaml
@@ -116,10 +116,61 @@ def test_stacking_is_deterministic(lone_and_stacked, tmp_path, tiny_mirror_sessi
             assert np.array_equal(mine[name], theirs[name])
 
 
-def test_stack_below_one_is_refused(tmp_path, tiny_bert, capsys):
-    path = tmp_path / "s.yaml"
-    path.write_text(tiny_suite_yaml(tiny_bert))
-    assert main(["run", "--suite-file", str(path), "--stack", "0", "--results", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--stack 0" in err[0]
-    assert not (tmp_path / "r").exists()
+def _leaf_ops(fn) -> int:
+    """How many aten operators ``fn`` dispatches that call no other (on a GPU, each is a kernel launch or more)."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        fn()
+    return sum(1 for e in prof.events() if e.name.startswith("aten::")
+               and not any(c.name.startswith("aten::") for c in e.cpu_children))
+
+
+def test_a_stack_dispatches_about_as_many_operators_as_one_cell(tiny_bert, tiny_mirror_session):
+    """What makes a stack fast on a launch-bound GPU, counted on the CPU: the operators its training steps dispatch
+    do not grow with the number of stacked cells, so per cell they fall about K-fold. (Setting a stack up and
+    taking it apart costs operators per cell, once; the steps' count is isolated as 2 epochs minus 1.)"""
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from benchmarks.data import load_glue
+    from benchmarks.protocols import finetune as F
+    from benchmarks.recipes import GlueRecipe
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    dataset = F.encode(tokenizer, load_glue("sst2", "train", tiny_mirror_session), 32)
+    accelerator = Accelerator(cpu=True)
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+
+    def training(k: int, epochs: int):
+        """One cell alone through ``finetune`` (k = 0), or a stack of k through ``finetune_stacked``."""
+        recipe = GlueRecipe(lr=1e-3, batch_size=16, epochs=epochs, max_length=32, group_by_length=True)
+        models = [copy.deepcopy(base) for _ in range(max(k, 1))]
+        if k == 0:
+            return lambda: F.finetune(models[0], tokenizer, None, recipe, 0, None, accelerator, False,
+                                      encoded=dataset)
+        jobs = [stacking.TrainJob(str(i), m, None, tokenizer, dataset, (), recipe, 0, False,
+                                  stacking.rng_state(accelerator.device), "") for i, m in enumerate(models)]
+        return lambda: F.finetune_stacked(jobs, accelerator)
+
+    def step_ops(k: int) -> int:
+        return _leaf_ops(training(k, 2)) - _leaf_ops(training(k, 1))
+
+    lone, two, eight = step_ops(0), step_ops(2), step_ops(8)
+    print("operators per epoch of 3 steps: lone", lone, "stack of 2", two, "stack of 8", eight)
+    assert eight < 1.05 * two, (lone, two, eight)  # the steps' operator count does not grow with the stack
+    assert eight / 8 < lone / 4, (lone, two, eight)  # per cell, at least 4 times fewer than one cell alone
+
+
+def test_stack_under_several_processes_is_refused(tiny_bert, tmp_path, tiny_mirror_session):
+    """accelerate launch with several processes splits each batch across them: a stack cannot (one line, exit 2)."""
+    from types import SimpleNamespace
+
+    from benchmarks.errors import UserError
+
+    fake = SimpleNamespace(num_processes=2, is_main_process=True)
+    with pytest.raises(UserError, match="--stack 4 trains stacked cells in one process"):
+        run_suite(_suite(tmp_path, tiny_bert), tmp_path / "r", tiny_mirror_session, progress=False, accelerator=fake,
+                  stack=4)

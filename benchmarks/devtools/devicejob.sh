@@ -34,7 +34,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 
 # A later call resumes: PRUNEBENCH_GPU_RESUME names folders whose finished records seed the results (e.g. the
-# published partial boards), PRUNEBENCH_GPU_STEPS picks steps (default all), PRUNEBENCH_GPU_TASKS the tasks.
+# published partial boards), PRUNEBENCH_GPU_STEPS picks steps (default all but stacked), PRUNEBENCH_GPU_TASKS the
+# tasks; step "stacked" (docs/stacking.md) runs both suites as stacks of PRUNEBENCH_GPU_STACK cells (default 9).
 STEPS=${PRUNEBENCH_GPU_STEPS:-"timing low high bf16"}
 TASKS=${PRUNEBENCH_GPU_TASKS:-"[sst2,mrpc,stsb,qnli,mnli]"}  # MLM trains nothing (docs/gpu-job.md)
 for seed in ${PRUNEBENCH_GPU_RESUME:-}; do  # "suite=folder": copy that folder's records and grids
@@ -62,6 +63,20 @@ if want both; then  # both suites at once, each with $JOBS workers, packing what
   run_suite bert-lowsparsity 90 & low=$!
   run_suite bert-highsparsity 90 & high=$!
   wait "$low" "$high"
+  pack
+fi
+if want stacked; then  # docs/stacking.md: every suite's cells as stacks of one task's rows, all steps side by side
+  # SST-2 (6,315 steps a cell) apart from the small tasks, so its stacks hold half its rows each (2 workers); the
+  # dense row in bf16 (for the bf16-vs-fp32 difference) beside them. Each process has its own time limit.
+  STACK=${PRUNEBENCH_GPU_STACK:-9}
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # ten processes feeding one GPU: little CPU arithmetic each
+  pids=()
+  for name in bert-lowsparsity bert-highsparsity; do
+    JOBS=2 TASKS="[sst2]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
+    JOBS=2 TASKS="[mrpc,stsb,qnli,mnli]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
+  done
+  JOBS=2 run_suite bert-lowsparsity 95 --set "rows=[dense]" --set recipe.precision=bf16 & pids+=($!)
+  wait "${pids[@]}"  # explicit pids: a bare `wait` also waits for the log's tee
   pack
 fi
 want low && { run_suite bert-lowsparsity 50; pack; }

@@ -325,6 +325,7 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
     models = [job.model.to(device).train() for job in jobs]
     params, buffers = stack_module_state(models)
     skeleton = copy.deepcopy(models[0]).to("meta").train()  # the forward's code; the weights come from ``params``
+    _plain_attention(skeleton)
     loader = _train_loader(first.dataset, first.tokenizer, recipe, first.seed, first.regression)
     optimizer = _adamw(_param_groups(list(params.items()), recipe.weight_decay), recipe.lr)
     keep = _stacked_masks(jobs, params)
@@ -350,7 +351,8 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
                     loss = stacked_loss(params, buffers, dict(batch))
                 accelerator.backward(loss.sum())
                 for name, mask in keep.items():  # as MaskKeeper: masked gradients are zero before each step
-                    params[name].grad.mul_(mask)
+                    if params[name].grad is not None:
+                        params[name].grad.mul_(mask)
                 poptim.step()
                 psched.step()
                 poptim.zero_grad()
@@ -373,6 +375,16 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
     shared = _account(done, tokens, padded, linear_weights, step_seconds / k, data_seconds / k, recipe.precision, 1)
     return [{**shared, "stack": {"models": k, "position": i, "step_seconds": round(step_seconds, 3),
                                  "keys": [job.key for job in jobs]}} for i in range(k)]
+
+
+def _plain_attention(model) -> None:
+    """Attention as plain matrix products, softmax and dropout under the stack's vmap: a fused attention kernel
+    (CUDA's flash or memory-efficient ones) draws its dropout inside the kernel, which vmap cannot draw once for
+    the stack. On a CPU, training uses these plain operations anyway (its fused kernel has no dropout)."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:  # older transformers
+        model.config._attn_implementation = "eager"
 
 
 def _stacked_masks(jobs: list, params: dict) -> dict:
