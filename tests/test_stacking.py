@@ -174,3 +174,45 @@ def test_stack_under_several_processes_is_refused(tiny_bert, tmp_path, tiny_mirr
     with pytest.raises(UserError, match="--stack 4 trains stacked cells in one process"):
         run_suite(_suite(tmp_path, tiny_bert), tmp_path / "r", tiny_mirror_session, progress=False, accelerator=fake,
                   stack=4)
+
+
+def test_a_stack_that_cannot_train_leaves_its_cells_to_train_alone(lone_and_stacked, tmp_path, tiny_mirror_session,
+                                                                   monkeypatch, capsys):
+    """A stack that fails (e.g. out of device memory) warns once; its cells train alone and equal the lone run."""
+    from benchmarks.protocols import finetune as F
+
+    def broken(jobs, accelerator):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(F, "finetune_stacked", broken)
+    suite, lone, _ = lone_and_stacked
+    out = tmp_path / "fallback"
+    run_suite(suite, out, tiny_mirror_session, progress=False, stack=4)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "CUDA out of memory (simulated)" in warnings[0]
+    a, b = _records(lone), _records(out)
+    for key, rec in a.items():
+        assert b[key]["status"] == "ok" and "stack" not in b[key]["notes"]["finetune_account"]
+        assert b[key]["metrics"] == rec["metrics"]
+
+
+def test_a_cell_rebuilt_differently_trains_alone(lone_and_stacked, tmp_path, tiny_mirror_session, monkeypatch,
+                                                 capsys):
+    """The replay checks the pruned model against the captured one (sha256); on a mismatch the cell trains alone."""
+    real = stacking.train_jobs
+
+    def tamper(session, accelerator):
+        real(session, accelerator)
+        first = sorted(session.trained)[0]
+        session.trained[first].fingerprint = "not the model"
+
+    monkeypatch.setattr(stacking, "train_jobs", tamper)
+    suite, lone, _ = lone_and_stacked
+    out = tmp_path / "tampered"
+    run_suite(suite, out, tiny_mirror_session, progress=False, stack=4)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "rebuilt another pruned model" in line]
+    assert len(warnings) == 2  # one cell in each of the two stacks
+    accounts = [r["notes"]["finetune_account"] for r in _records(out).values()]
+    assert sum("stack" not in a for a in accounts) == 2
+    for key, rec in _records(lone).items():
+        assert _records(out)[key]["metrics"] == rec["metrics"]

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import sys
 import time
 
 import numpy as np
@@ -84,7 +85,11 @@ def train_step(ctx: RunContext, model, masks, tokenizer, train_enc: Encoded, rec
                                             stacking.fingerprint(model)))
         raise stacking.Captured(stack.current)
     trained = stack.trained.pop(stack.current, None)
-    if trained is None or trained.fingerprint != stacking.fingerprint(model):  # not stacked: train alone
+    if trained is not None and trained.fingerprint != stacking.fingerprint(model):
+        print(f"warning: cell {stack.current} rebuilt another pruned model than the one its stack trained; it trains "
+              f"alone", file=sys.stderr)
+        trained = None
+    if trained is None:  # not stacked: train alone
         return finetune(model, tokenizer, None, recipe, seed, masks, ctx.accelerator, regression, encoded=train_enc)
     with torch.no_grad():
         for name, param in model.named_parameters():
