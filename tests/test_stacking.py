@@ -216,3 +216,22 @@ def test_a_cell_rebuilt_differently_trains_alone(lone_and_stacked, tmp_path, tin
     assert sum("stack" not in a for a in accounts) == 2
     for key, rec in _records(lone).items():
         assert _records(out)[key]["metrics"] == rec["metrics"]
+
+
+def test_jobs_workers_stack_their_own_shards(tmp_path, tiny_bert, tiny_mirror_session, capsys):
+    """--jobs 2 --stack 3: each worker gets --stack and stacks its shard (here one task each: the grid interleaves
+    two tasks over two workers), so every record comes from a stack of 3."""
+    from benchmarks.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(tiny_suite_yaml(tiny_bert))  # dense, global-0.5, random-0.5 x SST-2, MRPC
+    results = tmp_path / "r"
+    code = main(["run", "--suite-file", str(path), "--data-dir", str(tiny_mirror_session), "--results", str(results),
+                 "--jobs", "2", "--stack", "3", "--no-progress", "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    records = _records(results)
+    assert len(records) == 6
+    for record in records.values():
+        info = record["notes"]["finetune_account"]["stack"]
+        assert info["models"] == 3
+        assert {records[k]["config"]["task"] for k in info["keys"]} == {record["config"]["task"]}

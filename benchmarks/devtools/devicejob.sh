@@ -68,14 +68,14 @@ fi
 if want stacked; then  # docs/stacking.md: every suite's cells as stacks of one task's rows, all steps side by side
   # SST-2 (6,315 steps a cell) apart from the small tasks, so its stacks hold half its rows each (2 workers); the
   # dense row in bf16 (for the bf16-vs-fp32 difference) beside them. Each process has its own time limit.
-  STACK=${PRUNEBENCH_GPU_STACK:-9}
+  STACK=${PRUNEBENCH_GPU_STACK:-9} SJOBS=${PRUNEBENCH_GPU_STACK_JOBS:-2}
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # ten processes feeding one GPU: little CPU arithmetic each
   pids=()
   for name in bert-lowsparsity bert-highsparsity; do
-    JOBS=2 TASKS="[sst2]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
-    JOBS=2 TASKS="[mrpc,stsb,qnli,mnli]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
+    JOBS=$SJOBS TASKS="[sst2]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
+    JOBS=$SJOBS TASKS="[mrpc,stsb,qnli,mnli]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
   done
-  JOBS=2 run_suite bert-lowsparsity 95 --set "rows=[dense]" --set recipe.precision=bf16 & pids+=($!)
+  JOBS=$SJOBS run_suite bert-lowsparsity 95 --set "rows=[dense]" --set recipe.precision=bf16 & pids+=($!)
   wait "${pids[@]}"  # explicit pids: a bare `wait` also waits for the log's tee
   pack
 fi
