@@ -82,6 +82,29 @@ class StackSession:
     trained: dict = field(default_factory=dict)  # cell key -> Trained
     warned: bool = False
 
+    def capture(self, model, masks, tokenizer, dataset, batches: tuple, recipe, seed: int, regression: bool,
+                device) -> None:
+        """Record the current cell's training step as a TrainJob and stop the cell (raises Captured)."""
+        self.jobs.append(TrainJob(self.current, model, masks, tokenizer, dataset, batches, recipe, seed, regression,
+                                  rng_state(device), fingerprint(model)))
+        raise Captured(self.current)
+
+    def replay(self, model) -> dict | None:
+        """Load the current cell's stacked training into ``model`` and return its account; None when the cell was
+        not trained in a stack, or rebuilt another model than the one captured (then it trains alone)."""
+        trained = self.trained.pop(self.current, None)
+        if trained is None:
+            return None
+        if trained.fingerprint != fingerprint(model):
+            print(f"warning: cell {self.current} rebuilt another pruned model than the one its stack trained; it "
+                  f"trains alone", file=sys.stderr)
+            return None
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(trained.params[name])
+        model.eval()
+        return trained.account
+
 
 def rng_state(device) -> tuple:
     """The generator states a training step draws dropout from: the CPU's, and the CUDA device's when on one."""
@@ -149,6 +172,7 @@ def train_jobs(session: StackSession, accelerator) -> None:
         if len(jobs) < 2:
             continue
         try:
+            set_rng_state(jobs[0].rng, accelerator.device)  # the state every job of the stack captured
             accounts = finetune_stacked(jobs, accelerator)
         except (KeyboardInterrupt, SystemExit):
             raise

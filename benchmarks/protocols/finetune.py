@@ -6,7 +6,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import sys
 import time
 
 import numpy as np
@@ -73,29 +72,17 @@ def finetune_protocol(task, train: Examples, evals: list, model_ref: ModelRef, p
 
 def train_step(ctx: RunContext, model, masks, tokenizer, train_enc: Encoded, recipe: GlueRecipe, seed: int,
                regression: bool, batches: tuple) -> dict:
-    """Fine-tune ``model`` (``finetune``), or under ``run --stack`` capture the step or replay its stacked result."""
+    """Fine-tune ``model`` (``finetune``); under ``run --stack`` the run's stack session (benchmarks/stacking.py)
+    captures the step (and stops the cell) or replays the cell's stacked training."""
     stack = getattr(ctx, "stack", None)
-    if stack is None or stack.current is None:
-        return finetune(model, tokenizer, None, recipe, seed, masks, ctx.accelerator, regression, encoded=train_enc)
-    from benchmarks import stacking
-
-    if stack.capturing:
-        stack.jobs.append(stacking.TrainJob(stack.current, model, masks, tokenizer, train_enc, batches, recipe, seed,
-                                            regression, stacking.rng_state(ctx.accelerator.device),
-                                            stacking.fingerprint(model)))
-        raise stacking.Captured(stack.current)
-    trained = stack.trained.pop(stack.current, None)
-    if trained is not None and trained.fingerprint != stacking.fingerprint(model):
-        print(f"warning: cell {stack.current} rebuilt another pruned model than the one its stack trained; it trains "
-              f"alone", file=sys.stderr)
-        trained = None
-    if trained is None:  # not stacked: train alone
-        return finetune(model, tokenizer, None, recipe, seed, masks, ctx.accelerator, regression, encoded=train_enc)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            param.copy_(trained.params[name])
-    model.eval()
-    return trained.account
+    if stack is not None and stack.current is not None:
+        if stack.capturing:
+            stack.capture(model, masks, tokenizer, train_enc, batches, recipe, seed, regression,
+                          ctx.accelerator.device)  # raises Captured
+        account = stack.replay(model)
+        if account is not None:
+            return account
+    return finetune(model, tokenizer, None, recipe, seed, masks, ctx.accelerator, regression, encoded=train_enc)
 
 
 class _Clock:
@@ -317,8 +304,6 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
     from torch.func import functional_call, stack_module_state, vmap
     from transformers import get_linear_schedule_with_warmup
 
-    from benchmarks.stacking import set_rng_state
-
     first = jobs[0]
     recipe = GlueRecipe.coerce(first.recipe)
     if accelerator.num_processes != 1:
@@ -326,7 +311,6 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
     if recipe.epochs <= 0:
         return [{} for _ in jobs]
     device = accelerator.device
-    set_rng_state(first.rng, device)  # the state every job captured (they are grouped by it)
     models = [job.model.to(device).train() for job in jobs]
     params, buffers = stack_module_state(models)
     skeleton = copy.deepcopy(models[0]).to("meta").train()  # the forward's code; the weights come from ``params``
