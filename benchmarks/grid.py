@@ -44,7 +44,7 @@ def write_grid(results_dir: Path, suite: Suite, cells: list[Cell], columns: dict
                "cells": [{"key": c.key, "config": c.config, "label": c.label, "info": c.info} for c in cells],
                "columns": {task: {title: list(pair) for title, pair in cols.items()} for task, cols in columns.items()}}
     path = grid_path(results_dir, suite)
-    write_json_atomic(path, payload)
+    write_json_atomic(path, payload, compact=True)  # read by reports only; committed grids travel to the GPU call
     return path
 
 
