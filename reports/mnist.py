@@ -212,7 +212,8 @@ def fig2(rec: dict, out: Path | None, title: str) -> list[Path]:
         for row, layer in enumerate(("hidden1", "hidden2")):
             for col, (prop, label) in enumerate(FIG_PROPS):
                 ax = axes[row, col]
-                ax.scatter(nodes[layer][f"in_{prop}"], nodes[layer][f"out_{prop}"], s=8, alpha=0.6)
+                # thousands of points: drawn as an image inside the SVG (300 KB of vector circles otherwise)
+                ax.scatter(nodes[layer][f"in_{prop}"], nodes[layer][f"out_{prop}"], s=8, alpha=0.6, rasterized=True)
                 ax.set_xlabel(f"inputs: {label}")
                 ax.set_ylabel(f"outputs: {label}")
                 ax.set_title(f"{'Hidden 1' if layer == 'hidden1' else 'Hidden 2'}", fontsize=10)
