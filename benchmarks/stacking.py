@@ -162,28 +162,51 @@ def plan_groups(cells: list, size: int) -> list[list]:
 
 def train_jobs(session: StackSession, accelerator) -> None:
     """Train the captured jobs, stacked by compatibility (groups of one are left to train alone at replay)."""
-    from benchmarks.protocols.finetune import finetune_stacked
-
     by_kind: dict = {}
     for job in session.jobs:
         by_kind.setdefault(job.compatible(), []).append(job)
     session.jobs = []
     for jobs in by_kind.values():
-        if len(jobs) < 2:
-            continue
-        try:
-            set_rng_state(jobs[0].rng, accelerator.device)  # the state every job of the stack captured
-            accounts = finetune_stacked(jobs, accelerator)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # e.g. out of device memory: the cells train one by one instead
-            if not session.warned:
-                print(f"warning: a stack of {len(jobs)} cells could not train together ({exc.__class__.__name__}: "
-                      f"{exc}); its cells train one at a time", file=sys.stderr)
-                session.warned = True
-            continue
-        for job, account in zip(jobs, accounts):
-            params = {n: p.detach().cpu().clone() for n, p in job.model.named_parameters()}
-            session.trained[job.key] = Trained(job.fingerprint, params, account)
-        for job in jobs:
-            job.model = None  # the trained weights are kept; the captured models can go
+        if len(jobs) >= 2:
+            _train_stack(jobs, session, accelerator)
+
+
+def _train_stack(jobs: list, session: StackSession, accelerator) -> None:
+    """Train ``jobs`` as one stack; out of memory, as two halves (down to stacks of 2); on any other error, or out
+    of memory at 2, leave the cells to train alone (one warning per run)."""
+    from benchmarks.protocols.finetune import finetune_stacked
+
+    try:
+        set_rng_state(jobs[0].rng, accelerator.device)  # the state every job of the stack captured
+        accounts = finetune_stacked(jobs, accelerator)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever stops a stack, its cells can still train alone
+        _free_device_memory(accelerator)
+        if is_out_of_memory(exc) and len(jobs) >= 4:  # nothing of the failed try was kept: retry smaller
+            half = len(jobs) // 2
+            print(f"note: a stack of {len(jobs)} cells ran out of memory; training it as stacks of {half} and "
+                  f"{len(jobs) - half}", file=sys.stderr)
+            _train_stack(jobs[:half], session, accelerator)
+            _train_stack(jobs[half:], session, accelerator)
+        elif not session.warned:
+            print(f"warning: a stack of {len(jobs)} cells could not train together ({exc.__class__.__name__}: "
+                  f"{exc}); its cells train one at a time", file=sys.stderr)
+            session.warned = True
+        return
+    for job, account in zip(jobs, accounts):
+        params = {n: p.detach().cpu().clone() for n, p in job.model.named_parameters()}
+        session.trained[job.key] = Trained(job.fingerprint, params, account)
+        job.model = None  # the trained weights are kept; the captured model can go
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device (or host) allocation failure."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_device_memory(accelerator) -> None:
+    """Drop what a failed stack left: the optimizer and loader accelerate still holds, then the device's cache."""
+    free = getattr(accelerator, "free_memory", None)
+    if free is not None:
+        free()  # clears accelerate's references, collects garbage and empties the CUDA cache

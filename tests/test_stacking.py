@@ -255,3 +255,30 @@ def test_bf16_stacks_agree_with_lone_cells_to_bf16_rounding(tmp_path, tiny_bert,
         mine, theirs = _scores(tmp_path / "lone", rec), _scores(tmp_path / "stacked", b[key])
         for name in mine:
             assert np.allclose(mine[name], theirs[name], atol=BF16_SCORE_ATOL), (rec["label"], name)
+
+
+def test_a_stack_out_of_memory_is_split_in_halves(lone_and_stacked, tmp_path, tiny_mirror_session, monkeypatch,
+                                                   capsys):
+    """Out of memory, a stack of 4 is retried as two stacks of 2 (the failed try keeps nothing): every record comes
+    from a stack of 2 and equals the lone run."""
+    import torch
+
+    from benchmarks.protocols import finetune as F
+
+    real = F.finetune_stacked
+
+    def small_device(jobs, accelerator):
+        if len(jobs) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return real(jobs, accelerator)
+
+    monkeypatch.setattr(F, "finetune_stacked", small_device)
+    suite, lone, _ = lone_and_stacked
+    out = tmp_path / "halves"
+    run_suite(suite, out, tiny_mirror_session, progress=False, stack=4)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: a stack of 4")]
+    assert len(notes) == 2  # one per task
+    b = _records(out)
+    for key, rec in _records(lone).items():
+        assert b[key]["notes"]["finetune_account"]["stack"]["models"] == 2
+        assert b[key]["metrics"] == rec["metrics"]
