@@ -35,7 +35,8 @@ python3 -c "import torch, transformers; print('torch', torch.__version__, 'trans
 
 # A later call resumes: PRUNEBENCH_GPU_RESUME names folders whose finished records seed the results (e.g. the
 # published partial boards), PRUNEBENCH_GPU_STEPS picks steps (default all but stacked), PRUNEBENCH_GPU_TASKS the
-# tasks; step "stacked" (docs/stacking.md) runs both suites as stacks of PRUNEBENCH_GPU_STACK cells (default 9).
+# tasks; step "stacked" (docs/stacking.md) runs both suites as stacks of PRUNEBENCH_GPU_STACK cells for SST-2
+# (default 9) and PRUNEBENCH_GPU_STACK_SMALL for the other tasks (default 5), PRUNEBENCH_GPU_STACK_JOBS workers each.
 STEPS=${PRUNEBENCH_GPU_STEPS:-"timing low high bf16"}
 TASKS=${PRUNEBENCH_GPU_TASKS:-"[sst2,mrpc,stsb,qnli,mnli]"}  # MLM trains nothing (docs/gpu-job.md)
 for seed in ${PRUNEBENCH_GPU_RESUME:-}; do  # "suite=folder": copy that folder's records and grids
@@ -68,12 +69,13 @@ fi
 if want stacked; then  # docs/stacking.md: every suite's cells as stacks of one task's rows, all steps side by side
   # SST-2 (6,315 steps a cell) apart from the small tasks, so its stacks hold half its rows each (2 workers); the
   # dense row in bf16 (for the bf16-vs-fp32 difference) beside them. Each process has its own time limit.
-  STACK=${PRUNEBENCH_GPU_STACK:-9} SJOBS=${PRUNEBENCH_GPU_STACK_JOBS:-2}
+  # SST-2's batches are short (little memory per cell): big stacks; the other tasks' reach 128 tokens: smaller ones.
+  STACK=${PRUNEBENCH_GPU_STACK:-9} SMALL=${PRUNEBENCH_GPU_STACK_SMALL:-5} SJOBS=${PRUNEBENCH_GPU_STACK_JOBS:-2}
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # ten processes feeding one GPU: little CPU arithmetic each
   pids=()
   for name in bert-lowsparsity bert-highsparsity; do
     JOBS=$SJOBS TASKS="[sst2]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
-    JOBS=$SJOBS TASKS="[mrpc,stsb,qnli,mnli]" run_suite "$name" 95 --stack "$STACK" & pids+=($!)
+    JOBS=$SJOBS TASKS="[mrpc,stsb,qnli,mnli]" run_suite "$name" 95 --stack "$SMALL" & pids+=($!)
   done
   JOBS=$SJOBS run_suite bert-lowsparsity 95 --set "rows=[dense]" --set recipe.precision=bf16 & pids+=($!)
   wait "${pids[@]}"  # explicit pids: a bare `wait` also waits for the log's tee
