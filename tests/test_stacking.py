@@ -7,12 +7,11 @@ what a CPU shows is the mechanism, launch overhead paid once per stack (tests/te
 from __future__ import annotations
 
 import copy
-import json
 
 import numpy as np
 import pytest
 
-from benchmarks import paths, predictions, stacking
+from benchmarks import predictions, stacking, store
 from benchmarks.config import apply_overrides, load_suite
 from benchmarks.runner import expand, run_suite
 from tests.conftest import tiny_suite_yaml
@@ -32,16 +31,13 @@ def _suite(tmp_path, tiny_bert, tasks: str = "[sst2, mrpc]"):
 
 
 def _records(folder) -> dict:
-    out = {}
-    for file in sorted(paths.records_dir(folder).glob("*.json")):
-        record = json.loads(file.read_text())
-        out[record["key"]] = record
-    return out
+    """{key: record} of a results folder (the store's reader)."""
+    return store.load_records(folder).records
 
 
 def _scores(folder, record) -> dict:
-    return predictions.read_arrays(paths.records_dir(folder) / record["predictions"]) if record.get("predictions") \
-        else {}
+    """The per-example arrays a record names ({} when none)."""
+    return predictions.load(folder, record) or {}
 
 
 @pytest.fixture(scope="module")

@@ -240,22 +240,38 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup * processes, steps * processes)
     pmodel, poptim, ploader, psched = accelerator.prepare(model, optimizer, loader, scheduler)
     pmodel.train()
-    done, tokens, padded, step_seconds, data_seconds = 0, 0, 0, 0.0, 0.0
     device = accelerator.device
-    with progress.steps(steps, "fine-tuning") as advance:
+
+    def step(batch: dict) -> None:
+        with autocast(device, recipe.precision):
+            loss = pmodel(**batch).loss
+        accelerator.backward(loss)
+        poptim.step()
+        psched.step()
+        poptim.zero_grad()
+
+    counts = _train_steps(ploader, steps, "fine-tuning", device, step)
+    pmodel.eval()
+    if keeper:
+        keeper.detach()
+        keeper.reapply()
+    accelerator.free_memory()
+    return _account(*counts, linear_weights=linear_weights, precision=recipe.precision, processes=processes)
+
+
+def _train_steps(loader, steps: int, desc: str, device, step) -> tuple[int, int, int, float, float]:
+    """Call ``step(batch)`` on ``steps`` batches of ``loader`` (iterated again for each epoch), with a progress bar;
+    return (steps, real tokens, padded tokens, seconds in the steps, seconds waiting for batches)."""
+    done, tokens, padded, step_seconds, data_seconds = 0, 0, 0, 0.0, 0.0
+    with progress.steps(steps, desc) as advance:
         while done < steps:
             waited = time.perf_counter()
-            for batch in ploader:
+            for batch in loader:
                 started = time.perf_counter()
                 data_seconds += started - waited
                 real = int(batch["attention_mask"].sum())
                 tokens, padded = tokens + real, padded + batch["attention_mask"].numel() - real
-                with autocast(device, recipe.precision):
-                    loss = pmodel(**batch).loss
-                accelerator.backward(loss)
-                poptim.step()
-                psched.step()
-                poptim.zero_grad()
+                step(batch)
                 _synchronize(device)
                 done += 1
                 waited = time.perf_counter()
@@ -263,15 +279,10 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
                 advance()
                 if done >= steps:
                     break
-    pmodel.eval()
-    if keeper:
-        keeper.detach()
-        keeper.reapply()
-    accelerator.free_memory()
-    return _account(done, tokens, padded, linear_weights, step_seconds, data_seconds, recipe.precision, processes)
+    return done, tokens, padded, step_seconds, data_seconds
 
 
-def _account(steps: int, tokens: int, padded: int, linear_weights: int, step_seconds: float, data_seconds: float,
+def _account(steps: int, tokens: int, padded: int, step_seconds: float, data_seconds: float, linear_weights: int,
              precision: str, processes: int) -> dict:
     """The training account a record reports (see ``finetune``)."""
     gflop = 6 * linear_weights * (tokens + padded) / 1e9
@@ -327,31 +338,20 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
         return functional_call(skeleton, (p, b), (), batch).loss
 
     stacked_loss = vmap(loss_of, in_dims=(0, 0, None), randomness="same")
-    done, tokens, padded, step_seconds, data_seconds = 0, 0, 0, 0.0, 0.0
-    with progress.steps(steps, f"fine-tuning {len(jobs)} stacked cells") as advance:
-        while done < steps:
-            waited = time.perf_counter()
-            for batch in ploader:
-                started = time.perf_counter()
-                data_seconds += started - waited
-                real = int(batch["attention_mask"].sum())
-                tokens, padded = tokens + real, padded + batch["attention_mask"].numel() - real
-                with autocast(device, recipe.precision):
-                    loss = stacked_loss(params, buffers, dict(batch))
-                accelerator.backward(loss.sum())
-                for name, mask in keep.items():  # as MaskKeeper: masked gradients are zero before each step
-                    if params[name].grad is not None:
-                        params[name].grad.mul_(mask)
-                poptim.step()
-                psched.step()
-                poptim.zero_grad()
-                _synchronize(device)
-                done += 1
-                waited = time.perf_counter()
-                step_seconds += waited - started
-                advance()
-                if done >= steps:
-                    break
+
+    def step(batch: dict) -> None:
+        with autocast(device, recipe.precision):
+            loss = stacked_loss(params, buffers, dict(batch))
+        accelerator.backward(loss.sum())
+        for name, mask in keep.items():  # as MaskKeeper: masked gradients are zero before each step
+            if params[name].grad is not None:
+                params[name].grad.mul_(mask)
+        poptim.step()
+        psched.step()
+        poptim.zero_grad()
+
+    done, tokens, padded, step_seconds, data_seconds = _train_steps(
+        ploader, steps, f"fine-tuning {len(jobs)} stacked cells", device, step)
     with torch.no_grad():
         for name, mask in keep.items():
             params[name].mul_(mask)
@@ -361,7 +361,8 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
             model.eval()
     accelerator.free_memory()
     k = len(jobs)
-    shared = _account(done, tokens, padded, linear_weights, step_seconds / k, data_seconds / k, recipe.precision, 1)
+    shared = _account(done, tokens, padded, step_seconds / k, data_seconds / k, linear_weights=linear_weights,
+                      precision=recipe.precision, processes=1)
     return [{**shared, "stack": {"models": k, "position": i, "step_seconds": round(step_seconds, 3),
                                  "keys": [job.key for job in jobs]}} for i in range(k)]
 
