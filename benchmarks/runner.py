@@ -165,8 +165,10 @@ def count_done(cells: list[Cell], results_dir: Path, keep_stale: bool = False) -
 
 def _make_accelerator():
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
 
-    return Accelerator()
+    # Batches are copied to a GPU without waiting for the queued work (their loaders pin them on CUDA).
+    return Accelerator(dataloader_config=DataLoaderConfiguration(non_blocking=True))
 
 
 def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,

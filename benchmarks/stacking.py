@@ -176,28 +176,42 @@ def _train_stack(jobs: list, session: StackSession, accelerator) -> None:
     of memory at 2, leave the cells to train alone (one warning per run)."""
     from benchmarks.protocols.finetune import finetune_stacked
 
+    failure = None
     try:
         set_rng_state(jobs[0].rng, accelerator.device)  # the state every job of the stack captured
         accounts = finetune_stacked(jobs, accelerator)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever stops a stack, its cells can still train alone
+        failure = (f"{exc.__class__.__name__}: {exc}", is_out_of_memory(exc))
+    if failure is not None:
+        # Handled here, after the except block: the exception's traceback holds the failed stack's frames (its
+        # stacked weights, moments and activations), so only now can their device memory be freed for a retry.
         _free_device_memory(accelerator)
-        if is_out_of_memory(exc) and len(jobs) >= 4:  # nothing of the failed try was kept: retry smaller
-            half = len(jobs) // 2
-            print(f"note: a stack of {len(jobs)} cells ran out of memory; training it as stacks of {half} and "
-                  f"{len(jobs) - half}", file=sys.stderr)
-            _train_stack(jobs[:half], session, accelerator)
-            _train_stack(jobs[half:], session, accelerator)
-        elif not session.warned:
-            print(f"warning: a stack of {len(jobs)} cells could not train together ({exc.__class__.__name__}: "
-                  f"{exc}); its cells train one at a time", file=sys.stderr)
-            session.warned = True
+        _after_failure(jobs, session, accelerator, *failure)
         return
     for job, account in zip(jobs, accounts):
         params = {n: p.detach().cpu().clone() for n, p in job.model.named_parameters()}
         session.trained[job.key] = Trained(job.fingerprint, params, account)
         job.model = None  # the trained weights are kept; the captured model can go
+
+
+def _after_failure(jobs: list, session: StackSession, accelerator, reason: str, out_of_memory: bool) -> None:
+    """Retry a stack that ran out of memory as two halves (nothing of the failed try was kept); otherwise leave its
+    cells to train alone at their replay, with one warning per run."""
+    if out_of_memory and len(jobs) >= 4:
+        half = len(jobs) // 2
+        print(f"note: a stack of {len(jobs)} cells ran out of memory; training it as stacks of {half} and "
+              f"{len(jobs) - half}", file=sys.stderr)
+        _train_stack(jobs[:half], session, accelerator)
+        _train_stack(jobs[half:], session, accelerator)
+        return
+    if not session.warned:
+        print(f"warning: a stack of {len(jobs)} cells could not train together ({reason}); its cells train one at "
+              f"a time", file=sys.stderr)
+        session.warned = True
+    for job in jobs:
+        job.model = None  # each cell rebuilds its model at its replay: the captured copy need not hold memory
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

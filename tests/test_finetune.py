@@ -101,3 +101,48 @@ def test_full_scale_resolves_to_the_papers_recipe():
         assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.epochs, recipe.max_length,
                 recipe.warmup_ratio, recipe.weight_decay) == ("adamw", 2e-5, 32, 3, 128, 0.1, 0.01)
         assert (recipe.train_limit, recipe.precision, recipe.protocol) == (None, "fp32", "finetune")
+
+
+class _HostReads(torch.Tensor):
+    """A tensor that counts how often its value is read on the host (on a GPU, each such read waits for the
+    device to finish all the work queued so far)."""
+
+    reads = 0
+    READS = (torch.Tensor.__int__, torch.Tensor.__float__, torch.Tensor.__bool__, torch.Tensor.__index__,
+             torch.Tensor.item, torch.Tensor.tolist)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in cls.READS:
+            cls.reads += 1
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_the_step_loop_waits_for_the_device_once_not_per_step(monkeypatch):
+    """Between steps the loop neither synchronises the device nor reads a value back (either would leave a GPU
+    idle while the host prepares the next step); it does both once, at the end, and still counts every token."""
+    waits = []
+    monkeypatch.setattr(F, "_synchronize", waits.append)
+    _HostReads.reads = 0
+    loader = [{"attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]]).as_subclass(_HostReads)} for _ in range(3)]
+    seen = []
+    done, tokens, padded, step_seconds, _ = F._train_steps(loader, 5, "test", torch.device("cpu"), seen.append)
+    assert (done, len(seen)) == (5, 5)  # two passes over the three batches, stopped at 5 steps
+    assert (tokens, padded) == (15, 15)
+    assert len(waits) == 1 and _HostReads.reads == 1
+    assert step_seconds >= 0
+
+
+def test_batches_for_a_gpu_are_pinned_and_copied_without_waiting(tiny_bert, tiny_mirror_session):
+    """On CUDA the loader pins its batches and the run's accelerator copies them asynchronously, so the copy of the
+    next batch does not wait for the last step's kernels; on a CPU nothing is pinned."""
+    from transformers import AutoTokenizer
+
+    from benchmarks.runner import _make_accelerator
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    data = F.encode(tokenizer, load_glue("sst2", "train", tiny_mirror_session), 32)
+    pinned = {kind: F._train_loader(data, tokenizer, RECIPE, 0, False, torch.device(kind)).pin_memory
+              for kind in ("cpu", "cuda")}
+    assert pinned == {"cpu": False, "cuda": True}
+    assert _make_accelerator().dataloader_config.non_blocking is True

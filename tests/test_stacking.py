@@ -255,16 +255,22 @@ def test_bf16_stacks_agree_with_lone_cells_to_bf16_rounding(tmp_path, tiny_bert,
 
 def test_a_stack_out_of_memory_is_split_in_halves(lone_and_stacked, tmp_path, tiny_mirror_session, monkeypatch,
                                                    capsys):
-    """Out of memory, a stack of 4 is retried as two stacks of 2 (the failed try keeps nothing): every record comes
-    from a stack of 2 and equals the lone run."""
+    """Out of memory, a stack of 4 is retried as two stacks of 2, and the failed try keeps nothing: what it held is
+    freed before the retry starts. Every record comes from a stack of 2 and equals the lone run."""
+    import weakref
+
     import torch
 
     from benchmarks.protocols import finetune as F
 
     real = F.finetune_stacked
+    failed_tries = []  # weak references to what each failed try held when it ran out of memory
 
     def small_device(jobs, accelerator):
+        assert all(ref() is None for ref in failed_tries), "a failed stack's tensors are still alive at the retry"
         if len(jobs) > 2:
+            held = torch.zeros(1000)  # stands for the stacked weights, moments and activations of the failed try
+            failed_tries.append(weakref.ref(held))
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         return real(jobs, accelerator)
 
@@ -274,6 +280,7 @@ def test_a_stack_out_of_memory_is_split_in_halves(lone_and_stacked, tmp_path, ti
     run_suite(suite, out, tiny_mirror_session, progress=False, stack=4)
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: a stack of 4")]
     assert len(notes) == 2  # one per task
+    assert len(failed_tries) == 2
     b = _records(out)
     for key, rec in _records(lone).items():
         assert b[key]["notes"]["finetune_account"]["stack"]["models"] == 2

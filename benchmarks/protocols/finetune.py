@@ -196,17 +196,21 @@ def _adamw(groups: list[dict], lr: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=lr)
 
 
-def _train_loader(dataset: Encoded, tokenizer, recipe: GlueRecipe, seed: int, regression: bool) -> DataLoader:
-    """Shuffled batches; with ``group_by_length`` batches hold examples of similar length (less padding)."""
+def _train_loader(dataset: Encoded, tokenizer, recipe: GlueRecipe, seed: int, regression: bool,
+                  device=None) -> DataLoader:
+    """Shuffled batches; with ``group_by_length`` batches hold examples of similar length (less padding). For a
+    CUDA ``device`` the batches are pinned, so their copy to the device does not wait for the last step."""
     batch_size = recipe.batch_size
     generator = torch.Generator().manual_seed(seed)
     collate = _collator(tokenizer, regression)
+    pin = getattr(device, "type", "cpu") == "cuda"
     if recipe.group_by_length:
         from transformers.trainer_pt_utils import LengthGroupedSampler
 
         sampler = LengthGroupedSampler(batch_size, lengths=dataset.lengths(), generator=generator)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, pin_memory=pin)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator,
+                      pin_memory=pin)
 
 
 def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, masks, accelerator, regression: bool,
@@ -227,7 +231,7 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
     # Each process takes its share of the recipe's global batch (see _per_process_batch).
     per_process = dataclasses.replace(recipe, batch_size=_per_process_batch(recipe.batch_size, processes))
     dataset = encoded if encoded is not None else encode(tokenizer, train, recipe.max_length)
-    loader = _train_loader(dataset, tokenizer, per_process, seed, regression)
+    loader = _train_loader(dataset, tokenizer, per_process, seed, regression, accelerator.device)
     optimizer = _adamw(_param_groups(list(model.named_parameters()), recipe.weight_decay), recipe.lr)
     # Masked gradients are zeroed before each step; no pass over the weights after it: a weight that is zero
     # and never gets a gradient stays exactly zero under AdamW (zero moments, zero update, decay of zero).
@@ -261,25 +265,34 @@ def finetune(model, tokenizer, train: Examples, recipe: GlueRecipe, seed: int, m
 
 def _train_steps(loader, steps: int, desc: str, device, step) -> tuple[int, int, int, float, float]:
     """Call ``step(batch)`` on ``steps`` batches of ``loader`` (iterated again for each epoch), with a progress bar;
-    return (steps, real tokens, padded tokens, seconds in the steps, seconds waiting for batches)."""
-    done, tokens, padded, step_seconds, data_seconds = 0, 0, 0, 0.0, 0.0
+    return (steps, real tokens, padded tokens, seconds in the steps, seconds waiting for batches).
+
+    Nothing here waits for the device between steps: the token count stays on the device until the end, so on a GPU
+    the host collates and queues the next batch while the last step's kernels run (a small model's step is bound by
+    those launches). On a GPU the step seconds are therefore the time to queue the steps plus the final wait for the
+    device; steps and batches together are the loop's wall time.
+    """
+    done, real, slots, step_seconds, data_seconds = 0, None, 0, 0.0, 0.0
     with progress.steps(steps, desc) as advance:
         while done < steps:
             waited = time.perf_counter()
             for batch in loader:
                 started = time.perf_counter()
                 data_seconds += started - waited
-                real = int(batch["attention_mask"].sum())
-                tokens, padded = tokens + real, padded + batch["attention_mask"].numel() - real
+                mask = batch["attention_mask"]
+                real = mask.sum() if real is None else real + mask.sum()
+                slots += mask.numel()
                 step(batch)
-                _synchronize(device)
                 done += 1
                 waited = time.perf_counter()
                 step_seconds += waited - started
                 advance()
                 if done >= steps:
                     break
-    return done, tokens, padded, step_seconds, data_seconds
+    _synchronize(device)  # the queued steps' kernels belong to the steps' seconds
+    step_seconds += time.perf_counter() - waited
+    tokens = int(real) if real is not None else 0
+    return done, tokens, slots - tokens, step_seconds, data_seconds
 
 
 def _account(steps: int, tokens: int, padded: int, step_seconds: float, data_seconds: float, linear_weights: int,
@@ -326,7 +339,7 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
     params, buffers = stack_module_state(models)
     skeleton = copy.deepcopy(models[0]).to("meta").train()  # the forward's code; the weights come from ``params``
     _plain_attention(skeleton)
-    loader = _train_loader(first.dataset, first.tokenizer, recipe, first.seed, first.regression)
+    loader = _train_loader(first.dataset, first.tokenizer, recipe, first.seed, first.regression, device)
     optimizer = _adamw(_param_groups(list(params.items()), recipe.weight_decay), recipe.lr)
     keep = _stacked_masks(jobs, params)
     linear_weights = sum(w.weight.numel() for w in prunable_weights(models[0]))
