@@ -32,6 +32,9 @@ from benchmarks import paths, store
 # Seconds between two writes of a worker's progress file, and between two looks of the --jobs parent.
 CHANNEL_INTERVAL = 1.0
 POLL_INTERVAL = 0.5
+# Seconds between two pace lines of a long block of steps where no bar is drawn (a log, a pipe): a job cut short
+# by its time limit still says how fast its steps went and how far it got.
+PACE_INTERVAL = 60.0
 COMBINED_FORMAT = "{desc} |{bar}| {percentage:3.0f}% [{elapsed}<{remaining}]"
 
 
@@ -85,23 +88,35 @@ def running_cell(key: str, label: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def steps(total: int, desc: str, unit: str = "step") -> Iterator[Callable[[int], None]]:
-    """Progress inside a cell: yields ``advance(n=1)``; draws a nested bar and feeds the --jobs channel."""
+def steps(total: int, desc: str, unit: str = "step", pace: bool = False) -> Iterator[Callable[[int], None]]:
+    """Progress inside a cell: yields ``advance(n=1)``; draws a nested bar and feeds the --jobs channel. With
+    ``pace``, where no bar is drawn, a line on stderr every PACE_INTERVAL seconds says how far and how fast."""
     inner = bar(total, desc, show=_now.show and total > 0, unit=unit, leave=False)
     done = 0
+    started = last_line = time.monotonic()
 
     def advance(n: int = 1, force: bool = False) -> None:
-        nonlocal done
+        nonlocal done, last_line
         done += n
         inner.update(n)
         if _now.cell_key is not None:
             _write_channel(_now.cell_key, desc, done / total if total else 1.0, force)
+        if pace and n and inner.disable and time.monotonic() - last_line >= PACE_INTERVAL:
+            last_line = time.monotonic()
+            print(pace_line(desc, done, total, last_line - started, unit), file=sys.stderr, flush=True)
 
     try:
         yield advance
     finally:
         inner.close()
     advance(0, force=True)  # the parent sees the block's end even between two timed writes
+
+
+def pace_line(desc: str, done: int, total: int, seconds: float, unit: str = "step") -> str:
+    """``desc: done/total steps, N ms a step, about S s left`` (the rate so far)."""
+    each = seconds / max(done, 1)
+    return (f"{desc}: {done}/{total} {unit}s in {seconds:.0f} s, {1e3 * each:.0f} ms a {unit}, about "
+            f"{each * max(total - done, 0):.0f} s left")
 
 
 def _write_channel(key: str, label: str, fraction: float, force: bool = False) -> None:

@@ -173,3 +173,25 @@ def test_combined_bar_counts_this_runs_records_and_the_running_fractions(tmp_pat
     frames = re.findall(r"g: (\d)/3 cells \|[^|]*\| +(\d+)%", text)
     assert ("1", "33") in frames and ("1", "50") in frames and ("2", "67") in frames, frames
     assert frames[-1] == ("3", "100"), frames
+
+
+def test_long_steps_off_a_terminal_print_their_pace(monkeypatch):
+    """Off a terminal (a job's log), a block of steps with ``pace`` prints a line every PACE_INTERVAL seconds: how
+    far, how many ms a step, how long is left. A drawn bar, or a block without ``pace``, prints no such line."""
+    monkeypatch.setattr(progress, "PACE_INTERVAL", 0.0)  # a line at every step
+    for show, stream, pace, lines in ((False, io.StringIO(), True, 3), (True, _Terminal(), True, 0),
+                                      (False, io.StringIO(), False, 0)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with progress.reporting(show), progress.steps(3, "fine-tuning 9 stacked cells", pace=pace) as advance:
+            for _ in range(3):
+                advance()
+        found = re.findall(r"fine-tuning 9 stacked cells: (\d)/3 steps in \d+ s, \d+ ms a step, about \d+ s left",
+                           stream.getvalue())
+        assert found == [str(i) for i in range(1, lines + 1)], stream.getvalue()
+    monkeypatch.setattr(progress, "PACE_INTERVAL", 60.0)
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    with progress.steps(3, "fine-tuning", pace=True) as advance:
+        advance()
+    assert "ms a step" not in stream.getvalue()  # short blocks stay silent
+    assert progress.pace_line("x", 100, 400, 5.0) == "x: 100/400 steps in 5 s, 50 ms a step, about 15 s left"

@@ -273,7 +273,7 @@ def _train_steps(loader, steps: int, desc: str, device, step) -> tuple[int, int,
     device; steps and batches together are the loop's wall time.
     """
     done, real, slots, step_seconds, data_seconds = 0, None, 0, 0.0, 0.0
-    with progress.steps(steps, desc) as advance:
+    with progress.steps(steps, desc, pace=True) as advance:
         while done < steps:
             waited = time.perf_counter()
             for batch in loader:
