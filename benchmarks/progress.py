@@ -45,6 +45,7 @@ class _Reporting:
     show: bool = False  # nested bars wanted (no --no-progress; the main process of an accelerate launch)
     channel: Path | None = None  # this --jobs worker's progress file
     cell_key: str | None = None  # the cell now running (named in the progress file)
+    cell_label: str | None = None  # its label (named in pace lines)
     last_write: float = 0.0
 
 
@@ -79,12 +80,12 @@ def reporting(show: bool, channel: Path | None = None) -> Iterator[None]:
 @contextlib.contextmanager
 def running_cell(key: str, label: str) -> Iterator[None]:
     """Mark ``key`` as the running cell (its progress file says 0 done until its steps report more)."""
-    _now.cell_key = key
+    _now.cell_key, _now.cell_label = key, label
     _write_channel(key, label, 0.0, force=True)
     try:
         yield
     finally:
-        _now.cell_key = None
+        _now.cell_key = _now.cell_label = None
 
 
 @contextlib.contextmanager
@@ -103,7 +104,8 @@ def steps(total: int, desc: str, unit: str = "step", pace: bool = False) -> Iter
             _write_channel(_now.cell_key, desc, done / total if total else 1.0, force)
         if pace and n and inner.disable and time.monotonic() - last_line >= PACE_INTERVAL:
             last_line = time.monotonic()
-            print(pace_line(desc, done, total, last_line - started, unit), file=sys.stderr, flush=True)
+            named = f"{desc} ({_now.cell_label})" if _now.cell_key is not None and _now.cell_label else desc
+            print(pace_line(named, done, total, last_line - started, unit), file=sys.stderr, flush=True)
 
     try:
         yield advance

@@ -188,6 +188,11 @@ def test_long_steps_off_a_terminal_print_their_pace(monkeypatch):
         found = re.findall(r"fine-tuning 9 stacked cells: (\d)/3 steps in \d+ s, \d+ ms a step, about \d+ s left",
                            stream.getvalue())
         assert found == [str(i) for i in range(1, lines + 1)], stream.getvalue()
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    with progress.running_cell("k1", "sst2 dense"), progress.steps(1, "fine-tuning", pace=True) as advance:
+        advance()
+    assert stream.getvalue().startswith("fine-tuning (sst2 dense): 1/1 steps"), stream.getvalue()  # whose steps
     monkeypatch.setattr(progress, "PACE_INTERVAL", 60.0)
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)
