@@ -168,7 +168,11 @@ def _make_accelerator():
     from accelerate.utils import DataLoaderConfiguration
 
     # Batches are copied to a GPU without waiting for the queued work (their loaders pin them on CUDA).
-    return Accelerator(dataloader_config=DataLoaderConfiguration(non_blocking=True))
+    try:
+        config = DataLoaderConfiguration(non_blocking=True)
+    except TypeError:  # an accelerate before non_blocking (0.30): copies wait, numbers are the same
+        return Accelerator()
+    return Accelerator(dataloader_config=config)
 
 
 def run_suite(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
