@@ -65,10 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render a suite's leaderboard from its records (with only --results: "
                                            "the grid the run saved there)")
     suite_args(report)
-    report.add_argument("--format", choices=("md", "html"),
-                        help="md or html (default: what --out's extension names, else md)")
+    report.add_argument("--format", choices=("md", "html", "csv"),
+                        help="md, html, or csv: the leaderboard as one tidy table, a row per method row and column "
+                             "(prune-finetune suites; default: what --out's extension names, else md)")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout; "
-                                                 ".md or .html picks the format")
+                                                 ".md, .html or .csv picks the format")
     report.add_argument("--baseline", metavar="A,B",
                         help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
     report.add_argument("--compare", nargs="+", metavar="PROTOCOL=RESULTS",
@@ -359,7 +360,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     baselines = [b.strip() for b in (args.baseline or "").split(",") if b.strip()]
     text = render_suite(suite, results, fmt, out=args.out, grid=_grid(suite, results), baselines=baselines)
     if args.out is None:
-        print(text)
+        print(text, end="" if fmt == "csv" else "\n")  # CSV text ends its last line itself
     else:
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -370,7 +371,7 @@ def _compare(suite: Suite, args: argparse.Namespace) -> int:
     from reports import protocol_compare as compare
 
     if args.format not in (None, "md"):
-        raise UserError("--compare writes Markdown only; drop --format html")
+        raise UserError(f"--compare writes Markdown only; drop --format {args.format}")
     pairs = compare.parse_compare(args.compare)
     if args.out is not None:
         _check_out(args.out)
@@ -384,7 +385,7 @@ def _same_cells(args: argparse.Namespace) -> int:
     from reports import device_compare
 
     if args.format not in (None, "md"):
-        raise UserError("--same-cells writes Markdown only; drop --format html")
+        raise UserError(f"--same-cells writes Markdown only; drop --format {args.format}")
     a = device_compare.check_folder(_results_dir(args.results), "--results")
     b = device_compare.check_folder(args.same_cells, "--same-cells")
     if args.out is not None:

@@ -308,9 +308,23 @@ def register_kind(name: str):
     return KINDS.register(name)
 
 
-def register_renderer(kind: str):
-    """Decorator: register ``fn(suite, frame, fmt, out) -> str``, the report of suite kind ``kind``."""
-    return RENDERERS.register(kind)
+RENDER_FORMATS = ("md", "html")  # what a renderer writes unless it registers more (``formats``)
+
+
+def register_renderer(kind: str, formats: tuple[str, ...] = RENDER_FORMATS):
+    """Decorator: register ``fn(suite, frame, fmt, out) -> str``, the report of suite kind ``kind`` in ``formats``."""
+    register = RENDERERS.register(kind)
+
+    def decorate(fn):
+        fn.formats = tuple(formats)
+        return register(fn)
+
+    return decorate
+
+
+def renderer_formats(renderer) -> tuple[str, ...]:
+    """The report formats a registered renderer writes (a plug-in's that says nothing: Markdown and HTML)."""
+    return tuple(getattr(renderer, "formats", RENDER_FORMATS))
 
 
 @dataclass(frozen=True)

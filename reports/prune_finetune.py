@@ -10,13 +10,16 @@ import pandas as pd
 from benchmarks.config import Suite
 from benchmarks.paths import report_paths
 from benchmarks.registry import register_renderer
-from reports import cost, plots, tables
+from reports import cost, export, plots, tables
 from reports.html import data_uri, html_document
 from reports.leaderboard import Board, board_from_frame
 
 
 def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
-    """Markdown or a full HTML page for a board; with ``out``, plots are written beside it and shown."""
+    """Markdown, a full HTML page or a CSV table (reports.export) for a board; with ``out``, the Markdown and HTML
+    reports write their plots beside it and show them."""
+    if fmt == "csv":
+        return export.board_csv(board)
     if fmt == "md":
         written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
         figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
@@ -28,11 +31,13 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
     return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board, figures))
 
 
-@register_renderer("prune-finetune")
+@register_renderer("prune-finetune", formats=("md", "html", "csv"))
 def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
     """Render the Fig 6/7 style leaderboard of a prune-finetune suite (with its cost section when measured)."""
     board = board_from_frame(suite, frame)
     text = render_board(board, fmt, out)
+    if fmt == "csv":
+        return text
     cells, records = frame.attrs.get("cells") or [], frame.attrs.get("records", {})
     if fmt == "md":
         plots_dir = report_paths(out)["plots"] if out is not None else None

@@ -15,7 +15,7 @@ from benchmarks import paths, predictions, store
 from benchmarks.config import Suite
 from benchmarks.errors import RunAborted, UserError
 from benchmarks.grid import read_grid
-from benchmarks.registry import RENDERERS, UnknownName, register_renderer  # noqa: F401 - its old home
+from benchmarks.registry import RENDERERS, UnknownName, register_renderer, renderer_formats  # noqa: F401 - its old home
 from reports.html import data_uri, html_document, template  # noqa: F401 - their old home
 
 if TYPE_CHECKING:
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 # fn(suite, frame, fmt, out) -> the report text; registered with benchmarks.registry.register_renderer
 # (built-ins: reports/__init__.py imports them; plug-ins: entry-point group prunebench.reports).
 Renderer = Callable[..., str]
-FORMATS = ("md", "html")
+FORMATS = ("md", "html", "csv")  # csv: the leaderboard as one tidy table (reports.export), prune-finetune suites
 # --out's extension decides the format unless --format is given (and then they must agree).
-FORMAT_OF_SUFFIX = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
+FORMAT_OF_SUFFIX = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".csv": "csv"}
 # What numpy raises on a damaged .npz: not a zip (BadZipFile), empty (EOFError), a damaged member (zlib.error,
 # ValueError), unreadable (OSError).
 _DAMAGED_ARRAYS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
@@ -42,8 +42,8 @@ def report_format(fmt: str | None, out: Path | None) -> str:
         raise UserError(f"--format {fmt} contradicts --out {out} (a {suffix} file is {implied}); drop --format, "
                         f"or name the file {Path(out).with_suffix('.' + fmt)}")
     if fmt is None and suffix and implied is None:
-        raise UserError(f"--out {out}: no report format is known for {suffix} files; name it .md or .html, "
-                        "or pass --format md|html")
+        raise UserError(f"--out {out}: no report format is known for {suffix} files; name it .md, .html or .csv, "
+                        "or pass --format md|html|csv")
     return fmt or implied or "md"
 
 
@@ -104,7 +104,7 @@ def array_problems(results_dir: Path, records: dict) -> dict[str, str]:
 
 def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | None = None,
                  grid: tuple | None = None, baselines: list[str] | None = None) -> str:
-    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown or HTML; write ``out`` if given.
+    """Render ``suite``'s leaderboard from ``results_dir`` as Markdown, HTML or CSV; write ``out`` if given.
 
     The expected cells come from the grid saved in ``results_dir`` (or ``grid`` = (cells, task columns));
     ``baselines`` are the methods the comparison section holds each row against (reports.compare)."""
@@ -117,6 +117,9 @@ def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | N
             raise
         raise UserError(f"no report renderer for suite kind {suite.kind!r}; known: "
                         f"{', '.join(RENDERERS.names())}") from None
+    if fmt not in renderer_formats(renderer):
+        raise UserError(f"suite {suite.name!r} (kind {suite.kind}) has no {fmt} report; use --format "
+                        f"{' or '.join(renderer_formats(renderer))}")
     frame = suite_frame(suite, results_dir, grid)
     frame.attrs["baselines"] = list(baselines or [])
     if out is None:

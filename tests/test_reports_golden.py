@@ -14,7 +14,7 @@ from benchmarks import store
 from tests.golden import golden
 
 
-@pytest.mark.parametrize("fmt", ["md", "html"])
+@pytest.mark.parametrize("fmt", golden.FORMATS)
 @pytest.mark.parametrize("case", sorted(golden.CASES))
 def test_report_matches_saved_output(case, fmt):
     expected = golden.expected_path(case, fmt).read_text()
@@ -51,3 +51,41 @@ def test_saved_arrays_are_what_the_fixture_generator_makes(case):
         assert arrays is not None and sorted(arrays) == sorted(made)
         for name, values in made.items():
             assert (arrays[name] == values).all() and arrays[name].dtype == values.dtype
+
+
+@pytest.mark.parametrize("case", sorted(golden.CASES))
+def test_the_csv_holds_what_the_markdown_board_shows(case):
+    """``report --format csv``: one line per method row and column, in board order, whose value, interval and
+    marks (bold, ≈, n.d.) are the ones the Markdown board prints for that cell."""
+    import io
+    import math
+    import re
+
+    import pandas as pd
+
+    table = pd.read_csv(io.StringIO(golden.render_case(case, "csv")))
+    md = golden.render_case(case, "md").splitlines()
+    first = next(i for i, line in enumerate(md) if line.startswith("| "))
+    board = md[first:next(i for i in range(first, len(md)) if not md[i].startswith("|"))]  # the first table
+    shown = [[c.strip() for c in line.strip().strip("|").split("|")][2:-1] for line in board[2:]
+             if not line.startswith("| baseline")]  # cells between the method and achieved-sparsity columns
+    width = table["column"].nunique()
+    assert len(table) == len(shown) * width and all(len(cells) == width for cells in shown)
+    number = re.compile(r"-?\d+\.\d+")
+    for i, cells in enumerate(shown):
+        for j, text in enumerate(cells):
+            line = table.iloc[i * width + j]
+            if math.isnan(line["value"]):
+                assert not number.match(text.strip("*")), (case, text)
+                continue
+            assert number.search(text).group() == f"{line['value']:.3f}", (case, text, line["value"])
+            interval = re.search(r"\[(-?\d+\.\d+), (-?\d+\.\d+)\]", text)
+            assert (interval is not None) == (not math.isnan(line["ci_low"])), (case, text)
+            if interval:
+                assert interval.groups() == (f"{line['ci_low']:.3f}", f"{line['ci_high']:.3f}"), (case, text)
+            assert ("**" in text, "≈" in text, "n.d." in text, "✓" in text) == (
+                line["best"], line["equivalent_to_dense"], line["indistinct_from_dense"], line["matches_dense"]), \
+                (case, text)
+            paper = re.search(r"paper (-?\d+\.\d+)", text)
+            assert (paper.group(1) if paper else None) == (
+                None if math.isnan(line["paper_value"]) else f"{line['paper_value']:.3f}"), (case, text)

@@ -182,7 +182,8 @@ def _report(path, results, *extra) -> list[str]:
 
 
 @pytest.mark.parametrize("name,first", [("board.html", "<!DOCTYPE html>"), ("board.htm", "<!DOCTYPE html>"),
-                                        ("board.md", "# report-test"), ("board.markdown", "# report-test")])
+                                        ("board.md", "# report-test"), ("board.markdown", "# report-test"),
+                                        ("board.csv", "bucket,row,method,")])
 def test_the_format_follows_the_out_extension(suite_results, tmp_path, name, first):
     path, results = suite_results
     out = tmp_path / "out" / name
@@ -221,6 +222,34 @@ def test_report_format_and_out_mistakes_exit_2_writing_nothing(case, suite_resul
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert sorted(p.name for p in out_dir.iterdir()) == before
     check(f"report:{case_id}", lines[0], 2)
+
+
+def test_csv_on_stdout_is_one_tidy_table(suite_results, capsys):
+    """``report --format csv`` prints a table pandas reads back: a line per method row and column, nothing else."""
+    import io
+
+    path, results = suite_results
+    assert main(_report(path, results, "--format", "csv")) == 0
+    text = capsys.readouterr().out
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    table = pd.read_csv(io.StringIO(text))
+    from reports.export import FIELDS
+
+    assert list(table.columns) == list(FIELDS)
+    assert len(table) == table["row"].nunique() * table["column"].nunique()
+    assert set(table["status"]) == {"ok"} and table["value"].notna().all()
+
+
+def test_csv_of_a_kind_without_a_table_is_bad_input(tmp_path, capsys):
+    """Only leaderboards have a CSV form: another suite kind with --format csv is exit 2, one line, nothing
+    written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["report", "--suite", "mnist-init", "--results", str(tmp_path), "--out", str(out / "t.csv")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "has no csv report" in lines[0], lines
+    assert list(out.iterdir()) == []
+    check("report:csv-other-kind", lines[0], 2)
 
 
 def _full_disk(*args, **kwargs):

@@ -35,6 +35,7 @@ from benchmarks.config import Cell, canonical_json  # noqa: E402
 from benchmarks.kinds.prune_finetune import Row  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+FORMATS = ("md", "html", "csv")  # the saved outputs of each case
 RECORDS = HERE / "records"
 EXPECTED = HERE / "expected"
 RECIPE = {"batch_size": 32, "epochs": 3, "lr": 2e-05, "max_length": 128, "optimizer": "adamw",
@@ -252,6 +253,10 @@ def render_case(name: str, fmt: str) -> str:
                         predictions=load_predictions(RECORDS / name, loaded.records))
     if fmt == "md":
         return tables.board_markdown(board)
+    if fmt == "csv":
+        from reports.export import board_csv
+
+        return board_csv(board)
     return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board))
 
 
@@ -264,7 +269,7 @@ def regenerate() -> None:
     """Rewrite every case's records and expected outputs."""
     for name in CASES:
         write_records(name)
-        for fmt in ("md", "html"):
+        for fmt in FORMATS:
             store.write_text_atomic(expected_path(name, fmt), render_case(name, fmt))
             print(f"wrote {expected_path(name, fmt).relative_to(ROOT)}")
 
