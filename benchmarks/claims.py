@@ -336,6 +336,15 @@ def claimed_by(results_dir: Path, key: str) -> dict | None:
     return None if found is None else (found[1] or {})
 
 
+def live_claim(results_dir: Path, key: str) -> dict | None:
+    """The owner of a cell's claim while another run still holds it (not stale), else None."""
+    found = _read(claim_path(results_dir, key))
+    if found is None:
+        return None
+    owner = found[1] or {}
+    return None if stale_reason(found[1], found[2]) else owner
+
+
 def renew_claims() -> list[Path]:
     """Extend the lease of every claim this process holds; return those lost to another run meanwhile."""
     lost = []

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stack", type=int, default=1, metavar="K",
                      help="fine-tune up to K cells of one task and seed as one stacked model (same records; fills a "
                           "GPU that one small model leaves idle; docs/stacking.md)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the cells this command would run (and which worker and stack take each), checking "
+                          "the input as a run does, computing and writing nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (they show on a terminal only)")
     run.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                      help="wait for cells that other runs on the same results folder compute, taking over any whose "
@@ -244,6 +247,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:  # a folder the user named must hold some of the suite's data
         check_data_present(suite, data_dir)
     results = _results_dir(args.results)
+    if args.dry_run:
+        return _dry_run(args, suite, data_dir, results, shard)
     if args.jobs > 1:
         code = _run_jobs(args, suite, data_dir, results)
         if not args.no_report and results.is_dir():
@@ -267,6 +272,52 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(render_suite(suite, results, "md"))
     return summary.exit_code
+
+
+def _dry_run(args: argparse.Namespace, suite: Suite, data_dir: Path | None, results: Path,
+             shard: tuple[int, int] | None) -> int:
+    """``run --dry-run``: a table of the cells and what the run would do with each, then a summary line; exit 0."""
+    from tabulate import tabulate
+
+    from benchmarks import preflight as preflight_checks
+    from benchmarks.runner import PLAN_DONE, PLAN_KEPT, plan_cells
+
+    if args.jobs > 1 and shard:
+        raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
+    planned = plan_cells(suite, results, data_dir, shard, args.keep_stale)
+    todo = [cell for cell, state in planned if state not in (PLAN_DONE, PLAN_KEPT)]
+    jobs, why = (preflight_checks.plan_workers(args.jobs, preflight_checks.usable_cores(), len(todo))
+                 if args.jobs > 1 else (1, ""))
+    worker = {cell.key: i % jobs for i, (cell, _) in enumerate(planned)}  # --jobs N runs --shard i/N per worker
+    stacks = _dry_run_stacks(todo, worker, jobs, args.stack)
+    headers = ["#", *(["worker"] if jobs > 1 else []), *(["stack (cells)"] if args.stack > 1 else []),
+               "cell", "state", "key"]
+    rows = [[i, *([worker[c.key]] if jobs > 1 else []), *([stacks.get(c.key, "")] if args.stack > 1 else []),
+             c.label, state, c.key] for i, (c, state) in enumerate(planned)]
+    print(tabulate(rows, headers=headers, tablefmt="simple"))
+    counts: dict[str, int] = {}
+    for _, state in planned:
+        counts[state] = counts.get(state, 0) + 1
+    detail = ", ".join(f"{n} {state}" for state, n in counts.items())
+    lowered = f" (--jobs {args.jobs} lowered to {jobs}: {why})" if args.jobs > 1 and jobs != args.jobs else ""
+    on = f" on {jobs} workers" if jobs > 1 else ""
+    print(f"{suite.name}: {len(planned)} cells ({detail}); {len(todo)} would run{on}{lowered}; nothing was run "
+          f"or written")
+    return 0
+
+
+def _dry_run_stacks(todo: list, worker: dict, jobs: int, size: int) -> dict[str, str]:
+    """{cell key: "stack number (its cells)"} as ``run --stack size`` would group each worker's cells."""
+    from benchmarks.stacking import plan_groups
+
+    if size <= 1:
+        return {}
+    out, number = {}, 0
+    for w in range(jobs):  # each worker stacks the cells of its own shard
+        for group in plan_groups([c for c in todo if worker[c.key] == w], size):
+            number += 1
+            out.update({c.key: f"{number} ({len(group)})" if len(group) > 1 else "alone" for c in group})
+    return out
 
 
 def _warn_corrupt(results: Path) -> None:

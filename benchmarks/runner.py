@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import paths, predictions, stacking, store
 from benchmarks import preflight as preflight_checks
 from benchmarks import progress as progress_bars
-from benchmarks.claims import LEFT_TO_OTHERS, poll_seconds
+from benchmarks.claims import LEFT_TO_OTHERS, live_claim, poll_seconds
 from benchmarks.config import Cell, Suite, canonical_json
 from benchmarks.context import RunContext
 from benchmarks.errors import DataMissing, RunAborted, UserError
@@ -437,6 +437,28 @@ def staleness(results_dir: Path, cell: Cell) -> list[str]:
     except (ValueError, OSError):
         return []
     return stale_reasons((record.get("provenance") or {}).get("code"), cell_code(cell.config))
+
+
+# What ``run --dry-run`` says of a cell (plan_cells): the first two are skipped, the others run (or, held, wait).
+PLAN_DONE, PLAN_KEPT, PLAN_STALE, PLAN_HELD = "done", "done (stale, kept)", "stale: reruns", "held by another run"
+
+
+def plan_cells(suite: Suite, results_dir: Path, data_dir: Path | None, shard: tuple[int, int] | None = None,
+               keep_stale: bool = False) -> list[tuple[Cell, str]]:
+    """What ``run`` would do with each of the suite's cells (this shard's), computing and writing nothing.
+
+    The input is checked as ``run`` checks it (bad input raises UserError) except that the results folder is
+    not probed for writing. Each cell's state: done, done (stale, kept), stale: reruns, failed / skipped /
+    corrupt / missing (all run), or held by another run (a live claim: ``run`` waits for it or leaves it)."""
+    out = []
+    for cell in preflight(suite, data_dir, shard):
+        state = store.record_state(results_dir, cell.key)
+        if state == store.OK:
+            state = PLAN_DONE if not staleness(results_dir, cell) else PLAN_KEPT if keep_stale else PLAN_STALE
+        elif live_claim(results_dir, cell.key) is not None:
+            state = PLAN_HELD
+        out.append((cell, state))
+    return out
 
 
 def _done(results_dir: Path, cell: Cell, keep_stale: bool) -> bool:
