@@ -280,6 +280,7 @@ def _dry_run(args: argparse.Namespace, suite: Suite, data_dir: Path | None, resu
     from tabulate import tabulate
 
     from benchmarks import preflight as preflight_checks
+    from benchmarks.models import resolve_model
     from benchmarks.runner import PLAN_DONE, PLAN_KEPT, plan_cells
 
     if args.jobs > 1 and shard:
@@ -288,6 +289,11 @@ def _dry_run(args: argparse.Namespace, suite: Suite, data_dir: Path | None, resu
     todo = [cell for cell, state in planned if state not in (PLAN_DONE, PLAN_KEPT)]
     jobs, why = (preflight_checks.plan_workers(args.jobs, preflight_checks.usable_cores(), len(todo))
                  if args.jobs > 1 else (1, ""))
+    model = resolve_model(suite.model, suite.model_revision)
+    if jobs > 1:  # the memory checks of a run: too many workers or too big a stack is bad input here too
+        each = preflight_checks.worker_memory(preflight_checks.model_shape(model))
+        preflight_checks.check_memory(jobs, each, preflight_checks.total_memory())
+    _check_stack_memory(args.stack, jobs, model)
     worker = {cell.key: i % jobs for i, (cell, _) in enumerate(planned)}  # --jobs N runs --shard i/N per worker
     stacks = _dry_run_stacks(todo, worker, jobs, args.stack)
     headers = ["#", *(["worker"] if jobs > 1 else []), *(["stack (cells)"] if args.stack > 1 else []),

@@ -94,3 +94,7 @@ def test_dry_run_checks_the_input_as_a_run_does(tmp_path, tiny_suite_file, tiny_
                      "rows=[{method: globl, sparsity: [0.5]}]"))
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and "did you mean" in err[0], err
+    code = main(_dry(tiny_suite_file, tiny_mirror_session, tmp_path / "r", "--stack", "100000"))
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "--stack" in err[0], err  # beyond this machine's memory, as a run
+    assert not (tmp_path / "r").exists()
