@@ -66,9 +66,9 @@ class MaskKeeper:
         return self
 
     def _mask_grads(self) -> None:
-        for param, keep in self.pairs:
-            if param.grad is not None:
-                param.grad.mul_(keep)
+        pairs = [(param.grad, keep) for param, keep in self.pairs if param.grad is not None]
+        if pairs:  # one multi-tensor multiply, not one kernel per masked matrix (a GPU step is launch-bound)
+            torch._foreach_mul_([g for g, _ in pairs], [k for _, k in pairs])
 
     def reapply(self) -> None:
         """Zero the pruned weights again."""
