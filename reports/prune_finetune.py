@@ -19,7 +19,7 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
     """Markdown, a full HTML page or a CSV table (reports.export) for a board; with ``out``, the Markdown and HTML
     reports write their plots beside it and show them."""
     if fmt == "csv":
-        return export.board_csv(board)
+        return export.board_csv(board)  # the cost columns join in render_prune_finetune, which has the records
     if fmt == "md":
         written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
         figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")
@@ -35,10 +35,10 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
 def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
     """Render the Fig 6/7 style leaderboard of a prune-finetune suite (with its cost section when measured)."""
     board = board_from_frame(suite, frame)
-    text = render_board(board, fmt, out)
-    if fmt == "csv":
-        return text
     cells, records = frame.attrs.get("cells") or [], frame.attrs.get("records", {})
+    if fmt == "csv":
+        return export.board_csv(board, cost.row_costs(cells, records))
+    text = render_board(board, fmt, out)
     if fmt == "md":
         plots_dir = report_paths(out)["plots"] if out is not None else None
         return text + cost.cost_markdown(board, cells, records, plots_dir)

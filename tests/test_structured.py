@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -263,3 +264,25 @@ def test_structured_rows_run_in_a_suite_with_cost(tiny_bert, tiny_mirror, tmp_pa
     assert main(["report", "--suite-file", str(suite), "--results", str(results), "--format", "html",
                  "--out", str(page)]) == 0
     assert "Cost: parameters, FLOPs and measured CPU speed-up" in page.read_text()
+    _csv_has_the_cost_table(suite, results, text, tmp_path)
+
+
+def _csv_has_the_cost_table(suite: Path, results: Path, markdown: str, tmp_path: Path) -> None:
+    """``report --out board.csv`` carries each row's cost as the Markdown cost table prints it: parameters and
+    the measured speed-up with its interval."""
+    import re
+
+    import pandas as pd
+
+    table = tmp_path / "board.csv"
+    assert main(["report", "--suite-file", str(suite), "--results", str(results), "--out", str(table)]) == 0
+    rows = pd.read_csv(table).drop_duplicates("row").set_index("row")
+    cost_lines = [line for line in markdown.split("## Cost")[1].splitlines() if line.startswith("| ")][1:]
+    assert len(cost_lines) == len(rows) == 4
+    for line in cost_lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        row = rows.loc[cells[0]]
+        assert cells[2] == f"{row['params'] / 1e6:.2f}" and cells[5] == f"{row['flops_ratio']:.3f}"
+        speed = re.match(r"(\d+\.\d+)x \\\[(\d+\.\d+), (\d+\.\d+)\\\]", cells[7])
+        assert speed is not None, cells
+        assert speed.groups() == tuple(f"{row[k]:.2f}" for k in ("speedup_b1", "speedup_low_b1", "speedup_high_b1"))
