@@ -166,18 +166,12 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
 
     from benchmarks import preflight as preflight_checks
     from benchmarks import progress
-    from benchmarks.models import resolve_model
     from benchmarks.runner import count_done, preflight
 
-    if args.shard:
-        raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
+    _refuse_shard_with_jobs(args.shard)
     cells = preflight(suite, data_dir, results_dir=results)  # bad input: one line and exit 2 here, not per worker
-    model = resolve_model(suite.model, suite.model_revision)
     cores = preflight_checks.usable_cores()
-    jobs, why = preflight_checks.plan_workers(args.jobs, cores, len(cells) - count_done(cells, results))
-    each = preflight_checks.worker_memory(preflight_checks.model_shape(model))  # from the model's config only
-    preflight_checks.check_memory(jobs, each, preflight_checks.total_memory())
-    _check_stack_memory(args.stack, jobs, model)
+    jobs, why, each = _plan_workers(args, suite, len(cells) - count_done(cells, results))
     if why:
         memory = f" (each needs about {each / 2**30:.1f} GiB)" if each else ""
         print(f"note: --jobs {args.jobs} lowered to {jobs} worker(s){memory}: {why}", file=sys.stderr)
@@ -200,6 +194,26 @@ def _run_jobs(args: argparse.Namespace, suite: Suite, data_dir: Path | None, res
     done = count_done(cells, results, args.keep_stale)
     print(f"{suite.name}: {len(cells)} cells, {done} with an ok record; worker exit statuses {codes}", file=sys.stderr)
     return combined_status(codes)
+
+
+def _refuse_shard_with_jobs(shard) -> None:
+    """--jobs starts its own shards: a --shard beside it is bad input."""
+    if shard:
+        raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
+
+
+def _plan_workers(args: argparse.Namespace, suite: Suite, left: int) -> tuple[int, str | None, int | None]:
+    """(workers, why fewer than --jobs, bytes each needs) for ``left`` cells to run, after the memory checks of
+    --jobs and --stack (bad input beyond this machine's memory)."""
+    from benchmarks import preflight as preflight_checks
+    from benchmarks.models import resolve_model
+
+    model = resolve_model(suite.model, suite.model_revision)
+    jobs, why = preflight_checks.plan_workers(args.jobs, preflight_checks.usable_cores(), left)
+    each = preflight_checks.worker_memory(preflight_checks.model_shape(model))  # from the model's config only
+    preflight_checks.check_memory(jobs, each, preflight_checks.total_memory())
+    _check_stack_memory(args.stack, jobs, model)
+    return jobs, why, each
 
 
 def _check_stack_memory(stack: int, jobs: int, model) -> None:
@@ -247,6 +261,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:  # a folder the user named must hold some of the suite's data
         check_data_present(suite, data_dir)
     results = _results_dir(args.results)
+    if args.jobs == 1:  # several workers are checked with their number (_plan_workers)
+        _check_stack_memory(args.stack, 1, resolve_model(suite.model, suite.model_revision))
     if args.dry_run:
         return _dry_run(args, suite, data_dir, results, shard)
     if args.jobs > 1:
@@ -256,7 +272,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             print(render_suite(suite, results, "md"))
         return code
-    _check_stack_memory(args.stack, 1, resolve_model(suite.model, suite.model_revision))
     _quiet_libraries()
     summary = run_suite(suite, results, data_dir, shard, progress=not args.no_progress,
                         progress_file=args.progress_file, keep_stale=args.keep_stale, wait=args.wait,
@@ -277,23 +292,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _dry_run(args: argparse.Namespace, suite: Suite, data_dir: Path | None, results: Path,
              shard: tuple[int, int] | None) -> int:
     """``run --dry-run``: a table of the cells and what the run would do with each, then a summary line; exit 0."""
+    from collections import Counter
+
     from tabulate import tabulate
 
-    from benchmarks import preflight as preflight_checks
-    from benchmarks.models import resolve_model
     from benchmarks.runner import PLAN_DONE, PLAN_KEPT, plan_cells
 
-    if args.jobs > 1 and shard:
-        raise UserError("--jobs starts its own shards; drop --shard (or drop --jobs and start the shards yourself)")
+    if args.jobs > 1:
+        _refuse_shard_with_jobs(shard)
     planned = plan_cells(suite, results, data_dir, shard, args.keep_stale)
     todo = [cell for cell, state in planned if state not in (PLAN_DONE, PLAN_KEPT)]
-    jobs, why = (preflight_checks.plan_workers(args.jobs, preflight_checks.usable_cores(), len(todo))
-                 if args.jobs > 1 else (1, ""))
-    model = resolve_model(suite.model, suite.model_revision)
-    if jobs > 1:  # the memory checks of a run: too many workers or too big a stack is bad input here too
-        each = preflight_checks.worker_memory(preflight_checks.model_shape(model))
-        preflight_checks.check_memory(jobs, each, preflight_checks.total_memory())
-    _check_stack_memory(args.stack, jobs, model)
+    # the same workers and memory checks as the run (bad input here too)
+    jobs, why, _ = _plan_workers(args, suite, len(todo)) if args.jobs > 1 else (1, None, None)
     worker = {cell.key: i % jobs for i, (cell, _) in enumerate(planned)}  # --jobs N runs --shard i/N per worker
     stacks = _dry_run_stacks(todo, worker, jobs, args.stack)
     headers = ["#", *(["worker"] if jobs > 1 else []), *(["stack (cells)"] if args.stack > 1 else []),
@@ -301,10 +311,7 @@ def _dry_run(args: argparse.Namespace, suite: Suite, data_dir: Path | None, resu
     rows = [[i, *([worker[c.key]] if jobs > 1 else []), *([stacks.get(c.key, "")] if args.stack > 1 else []),
              c.label, state, c.key] for i, (c, state) in enumerate(planned)]
     print(tabulate(rows, headers=headers, tablefmt="simple"))
-    counts: dict[str, int] = {}
-    for _, state in planned:
-        counts[state] = counts.get(state, 0) + 1
-    detail = ", ".join(f"{n} {state}" for state, n in counts.items())
+    detail = ", ".join(f"{n} {state}" for state, n in Counter(state for _, state in planned).items())
     lowered = f" (--jobs {args.jobs} lowered to {jobs}: {why})" if args.jobs > 1 and jobs != args.jobs else ""
     on = f" on {jobs} workers" if jobs > 1 else ""
     print(f"{suite.name}: {len(planned)} cells ({detail}); {len(todo)} would run{on}{lowered}; nothing was run "

@@ -49,7 +49,16 @@ class MaskKeeper:
     """
 
     def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-        params = dict(model.named_parameters())
+        self._keep(dict(model.named_parameters()), masks)
+
+    @classmethod
+    def for_params(cls, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> "MaskKeeper":
+        """A keeper of named parameter tensors that belong to no module (e.g. a ``run --stack`` stack's)."""
+        keeper = cls.__new__(cls)
+        keeper._keep(params, masks)
+        return keeper
+
+    def _keep(self, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
         self.pairs = [(params[name], keep.to(params[name].device, params[name].dtype)) for name, keep in masks.items()]
         self._handles: list = []
 

@@ -69,12 +69,12 @@ def bar(total: float, desc: str, show: bool = True, **options):
 @contextlib.contextmanager
 def reporting(show: bool, channel: Path | None = None) -> Iterator[None]:
     """Within the block, long cells draw nested bars (``show``) and report their fraction to ``channel``."""
-    before = (_now.show, _now.channel, _now.cell_key)
-    _now.show, _now.channel, _now.cell_key = show, channel, None
+    before = (_now.show, _now.channel, _now.cell_key, _now.cell_label)
+    _now.show, _now.channel, _now.cell_key, _now.cell_label = show, channel, None, None
     try:
         yield
     finally:
-        _now.show, _now.channel, _now.cell_key = before
+        _now.show, _now.channel, _now.cell_key, _now.cell_label = before
 
 
 @contextlib.contextmanager
@@ -104,7 +104,7 @@ def steps(total: int, desc: str, unit: str = "step", pace: bool = False) -> Iter
             _write_channel(_now.cell_key, desc, done / total if total else 1.0, force)
         if pace and n and inner.disable and time.monotonic() - last_line >= PACE_INTERVAL:
             last_line = time.monotonic()
-            named = f"{desc} ({_now.cell_label})" if _now.cell_key is not None and _now.cell_label else desc
+            named = f"{desc} ({_now.cell_label})" if _now.cell_label else desc  # set while a cell runs
             print(pace_line(named, done, total, last_line - started, unit), file=sys.stderr, flush=True)
 
     try:

@@ -27,10 +27,12 @@ def board_frame(board: Board, costs: dict | None = None) -> pd.DataFrame:
     With ``costs`` (``reports.cost.row_costs``: the suite measured them), each line also carries its row's cost:
     parameters, FLOPs per token and their share of dense, and per timed batch size the median latency and the
     measured speed-up with its 95% interval (COST_FIELDS)."""
-    lines = [{**_line(board, row, column, row.entries.get(column) or Entry(status="missing")),
-              **_row_cost((costs or {}).get(row.label), batches_of(costs or {}))}
+    batches = batches_of(costs or {})
+    # once per row: a speed-up's interval is a bootstrap, and every line of the row repeats it
+    row_cost = {row.label: _row_cost((costs or {}).get(row.label), batches) for row in board.rows}
+    lines = [{**_line(board, row, column, row.entries.get(column) or Entry(status="missing")), **row_cost[row.label]}
              for _, rows in board.buckets for row in rows for column in board.columns]
-    return pd.DataFrame(lines, columns=[*FIELDS, *(cost_fields(batches_of(costs)) if costs else [])])
+    return pd.DataFrame(lines, columns=[*FIELDS, *(cost_fields(batches) if costs else [])])
 
 
 def board_csv(board: Board, costs: dict | None = None) -> str:

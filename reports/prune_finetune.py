@@ -16,10 +16,7 @@ from reports.leaderboard import Board, board_from_frame
 
 
 def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
-    """Markdown, a full HTML page or a CSV table (reports.export) for a board; with ``out``, the Markdown and HTML
-    reports write their plots beside it and show them."""
-    if fmt == "csv":
-        return export.board_csv(board)  # the cost columns join in render_prune_finetune, which has the records
+    """Markdown or a full HTML page for a board; with ``out``, plots are written beside it and shown."""
     if fmt == "md":
         written = plots.write_plots(board, report_paths(out)["plots"]) if out is not None else []
         figures = [tables.Figure(f"{tables.title(board)}: {p.column.title}", f"{p.png.parent.name}/{p.png.name}")

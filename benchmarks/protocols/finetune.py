@@ -341,7 +341,8 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
     _plain_attention(skeleton)
     loader = _train_loader(first.dataset, first.tokenizer, recipe, first.seed, first.regression, device)
     optimizer = _adamw(_param_groups(list(params.items()), recipe.weight_decay), recipe.lr)
-    keep = _stacked_masks(jobs, params)
+    # As for a lone cell: masked gradients are zeroed before each step (weights that are zero stay zero).
+    keeper = MaskKeeper.for_params(params, _stacked_masks(jobs, params)).attach(optimizer, reapply_each_step=False)
     linear_weights = sum(w.weight.numel() for w in prunable_weights(models[0]))
     steps = max(1, math.ceil(len(loader) * recipe.epochs))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * steps), steps)
@@ -356,18 +357,15 @@ def finetune_stacked(jobs: list, accelerator) -> list[dict]:
         with autocast(device, recipe.precision):
             loss = stacked_loss(params, buffers, dict(batch))
         accelerator.backward(loss.sum())
-        masked = [(params[name].grad, mask) for name, mask in keep.items() if params[name].grad is not None]
-        if masked:  # as MaskKeeper: masked gradients are zero before each step (one multi-tensor multiply)
-            torch._foreach_mul_([g for g, _ in masked], [m for _, m in masked])
         poptim.step()
         psched.step()
         poptim.zero_grad()
 
     done, tokens, padded, step_seconds, data_seconds = _train_steps(
         ploader, steps, f"fine-tuning {len(jobs)} stacked cells", device, step)
+    keeper.detach()
+    keeper.reapply()
     with torch.no_grad():
-        for name, mask in keep.items():
-            params[name].mul_(mask)
         for i, model in enumerate(models):
             for name, param in model.named_parameters():
                 param.copy_(params[name][i])
@@ -391,13 +389,13 @@ def _plain_attention(model) -> None:
 
 
 def _stacked_masks(jobs: list, params: dict) -> dict:
-    """{parameter name: [K, ...] 0/1 mask} for every parameter some job masks (ones where a job keeps it all)."""
+    """{parameter name: [K, ...] 0/1 mask} for every parameter some job masks (ones where a job keeps it all), on
+    the CPU (MaskKeeper moves them to the parameters' device)."""
     names = sorted({name for job in jobs for name in (job.masks or {})})
     out = {}
     for name in names:
         ones = torch.ones(params[name].shape[1:], dtype=params[name].dtype)
-        out[name] = torch.stack([(job.masks or {}).get(name, ones).to(ones.dtype).cpu() for job in jobs]).to(
-            params[name].device)
+        out[name] = torch.stack([(job.masks or {}).get(name, ones).to(ones.dtype).cpu() for job in jobs])
     return out
 
 
