@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(prune-finetune suites; default: what --out's extension names, else md)")
     report.add_argument("--out", type=Path, help="write here (plots go beside it) instead of stdout; "
                                                  ".md, .html or .csv picks the format")
+    report.add_argument("--table", choices=("board", "claims"), default="board",
+                        help="with csv: the leaderboard (default), or the claims section, a row per tested "
+                             "comparison with its effect, interval, p-values and verdicts")
     report.add_argument("--baseline", metavar="A,B",
                         help="methods each row is compared with at equal sparsity (default: global,wanda,sparsegpt)")
     report.add_argument("--compare", nargs="+", metavar="PROTOCOL=RESULTS",
@@ -409,11 +412,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.pair_ignoring and args.same_cells is None:
         raise UserError("--pair-ignoring only applies to --same-cells OTHER; add it or drop --pair-ignoring")
+    if args.table != "board" and (args.compare or args.same_cells is not None):
+        raise UserError(f"--table {args.table} applies to a suite's report, not to --compare or --same-cells; "
+                        "drop --table")
     if args.compare:
         return _compare(resolve_suite(args), args)
     if args.same_cells is not None:
         return _same_cells(args)
-    fmt = report_format(args.format, args.out)
+    fmt = _table_format(report_format(args.format, args.out), args.table)
     results = _results_dir(args.results)
     if not results.is_dir():
         raise UserError(f"--results {results} does not exist; run the suite first or point at its results folder")
@@ -424,10 +430,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     baselines = [b.strip() for b in (args.baseline or "").split(",") if b.strip()]
     text = render_suite(suite, results, fmt, out=args.out, grid=_grid(suite, results), baselines=baselines)
     if args.out is None:
-        print(text, end="" if fmt == "csv" else "\n")  # CSV text ends its last line itself
+        print(text, end="" if fmt.endswith("csv") else "\n")  # CSV text ends its last line itself
     else:
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _table_format(fmt: str, table: str) -> str:
+    """The renderer's format: ``claims-csv`` for ``--table claims`` (a CSV table only)."""
+    if table == "board":
+        return fmt
+    if fmt != "csv":
+        raise UserError(f"--table {table} is a CSV table; add --format csv or name --out with .csv "
+                        "(the Markdown and HTML reports hold the claims section already)")
+    return "claims-csv"
 
 
 def _compare(suite: Suite, args: argparse.Namespace) -> int:

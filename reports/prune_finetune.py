@@ -28,13 +28,15 @@ def render_board(board: Board, fmt: str, out: Path | None = None) -> str:
     return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board, figures))
 
 
-@register_renderer("prune-finetune", formats=("md", "html", "csv"))
+@register_renderer("prune-finetune", formats=("md", "html", "csv", "claims-csv"))
 def render_prune_finetune(suite: Suite, frame: pd.DataFrame, fmt: str, out: Path | None = None) -> str:
     """Render the Fig 6/7 style leaderboard of a prune-finetune suite (with its cost section when measured)."""
     board = board_from_frame(suite, frame)
     cells, records = frame.attrs.get("cells") or [], frame.attrs.get("records", {})
     if fmt == "csv":
         return export.board_csv(board, cost.row_costs(cells, records))
+    if fmt == "claims-csv":
+        return export.claims_csv(board)
     text = render_board(board, fmt, out)
     if fmt == "md":
         plots_dir = report_paths(out)["plots"] if out is not None else None

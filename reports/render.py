@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 # fn(suite, frame, fmt, out) -> the report text; registered with benchmarks.registry.register_renderer
 # (built-ins: reports/__init__.py imports them; plug-ins: entry-point group prunebench.reports).
 Renderer = Callable[..., str]
-FORMATS = ("md", "html", "csv")  # csv: the leaderboard as one tidy table (reports.export), prune-finetune suites
+# csv: the leaderboard as one tidy table, claims-csv: its claims section (reports.export), prune-finetune suites
+FORMATS = ("md", "html", "csv", "claims-csv")
 # --out's extension decides the format unless --format is given (and then they must agree).
 FORMAT_OF_SUFFIX = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".csv": "csv"}
 # What numpy raises on a damaged .npz: not a zip (BadZipFile), empty (EOFError), a damaged member (zlib.error,
@@ -117,6 +118,9 @@ def render_suite(suite: Suite, results_dir: Path, fmt: str = "md", out: Path | N
             raise
         raise UserError(f"no report renderer for suite kind {suite.kind!r}; known: "
                         f"{', '.join(RENDERERS.names())}") from None
+    if fmt == "claims-csv" and fmt not in renderer_formats(renderer):
+        raise UserError(f"suite {suite.name!r} (kind {suite.kind}) has no claims table: the paper's claims are "
+                        "checked on prune-finetune leaderboards; drop --table claims")
     if fmt not in renderer_formats(renderer):
         raise UserError(f"suite {suite.name!r} (kind {suite.kind}) has no {fmt} report; use --format "
                         f"{' or '.join(renderer_formats(renderer))}")

@@ -23,7 +23,7 @@ def test_report_matches_saved_output(case, fmt):
         parser = html5lib.HTMLParser()
         parser.parse(actual)
         assert parser.errors == [], "the page is not conforming HTML5"
-    if fmt == "csv":  # full float precision: the last digit may move with a numpy release, so 1e-9 relative
+    if fmt.endswith("csv"):  # full float precision: the last digit may move with a numpy release, so 1e-9 relative
         import io
 
         import pandas as pd
@@ -97,3 +97,72 @@ def test_the_csv_holds_what_the_markdown_board_shows(case):
             paper = re.search(r"paper (-?\d+\.\d+)", text)
             assert (paper.group(1) if paper else None) == (
                 None if math.isnan(line["paper_value"]) else f"{line['paper_value']:.3f}"), (case, text)
+
+
+def _md_claims(md: str) -> dict[str, list[dict]]:
+    """The Markdown claims sections, per source ('records', 'paper'): each claim's title, verdict, comparison
+    count, left-out line, task verdicts and comparison cells (sparsity, pair, column) -> text."""
+    import re
+
+    sections = re.split(r"^## The paper's claims, checked on ", md, flags=re.M)[1:]
+    found = {}
+    for source, section in zip(("records", "paper"), sections):
+        section = re.split(r"^## (?!The paper's claims)", section, flags=re.M)[0]
+        claims = []
+        for block in re.split(r"^### \d+\. ", section, flags=re.M)[1:]:
+            lines = block.splitlines()
+            verdict = re.search(r"^Verdict: \*\*(.+?)\*\* · (\d+|no) comparison", block, flags=re.M)
+            left = next((line for line in lines if line.startswith("Columns left out")), "")
+            tables = [[[c.strip() for c in line.strip().strip("|").split("|")] for line in lines
+                       if line.startswith("|")]]
+            rows = [r for r in tables[0] if not set("".join(r)) <= set("-")]
+            tasks, cells, head = {}, {}, None
+            for r in rows:
+                if r[0] in ("task (primary metric)", "sparsity"):
+                    head = r
+                elif head[0] == "sparsity":
+                    cells.update({(r[0], r[1], title): text for title, text in zip(head[2:], r[2:]) if text})
+                else:
+                    tasks[r[0]] = r[1]
+            claims.append({"title": lines[0], "verdict": verdict.group(1),
+                           "count": 0 if verdict.group(2) == "no" else int(verdict.group(2)), "left": left,
+                           "tasks": tasks, "cells": cells})
+        found[source] = claims
+    return found
+
+
+@pytest.mark.parametrize("case", sorted(golden.CASES))
+def test_the_claims_csv_holds_what_the_markdown_claims_section_shows(case):
+    """``report --format csv --table claims``: per source and claim, in order, the verdict, the number of
+    comparisons, the columns left out and each task's verdict are the Markdown section's, and every comparison's
+    effect, interval and mark are in the Markdown table's cell for its pair and column."""
+    import io
+    import math
+
+    import pandas as pd
+
+    from reports.claims import MARKS, PAPER_WORDS
+
+    marks = {**MARKS, **{PAPER_WORDS[v]: m for v, m in MARKS.items()}}
+    table = pd.read_csv(io.StringIO(golden.render_case(case, "claims-csv")))
+    md = _md_claims(golden.render_case(case, "md"))
+    assert set(table["source"]) == set(md) == {"records", "paper"}
+    for source, claims in md.items():
+        mine = table[table["source"] == source]
+        assert list(dict.fromkeys(mine["claim_text"])) == [c["title"] for c in claims], (case, source)
+        for shown, (_, lines) in zip(claims, mine.groupby("claim_text", sort=False)):
+            assert set(lines["claim_verdict"]) == {shown["verdict"]}, (case, shown["title"])
+            compared = lines[lines["column_admissible"] == True]  # noqa: E712 - a pandas mask
+            assert len(compared) == shown["count"], (case, shown["title"])
+            for _, out in lines[lines["column_admissible"] == False].iterrows():  # noqa: E712
+                assert f"{out['column']}: {out['why']}" in shown["left"], (case, out["column"])
+            assert {c: v for c, v in zip(compared["column"], compared["task_verdict"])} == shown["tasks"], case
+            for _, c in compared.iterrows():
+                text = shown["cells"][(f"{c['sparsity']:g}", f"{c['first']} vs {c['second']}", c["column"])]
+                if math.isnan(c["effect"]):
+                    assert text.startswith(marks[c["verdict"]]), (case, text)
+                    continue
+                expected = f"{c['effect']:+.3f}"
+                if not math.isnan(c["ci_low"]):
+                    expected += f" [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
+                assert text.startswith(f"{expected} {marks[c['verdict']]}"), (case, text, expected)

@@ -252,6 +252,97 @@ def test_csv_of_a_kind_without_a_table_is_bad_input(tmp_path, capsys):
     check("report:csv-other-kind", lines[0], 2)
 
 
+@pytest.fixture()
+def claims_results(tmp_path):
+    """``suite_results`` with a random row beside global, so the claims compare a pair (on SST-2, which has
+    per-example arrays; MRPC has none, so it is left out)."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE.replace("  - {method: global, sparsity: [0.3]}",
+                                  "  - {method: global, sparsity: [0.3]}\n  - {method: random, sparsity: [0.3]}"))
+    return path, _fill(path, tmp_path / "results")
+
+
+def _fill(path: Path, results: Path) -> Path:
+    """A record for every cell of the suite at ``path`` (fabricated values), sst2 with per-example arrays."""
+    from benchmarks.config import load_suite
+    from benchmarks.runner import expand
+
+    label = np.arange(200) % 2
+    for i, c in enumerate(expand(load_suite(path=path))):
+        record = rec(c, {"accuracy": 0.8 + 0.01 * i})
+        if c.config["task"] == "sst2":  # the record's accuracy is its arrays'
+            share = 0.6 if c.config["method"] == "random" else 0.85
+            pred = np.where(np.random.default_rng(i).uniform(size=200) < share, label, 1 - label)
+            record = rec(c, {"accuracy": float((pred == label).mean())})
+            store.write_bytes_atomic(predictions.predictions_path(results, c.key),
+                                     predictions.to_bytes({"pred": pred, "label": label}))
+            record["predictions"] = f"{c.key}.npz"
+        store.write_record(results, record)
+    return results
+
+
+def test_the_claims_table_on_stdout_is_one_tidy_table(claims_results, capsys):
+    """``report --format csv --table claims`` prints the claims as a table pandas reads back: the comparison of
+    global with random on SST-2 (with its interval), MRPC left out (no per-example arrays), the paper's rows."""
+    import io
+
+    from reports.export import CLAIM_FIELDS
+
+    path, results = claims_results
+    assert main(_report(path, results, "--format", "csv", "--table", "claims")) == 0
+    text = capsys.readouterr().out
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    table = pd.read_csv(io.StringIO(text))
+    assert list(table.columns) == list(CLAIM_FIELDS)
+    ours = table[(table["source"] == "records") & (table["claim"] == "global-best")]
+    compared = ours[ours["column_admissible"] == True]  # noqa: E712 - a pandas mask
+    assert list(zip(compared["column"], compared["first"], compared["second"])) == [
+        ("SST2", "full-0.3", "random-0.3")]
+    line = compared.iloc[0]
+    assert line["ci_low"] < line["effect"] < line["ci_high"] and line["ci_low"] > 0 and line["verdict"] == "reproduced"
+    assert list(ours[ours["column_admissible"] == False]["column"]) == ["MRPC"]  # noqa: E712
+    assert (table["source"] == "paper").sum() > 0
+
+
+def test_the_claims_table_goes_to_a_csv_file(claims_results, tmp_path):
+    path, results = claims_results
+    out = tmp_path / "out" / "claims.csv"
+    assert main(_report(path, results, "--table", "claims", "--out", str(out))) == 0
+    assert out.read_text().startswith("source,claim,claim_text,")
+
+
+TABLE_CASES = [
+    ("table-claims-not-csv", ["--table", "claims", "--format", "md"], "is a CSV table"),
+    ("table-claims-out-html", ["--table", "claims", "--out", "{tmp}/claims.html"], "is a CSV table"),
+    ("table-with-compare", ["--table", "claims", "--compare", "a=x", "b=y"], "drop --table"),
+]
+
+
+@pytest.mark.parametrize("case", TABLE_CASES, ids=[c[0] for c in TABLE_CASES])
+def test_claims_table_mistakes_exit_2_writing_nothing(case, claims_results, tmp_path, capsys):
+    case_id, extra, expected = case
+    path, results = claims_results
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code = main(_report(path, results, *[a.format(tmp=out_dir) for a in extra]))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert list(out_dir.iterdir()) == []
+    check(f"report:{case_id}", lines[0], 2)
+
+
+def test_claims_table_of_a_kind_without_claims_is_bad_input(tmp_path, capsys):
+    """The claims are checked on leaderboards only: another suite kind with --table claims is exit 2, one line."""
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["report", "--suite", "mnist-init", "--results", str(tmp_path), "--table", "claims",
+                 "--out", str(out / "t.csv")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "has no claims table" in lines[0], lines
+    assert list(out.iterdir()) == []
+    check("report:claims-other-kind", lines[0], 2)
+
+
 def _full_disk(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -35,7 +35,8 @@ from benchmarks.config import Cell, canonical_json  # noqa: E402
 from benchmarks.kinds.prune_finetune import Row  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-FORMATS = ("md", "html", "csv")  # the saved outputs of each case
+FORMATS = ("md", "html", "csv", "claims-csv")  # the saved outputs of each case
+SUFFIX = {"claims-csv": "claims.csv"}  # a format's file extension where it is not the format's name
 RECORDS = HERE / "records"
 EXPECTED = HERE / "expected"
 RECIPE = {"batch_size": 32, "epochs": 3, "lr": 2e-05, "max_length": 128, "optimizer": "adamw",
@@ -257,12 +258,16 @@ def render_case(name: str, fmt: str) -> str:
         from reports.export import board_csv
 
         return board_csv(board)
+    if fmt == "claims-csv":
+        from reports.export import claims_csv
+
+        return claims_csv(board)
     return html_document(f"{tables.title(board)} leaderboard", tables.board_html(board))
 
 
 def expected_path(name: str, fmt: str) -> Path:
     """Where a case's saved output lives."""
-    return EXPECTED / f"{name}.{fmt}"
+    return EXPECTED / f"{name}.{SUFFIX.get(fmt, fmt)}"
 
 
 def regenerate() -> None:
