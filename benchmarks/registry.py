@@ -212,6 +212,9 @@ class MethodSpec:
     # Bump when the method would give other masks or weights: a version above 1 joins the cell key, and
     # tests/test_code_versions.py fails while a built-in's source changed at an unchanged version.
     version: int = 1
+    # The method prunes in rounds with the cell's fine-tuning between them (benchmarks/iterative.py): its rows
+    # need a protocol and tasks that fine-tune, and train alone under run --stack.
+    trains: bool = False
 
     def check(self, sparsity, options: Mapping) -> None:
         """Raise ValueError (one line, with a fix) on an option or rate this method does not take."""
@@ -257,7 +260,7 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
                     calibration: bool = False, label: Callable | None = None, patterns: bool = False,
                     options: Mapping[str, tuple] | None = None, required: tuple = (), takes_sparsity: bool = True,
                     nominal: Callable | None = None, title: str | None = None, color: str | None = None,
-                    version: int = 1):
+                    version: int = 1, trains: bool = False):
     """Decorator: register a pruning method ``fn(model, sparsity, generator, **options) -> masks``.
 
     The method returns keep-masks ``{param name: bool tensor}``, or a ``methods.PruneResult`` holding
@@ -281,13 +284,16 @@ def register_method(name: str, *, example_options: dict | None = None, example_s
     in ``rate_options``; ``nominal(sparsity, options) -> float``: the overall sparsity the row aims at.
     ``title``/``color``: the method's name and colour in plots.
     ``version``: bump it when the method's results change; above 1 it joins the cell key (benchmarks/identity.py).
+    ``trains``: the function is one round of an iterative method (``fn`` prunes the current weights at a rate);
+    the runner fine-tunes the cell's model between its ``rounds`` rounds and rewinds the kept weights
+    (benchmarks/iterative.py, e.g. ``imp``).
     All of it is kept as a ``MethodSpec`` (``method_spec(name)``).
     """
     if patterns and options is not None:
         options = {"pattern": (str,), **options}
     spec = MethodSpec(name, None if options is None else dict(options), tuple(required), bool(takes_sparsity),
                       tuple(rate_options), groups, validate, bool(calibration), bool(patterns), label, nominal,
-                      example_sparsity, dict(example_options or {}), title, color, int(version))
+                      example_sparsity, dict(example_options or {}), title, color, int(version), bool(trains))
     return METHODS.register(name, example_options=dict(example_options or {}), example_sparsity=example_sparsity,
                             groups=groups, rate_options=tuple(rate_options), validate=validate,
                             calibration=bool(calibration), label=label, patterns=bool(patterns), spec=spec)

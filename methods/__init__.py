@@ -1,15 +1,23 @@
 """Pruning methods: small functions from (model, sparsity, generator, options) to masks.
 
 A method never trains or logs. Register one with ``@register_method("name")``; the
-built-ins live in ``methods.magnitude``, ``methods.random`` and ``methods.oneshot``
-(layerwise magnitude, Wanda, SparseGPT) and register themselves when this package is imported
+built-ins live in ``methods.magnitude``, ``methods.random``, ``methods.oneshot``
+(layerwise magnitude, Wanda, SparseGPT), ``methods.structured``, ``methods.retrain_free`` and
+``methods.iterative`` (IMP, whose rounds the runner drives) and register themselves when this package is imported
 (``benchmarks.registry.METHODS`` imports it on its first lookup).
 """
 
 from __future__ import annotations
 
 from benchmarks.registry import METHODS, method_spec
-from methods import magnitude, oneshot, random, retrain_free, structured  # noqa: F401 - importing them registers the built-ins
+from methods import (  # noqa: F401 - importing them registers the built-ins
+    iterative,
+    magnitude,
+    oneshot,
+    random,
+    retrain_free,
+    structured,
+)
 from methods.patterns import nm_keep, parse_pattern, pattern_label, pattern_rate
 from methods.prunable import PrunableWeight, layer_halves, prunable_weights
 from methods.select import PruneResult, exact_magnitude_masks, exact_random_masks

@@ -183,6 +183,14 @@ CASES = [
      "batch_sizes must be a list of positive integers", None),
     ("structured-unknown-suite-option", lambda e: _run_args(e, "--set", "options={costs: {}}"),
      "unknown option(s) ['costs'] for a prune-finetune suite", None),
+    # iterative pruning (methods/iterative.py): its rounds fine-tune
+    ("imp-rounds-zero", lambda e: _rows(e, "[{method: imp, sparsity: 0.5, rounds: 0}]"),
+     "imp rounds must be a whole number from 1 to 20, got 0", None),
+    ("imp-zeroshot", lambda e: _run_args(e, "--set", "rows=[{method: imp, sparsity: 0.5}]",
+                                         "--set", "protocol=zeroshot"),
+     "protocol 'zeroshot' fine-tunes nothing", None),
+    ("imp-mlm", lambda e: _run_args(e, "--set", "rows=[{method: imp, sparsity: 0.5}]", "--set", "tasks=[sst2,mlm]"),
+     "task(s) mlm are not fine-tuned", None),
 ]
 
 

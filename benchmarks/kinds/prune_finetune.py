@@ -13,6 +13,7 @@ from benchmarks.config import FULL_SCALE, Cell, Suite, canonical_json
 from benchmarks.cost import cost_config, measure_cost
 from benchmarks.errors import UserError
 from benchmarks.identity import identity, key_fields
+from benchmarks.iterative import Train, iterative_prune
 from benchmarks.kinds.base import CellOutcome, RunContext
 from benchmarks.masking import apply_pruning, apply_result, prune_with_method
 from benchmarks.models import resolve_model
@@ -136,21 +137,35 @@ class CellPruner:
     """The cell's pruning step; after the call ``notes``/``data`` hold what the record must add
     (``weights_updated`` when the method changed kept weights; the calibration files' sha256)."""
 
+    # A protocol that fine-tunes passes its fine-tuning as ``train=``: an iterative method needs it between rounds.
+    accepts_training = True
+
     def __init__(self, row_config: dict, seed: int, ctx: RunContext | None) -> None:
         self.config, self.seed, self.ctx = row_config, seed, ctx
         self.notes: dict = {}
         self.data: dict = {}
 
-    def __call__(self, model: torch.nn.Module):
+    def __call__(self, model: torch.nn.Module, train: Train | None = None):
         dense = copy.deepcopy(model) if self.config.get("cost") else None  # the same-process latency baseline
-        masks = self._prune(model)
+        masks = self._prune(model, train)
         if dense is not None:
             self.notes = {**self.notes, "cost": self._cost(dense, model)}
         return masks
 
-    def _prune(self, model: torch.nn.Module):
+    @property
+    def trains(self) -> bool:
+        """The row's method prunes in rounds with fine-tuning between them (benchmarks/iterative.py)."""
+        return self.config["method"] != DENSE and method_spec(self.config["method"]).trains
+
+    def _prune(self, model: torch.nn.Module, train: Train | None = None):
         if self.config["method"] == DENSE:
             return None
+        if self.trains:  # a ticket depends on the task it was fine-tuned on: never cached across tasks
+            if train is None:
+                raise RuntimeError(f"method {self.config['method']!r} fine-tunes between its pruning rounds, and "
+                                   "this task's protocol does not fine-tune")
+            masks, self.notes, self.data = iterative_prune(model, self.config, self.seed, self.ctx, train)
+            return masks
         cache = _pruned_cache(self.ctx)
         key = self._key(model)
         if cache is not None and key in cache:  # another task of this row pruned the same model: reuse it
@@ -223,6 +238,7 @@ class PruneFinetune:
         suite.resolved_recipe()
         check_recipes(suite)
         check_protocol(suite)
+        check_training_rows(suite)
 
     def cells(self, suite: Suite) -> list[Cell]:
         self.validate(suite)
@@ -334,6 +350,25 @@ def protocol_fields(suite: Suite) -> dict:
     version = protocol_spec(suite.protocol).version
     return {"protocol": suite.protocol, "pooling": suite.pooling,
             **({"protocol_version": version} if version != "1" else {})}
+
+
+def check_training_rows(suite: Suite) -> None:
+    """Rows of an iterative method (one that fine-tunes between its pruning rounds, such as imp) need a protocol
+    that fine-tunes and tasks that are fine-tuned (bad input: exit 2)."""
+    source = f"suite {suite.name!r}"
+    iterative = sorted({row.method for row in parse_rows(list(suite.rows), source)
+                        if row.method != DENSE and method_spec(row.method).trains})
+    if not iterative:
+        return
+    names = " and ".join(iterative)
+    if not protocol_spec(suite.protocol).trains:
+        raise UserError(f"{source}: method {names} fine-tunes between its pruning rounds, and protocol "
+                        f"{suite.protocol!r} fine-tunes nothing; use --set protocol=finetune or drop its rows")
+    static = [task for task in suite.tasks if not getattr(TASKS.get(task), "fine_tunes", False)]
+    if static:
+        raise UserError(f"{source}: method {names} fine-tunes between its pruning rounds, and task(s) "
+                        f"{', '.join(static)} are not fine-tuned; run its rows on tasks that are, e.g. "
+                        f"--set tasks=[sst2,mrpc]")
 
 
 def check_protocol(suite: Suite) -> None:

@@ -37,18 +37,23 @@ def finetune_protocol(task, train: Examples, evals: list, model_ref: ModelRef, p
     max_length = recipe.max_length
     set_seed(seed)  # the classifier head's initialisation and dropout depend on the seed
     model = classifier(model_ref, task.num_labels, ctx, seed)
-    masks = pruner(model)
-    before = measure_sparsity(model)
-    clock.lap("model_seconds")  # the copy of the pre-trained model and its pruning
-    # Drift is measured on the pruned pre-trained encoder, before fine-tuning moves it.
-    metrics, arrays = drift_sample(model.base_model, task.name, model_ref, tokenizer, evals, recipe, ctx,
-                                   masks is None)
-    clock.lap("drift_seconds")
     # Tokenized data is shared by every cell of the run with the same task, tokenizer, length and rows.
     encode_key = (task.name, model_ref.location, max_length)
     train_enc = cached(ctx, ("glue-encoded", "train", *encode_key, data_key(train)),
                        lambda: encode(tokenizer, train, max_length))
     clock.lap("tokenize_seconds")
+
+    def train_round(round_model, round_masks) -> dict:  # an iterative method's fine-tuning between its rounds
+        return finetune(round_model, tokenizer, None, recipe, seed, round_masks, ctx.accelerator, task.regression,
+                        encoded=train_enc)
+
+    masks = pruner(model, train=train_round) if getattr(pruner, "accepts_training", False) else pruner(model)
+    before = measure_sparsity(model)
+    clock.lap("model_seconds")  # the copy of the pre-trained model and its pruning (an iterative method's rounds)
+    # Drift is measured on the pruned pre-trained encoder, before fine-tuning moves it.
+    metrics, arrays = drift_sample(model.base_model, task.name, model_ref, tokenizer, evals, recipe, ctx,
+                                   masks is None)
+    clock.lap("drift_seconds")
     account = train_step(ctx, model, masks, tokenizer, train_enc, recipe, seed, task.regression,
                          ("glue-encoded", *encode_key, data_key(train)))
     clock.lap("training_seconds")

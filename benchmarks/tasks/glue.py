@@ -68,6 +68,7 @@ class GlueTask:
     higher_is_better: bool = True
     zeroshot_rule: str = CENTROID  # which training-free rule the zeroshot protocol uses here (docs/protocols.md)
     recipe_type: ClassVar[type] = GlueRecipe  # the recipe family this task reads (benchmarks/recipes.py)
+    fine_tunes: ClassVar[bool] = True  # under a protocol that trains, the pruned model is fine-tuned on the task
 
     @property
     def regression(self) -> bool:
