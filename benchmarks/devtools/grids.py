@@ -24,6 +24,8 @@ COMMITTED = {
     "published/minilm-l6-bert-lowsparsity-cpuft": ["--suite", "bert-lowsparsity", "--model", "minilm-l6",
                                                    "--set", "scale=cpu-ft", "--set", "tasks=[sst2,stsb]",
                                                    "--set", "seeds=[0,1,2]"],
+    "published/minilm-l6-bert-imp-cpuft": ["--suite", "bert-imp", "--model", "minilm-l6", "--set", "scale=cpu-ft",
+                                           "--set", "tasks=[sst2,stsb]", "--set", "seeds=[0,1,2]"],
     "published/minilm-l6-bert-highsparsity-cpuft": ["--suite", "bert-highsparsity", "--model", "minilm-l6",
                                                     "--set", "scale=cpu-ft", "--set", "tasks=[sst2]",
                                                     "--set", "seeds=[0,1,2]"],
