@@ -37,6 +37,7 @@ def finetune_protocol(task, train: Examples, evals: list, model_ref: ModelRef, p
     max_length = recipe.max_length
     set_seed(seed)  # the classifier head's initialisation and dropout depend on the seed
     model = classifier(model_ref, task.num_labels, ctx, seed)
+    clock.lap("model_seconds")  # the copy of the pre-trained model (its pruning adds to it below)
     # Tokenized data is shared by every cell of the run with the same task, tokenizer, length and rows.
     encode_key = (task.name, model_ref.location, max_length)
     train_enc = cached(ctx, ("glue-encoded", "train", *encode_key, data_key(train)),
