@@ -3,7 +3,9 @@
 Each round fine-tunes the cell's model with the masks so far (the cell's own recipe, seed and train data), prunes
 the fine-tuned weights with the method at that round's rate, and rewinds every kept weight, the task head
 included, to its value before the first round (the pre-trained weights: Chen et al. 2020's rewinding for BERT).
-The cell then fine-tunes the final masks from there, as it fine-tunes any other row's masks. A ticket depends on the
+The cell then fine-tunes the final masks from there, as it fine-tunes any other row's masks. Every fine-tuning
+starts from the random-generator state the cell had before the rounds, so each draws the dropout a one-shot cell
+draws: the ticket's fine-tuning differs from a one-shot row's in the mask alone. A ticket depends on the
 task it was fine-tuned on, so it is never shared between the tasks of a row (unlike one-shot masks).
 
 The cell key names the method and its ``rounds``; a change here that would give other tickets needs the method's
@@ -21,6 +23,7 @@ from torch import nn
 
 from benchmarks.masking import apply_pruning, prune_with_method
 from benchmarks.registry import METHODS
+from benchmarks.stacking import rng_state, set_rng_state
 
 # train(model, masks or None): fine-tunes ``model`` in place with the masks held fixed (the protocol's fine-tuning)
 Train = Callable[[nn.Module, dict | None], object]
@@ -41,11 +44,16 @@ def iterative_prune(model: nn.Module, config: dict, seed: int, ctx, train: Train
     from methods.iterative import round_rates
 
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    # Every fine-tuning of the cell draws the dropout the cell would draw without rounds: round 1 is the dense
+    # row's fine-tuning, and the ticket's final one differs from a one-shot row's in its mask alone.
+    device = next(model.parameters()).device
+    generators = rng_state(device)
     oneshot = _oneshot_masks(model, config, seed)
     rates = round_rates(float(config["sparsity"]), rounds_of(config))
     masks, notes, data, seconds = None, {}, {}, []
     for i, rate in enumerate(rates):
         began = time.perf_counter()
+        set_rng_state(generators, device)
         train(model, masks)
         seconds.append(round(time.perf_counter() - began, 3))
         found, notes, data = prune_with_method(model, {**config, "sparsity": rate}, seed, ctx)
@@ -54,6 +62,7 @@ def iterative_prune(model: nn.Module, config: dict, seed: int, ctx, train: Train
         _rewind(model, start)
         apply_pruning(model, found)
         masks = found
+    set_rng_state(generators, device)
     notes = {**notes, "iterative": {"rounds": len(rates), "rates": [round(r, 6) for r in rates],
                                     "training_seconds": seconds, "rewound_to": "pre-trained",
                                     "kept_also_by_oneshot": _kept_share(masks, oneshot)}}

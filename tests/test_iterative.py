@@ -38,12 +38,15 @@ def _shift(step: float):
 
     def train(model, masks):
         seen.append(None if masks is None else {k: v.clone() for k, v in masks.items()})
+        draws.append(float(torch.rand(1)))  # what dropout would draw
         with torch.no_grad():
             for w in prunable_weights(model):
                 bump = step * torch.linspace(-1, 1, w.weight.numel()).view_as(w.weight)
                 w.weight.add_(bump)
                 if masks is not None:
                     w.weight.mul_(masks[w.name])
+    draws: list[float] = []
+    train.draws = draws
     return train, seen
 
 
@@ -92,14 +95,29 @@ def test_rounds_are_nested_and_each_fine_tunes_with_the_last_rounds_masks():
     assert sum(int((~m).sum()) for m in masks.values()) == round(0.75 * total)
 
 
+def test_every_fine_tuning_draws_what_a_one_shot_cell_draws():
+    """Each round's fine-tuning, and the ticket's after the rounds, start from the generator state the cell had:
+    round 1 is the dense row's fine-tuning and the ticket differs from a one-shot row in its mask alone."""
+    model = _tiny_encoder()
+    train, _ = _shift(0.05)
+    torch.manual_seed(7)
+    expected = float(torch.rand(1))
+    torch.manual_seed(7)
+    iterative_prune(model, {"method": "imp", "sparsity": 0.75, "options": {"rounds": 3}}, 0, None, train)
+    assert train.draws == [expected] * 3
+    assert float(torch.rand(1)) == expected  # what the ticket's fine-tuning will draw
+
+
 def test_a_method_whose_rounds_revive_weights_is_refused():
     """Masks that are not nested (here: a 'fine-tuning' that ignores the masks) are an error, not a ticket."""
     model = _tiny_encoder()
 
+    own = torch.Generator().manual_seed(1)  # its own draws: a new set of weights each round
+
     def careless(model, masks):
         with torch.no_grad():
             for w in prunable_weights(model):
-                w.weight.copy_(torch.randn_like(w.weight))
+                w.weight.copy_(torch.randn(w.weight.shape, generator=own))
 
     with pytest.raises(RuntimeError, match="not nested"):
         iterative_prune(model, {"method": "imp", "sparsity": 0.5, "options": {"rounds": 2}}, 0, None, careless)
