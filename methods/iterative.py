@@ -48,7 +48,9 @@ def _imp_label(sparsity: float, options: dict) -> str:
                  color="C9")
 def iterative_magnitude(model: nn.Module, sparsity: float, generator: torch.Generator | None = None,
                         rounds: int = ROUNDS, **options) -> Masks:
-    """Iterative magnitude pruning rewound to the pre-trained weights (Chen et al. 2020); one round: global
-    magnitude over the current weights, the runner fine-tunes between ``rounds`` rounds."""
+    """Lottery tickets: magnitude pruning in rounds of fine-tuning, rewound to pre-trained weights (Chen et al. 2020).
+
+    This function is one round, global magnitude over the current weights; the runner fine-tunes between
+    ``rounds`` rounds (benchmarks/iterative.py)."""
     _check_imp(sparsity, {"rounds": rounds, **options})
     return exact_magnitude_masks({w.name: w.weight for w in prunable_weights(model)}, sparsity)
