@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from benchmarks.masking import apply_pruning, prune_with_method
+from benchmarks.masking import apply_pruning, method_result, prune_with_method
 from benchmarks.registry import METHODS
 from benchmarks.stacking import rng_state, set_rng_state
 
@@ -42,13 +42,14 @@ def iterative_prune(model: nn.Module, config: dict, seed: int, ctx, train: Train
     """Prune ``model`` in place over the row's rounds with ``train`` between them; return (the final keep-masks,
     record notes, data provenance) as ``prune_with_method`` does, the notes with the rounds' account."""
     from methods.iterative import round_rates
+    from methods.select import split_result
 
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     # Every fine-tuning of the cell draws the dropout the cell would draw without rounds: round 1 is the dense
     # row's fine-tuning, and the ticket's final one differs from a one-shot row's in its mask alone.
     device = next(model.parameters()).device
     generators = rng_state(device)
-    oneshot = _oneshot_masks(model, config, seed)
+    oneshot = split_result(method_result(model, config, seed, ctx)[0])[0]  # one round on the pre-trained weights
     rates = round_rates(float(config["sparsity"]), rounds_of(config))
     masks, notes, data, seconds = None, {}, {}, []
     for i, rate in enumerate(rates):
@@ -67,16 +68,6 @@ def iterative_prune(model: nn.Module, config: dict, seed: int, ctx, train: Train
                                     "training_seconds": seconds, "rewound_to": "pre-trained",
                                     "kept_also_by_oneshot": _kept_share(masks, oneshot)}}
     return masks, notes, data
-
-
-def _oneshot_masks(model: nn.Module, config: dict, seed: int) -> dict:
-    """The masks one round would give on the weights before any fine-tuning (not applied): what IMP is compared
-    with."""
-    from methods.select import split_result
-
-    kwargs = dict(config.get("options") or {})
-    result = METHODS.get(config["method"])(model, config["sparsity"], torch.Generator().manual_seed(seed), **kwargs)
-    return split_result(result)[0]
 
 
 def _check_nested(before: dict, after: dict, round_: int) -> None:

@@ -124,9 +124,22 @@ def prune_with_method(model: nn.Module, row_config: dict, seed: int, ctx=None, w
     A method registered with ``calibration=True``
     gets the calibration set of the row's ``calibration`` config (built once per run, in ``ctx.cache``).
     """
+    from methods.select import split_result
+
+    result, data = method_result(model, row_config, seed, ctx)
+    masks, weights = split_result(result)
+    notes = {"weights_updated": True} if weights else {}
+    kept_masks, shrunk = apply_result(model, result)
+    if shrunk is not None:
+        notes["structure"] = shrunk
+    return (kept_masks, notes, data, result) if with_result else (kept_masks, notes, data)
+
+
+def method_result(model: nn.Module, row_config: dict, seed: int, ctx=None) -> tuple:
+    """(what the row's registered method returns for ``model``, data provenance), nothing applied: the method is
+    called with the row's options, a generator seeded with ``seed`` and its calibration set if it needs one."""
     from benchmarks.calibration import needs_calibration
     from benchmarks.registry import METHODS
-    from methods.select import split_result
 
     method = row_config["method"]
     kwargs = dict(row_config.get("options") or {})
@@ -135,13 +148,7 @@ def prune_with_method(model: nn.Module, row_config: dict, seed: int, ctx=None, w
         kwargs["calibration"] = calibration_for(model, row_config.get("calibration"), ctx)
         data.update(kwargs["calibration"].source)
     generator = torch.Generator().manual_seed(seed)
-    result = METHODS.get(method)(model, row_config["sparsity"], generator, **kwargs)
-    masks, weights = split_result(result)
-    notes = {"weights_updated": True} if weights else {}
-    kept_masks, shrunk = apply_result(model, result)
-    if shrunk is not None:
-        notes["structure"] = shrunk
-    return (kept_masks, notes, data, result) if with_result else (kept_masks, notes, data)
+    return METHODS.get(method)(model, row_config["sparsity"], generator, **kwargs), data
 
 
 def apply_result(model: nn.Module, result) -> tuple[dict, dict | None]:

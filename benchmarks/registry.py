@@ -255,6 +255,12 @@ def method_spec(name: str) -> MethodSpec:
     return spec if spec is not None else MethodSpec(name)
 
 
+def trains_between_rounds(method: str | None) -> bool:
+    """The row's method prunes in rounds with fine-tuning between them (``register_method(..., trains=True)``,
+    benchmarks/iterative.py); the dense row, which names no registered method, does not."""
+    return method not in (None, "dense") and method_spec(method).trains
+
+
 def register_method(name: str, *, example_options: dict | None = None, example_sparsity: float | None = 0.3,
                     groups: Callable | None = None, rate_options: tuple = (), validate: Callable | None = None,
                     calibration: bool = False, label: Callable | None = None, patterns: bool = False,

@@ -140,16 +140,11 @@ def stack_key(config: dict) -> tuple | None:
     """Cells with equal keys may be stacked (None: the cell trains alone, e.g. another protocol than finetune)."""
     if config.get("kind") != "prune-finetune" or config.get("protocol", "finetune") != "finetune":
         return None
-    if config.get("method") not in (None, "dense") and _trains_between_rounds(config["method"]):
+    from benchmarks.registry import trains_between_rounds
+
+    if trains_between_rounds(config.get("method")):
         return None  # its rounds fine-tune before the stacked step could capture the cell (benchmarks/iterative.py)
     return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in ROW_FIELDS))
-
-
-def _trains_between_rounds(method: str) -> bool:
-    """The method prunes in rounds with fine-tuning between them (``register_method(..., trains=True)``)."""
-    from benchmarks.registry import method_spec
-
-    return method_spec(method).trains
 
 
 def plan_groups(cells: list, size: int) -> list[list]:

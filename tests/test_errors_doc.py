@@ -29,7 +29,7 @@ def _tested_ids() -> set[str]:
     ids |= {f"bad:ok-record-npz-{d}-rerun" for d in ("truncated", "garbage", "missing")}
     ids |= {f"bad:report-npz-{d}" for d in ("truncated", "garbage")}
     ids |= {f"identity:{c[0]}" for c in test_report_grid.PLUGIN_CASES}
-    ids |= {f"report:{c[0]}" for c in test_reports_safe.FORMAT_CASES + test_reports_safe.TABLE_CASES}
+    ids |= {f"report:{c[0]}" for c in test_reports_safe.FORMAT_CASES}
     ids |= {f"report:npz-{kind}" for kind in test_reports_safe.DAMAGE}
     ids |= {f"report:disk-full-{where}" for where in ("plots", "report-file")}
     ids |= {f"migrate:{c[0]}" for c in test_migrate.BAD_FOLDERS + test_migrate.CORRUPT}

@@ -20,7 +20,15 @@ from benchmarks.models import resolve_model
 from benchmarks.protocols.base import FINETUNE
 from benchmarks.protocols.embed import DENSE_IDENTITY, POOLINGS
 from benchmarks.recipes import FAMILIES, check_recipe
-from benchmarks.registry import METHODS, PROTOCOLS, TASKS, method_spec, protocol_spec, register_kind
+from benchmarks.registry import (
+    METHODS,
+    PROTOCOLS,
+    TASKS,
+    method_spec,
+    protocol_spec,
+    register_kind,
+    trains_between_rounds,
+)
 from methods import method_label, method_nominal
 from methods.patterns import canonical_pattern
 from methods.select import check_rate
@@ -152,15 +160,11 @@ class CellPruner:
             self.notes = {**self.notes, "cost": self._cost(dense, model)}
         return masks
 
-    @property
-    def trains(self) -> bool:
-        """The row's method prunes in rounds with fine-tuning between them (benchmarks/iterative.py)."""
-        return self.config["method"] != DENSE and method_spec(self.config["method"]).trains
-
     def _prune(self, model: torch.nn.Module, train: Train | None = None):
         if self.config["method"] == DENSE:
             return None
-        if self.trains:  # a ticket depends on the task it was fine-tuned on: never cached across tasks
+        # a ticket depends on the task it was fine-tuned on: never cached across tasks
+        if trains_between_rounds(self.config["method"]):
             if train is None:
                 raise RuntimeError(f"method {self.config['method']!r} fine-tunes between its pruning rounds, and "
                                    "this task's protocol does not fine-tune")
@@ -357,7 +361,7 @@ def check_training_rows(suite: Suite) -> None:
     that fine-tunes and tasks that are fine-tuned (bad input: exit 2)."""
     source = f"suite {suite.name!r}"
     iterative = sorted({row.method for row in parse_rows(list(suite.rows), source)
-                        if row.method != DENSE and method_spec(row.method).trains})
+                        if trains_between_rounds(row.method)})
     if not iterative:
         return
     names = " and ".join(iterative)
